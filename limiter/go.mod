@@ -1,0 +1,3 @@
+module github.com/sluice-ingest/sluice/limiter
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/sluice-ingest/sluice/pkg
+
+go 1.26

@@ -1,0 +1,3 @@
+module github.com/sluice-ingest/sluice/worker
+
+go 1.26
