@@ -1,0 +1,78 @@
+package devstack_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-ingest/sluice/pkg/devstack"
+	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
+)
+
+// TestS3KeepsMetadataAndConditionalPut checks the two versitygw features the
+// worker relies on: object metadata and If-None-Match: * on an existing key.
+func TestS3KeepsMetadataAndConditionalPut(t *testing.T) {
+	srv := devtest.S3(t)
+	c := srv.Client()
+	ctx := t.Context()
+	put := func() error {
+		_, err := c.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: aws.String(devstack.S3Bucket), Key: aws.String("a/b.ndjson"),
+			Body: bytes.NewReader([]byte("x\n")), IfNoneMatch: aws.String("*"),
+			Metadata: map[string]string{"sluice-event-count": "1"},
+		})
+		return err
+	}
+	if err := put(); err != nil {
+		t.Fatal(err)
+	}
+	err := put()
+	var apiErr smithy.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode() != "PreconditionFailed" {
+		t.Fatalf("second conditional put: err = %v, want PreconditionFailed", err)
+	}
+	out, err := c.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(devstack.S3Bucket), Key: aws.String("a/b.ndjson")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(out.Body)
+	out.Body.Close()
+	if string(b) != "x\n" || out.Metadata["sluice-event-count"] != "1" {
+		t.Errorf("got body %q metadata %v", b, out.Metadata)
+	}
+}
+
+func TestNATSRestartKeepsStreams(t *testing.T) {
+	n := devtest.NATS(t)
+	_, js := devtest.JetStream(t, n)
+	if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: "S", Subjects: []string{"s"}, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(t.Context(), "s", []byte("kept")); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for {
+		st, err := js.Stream(ctx, "S")
+		if err == nil && st.CachedInfo().State.Msgs == 1 {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("stream not back after restart: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,7 @@
+//go:build !linux
+
+package devstack
+
+import "os/exec"
+
+func dieWithParent(*exec.Cmd) {}

@@ -1,0 +1,130 @@
+package envelope
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/sluice-ingest/sluice/pkg/stream"
+)
+
+// ErrBadMeta is returned when a message's headers do not carry valid metadata.
+var ErrBadMeta = errors.New("bad message metadata")
+
+var (
+	tenantRe  = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
+	batchIDRe = regexp.MustCompile(`^[a-z0-9_-]{1,128}$`)
+)
+
+// ValidTenant reports whether s is a valid tenant id ([a-z0-9_-]{1,64}).
+func ValidTenant(s string) bool { return tenantRe.MatchString(s) }
+
+var idEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
+
+// NewBatchID returns a random batch id: 26 characters of lowercase base32.
+func NewBatchID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	return idEncoding.EncodeToString(b[:])
+}
+
+// BatchIDFor derives the batch id of a request that carries an
+// Idempotency-Key, so a retry gets the same batch id and the same event ids.
+func BatchIDFor(tenant, idempotencyKey string) string {
+	h := sha256.New()
+	h.Write([]byte(tenant))
+	h.Write([]byte{0})
+	h.Write([]byte(idempotencyKey))
+	return idEncoding.EncodeToString(h.Sum(nil)[:16])
+}
+
+// Meta is what the gateway records about an accepted request.
+type Meta struct {
+	Tenant     string
+	BatchID    string
+	ReceivedAt time.Time
+	EventCount int
+}
+
+// SetHeaders writes m into a JetStream message's headers. The batch id is the
+// message id, so JetStream de-duplicates retries inside its window.
+func (m Meta) SetHeaders(h nats.Header) {
+	h.Set(stream.HeaderMsgID, m.BatchID)
+	h.Set(stream.HeaderTenant, m.Tenant)
+	h.Set(stream.HeaderBatchID, m.BatchID)
+	h.Set(stream.HeaderReceivedAt, m.ReceivedAt.UTC().Format(time.RFC3339Nano))
+	h.Set(stream.HeaderEventCount, strconv.Itoa(m.EventCount))
+}
+
+// MetaFromHeaders reads and validates the metadata of a message. An error
+// means the message can never be stored as it is.
+func MetaFromHeaders(h nats.Header) (Meta, error) {
+	var m Meta
+	m.Tenant = h.Get(stream.HeaderTenant)
+	if !ValidTenant(m.Tenant) {
+		return m, fmt.Errorf("%w: %s %q", ErrBadMeta, stream.HeaderTenant, m.Tenant)
+	}
+	m.BatchID = h.Get(stream.HeaderBatchID)
+	if !batchIDRe.MatchString(m.BatchID) {
+		return m, fmt.Errorf("%w: %s %q", ErrBadMeta, stream.HeaderBatchID, m.BatchID)
+	}
+	ra := h.Get(stream.HeaderReceivedAt)
+	t, err := time.Parse(time.RFC3339Nano, ra)
+	if err != nil {
+		return m, fmt.Errorf("%w: %s %q", ErrBadMeta, stream.HeaderReceivedAt, ra)
+	}
+	m.ReceivedAt = t.UTC()
+	n, err := strconv.Atoi(h.Get(stream.HeaderEventCount))
+	if err != nil || n < 1 {
+		return m, fmt.Errorf("%w: %s %q", ErrBadMeta, stream.HeaderEventCount, h.Get(stream.HeaderEventCount))
+	}
+	m.EventCount = n
+	return m, nil
+}
+
+// EachEvent calls fn for every event of an NDJSON body (one JSON object per
+// line), with its zero-based index. Empty lines are not events.
+func EachEvent(body []byte, fn func(index int, event []byte) error) error {
+	i := 0
+	for len(body) > 0 {
+		line := body
+		if j := bytes.IndexByte(body, '\n'); j >= 0 {
+			line, body = body[:j], body[j+1:]
+		} else {
+			body = nil
+		}
+		if len(line) == 0 {
+			continue
+		}
+		if err := fn(i, line); err != nil {
+			return err
+		}
+		i++
+	}
+	return nil
+}
+
+// AppendLine appends one output line for event number index of the request
+// described by m: {"id":"<batch_id>-<index>","tenant":...,"received_at":...,"data":<event>}\n.
+// The tenant and batch id are validated, so they need no JSON escaping.
+func AppendLine(dst []byte, m Meta, index int, event []byte) []byte {
+	dst = append(dst, `{"id":"`...)
+	dst = append(dst, m.BatchID...)
+	dst = append(dst, '-')
+	dst = strconv.AppendInt(dst, int64(index), 10)
+	dst = append(dst, `","tenant":"`...)
+	dst = append(dst, m.Tenant...)
+	dst = append(dst, `","received_at":"`...)
+	dst = m.ReceivedAt.UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = append(dst, `","data":`...)
+	dst = append(dst, event...)
+	return append(dst, '}', '\n')
+}

@@ -1,0 +1,86 @@
+package envelope
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/sluice-ingest/sluice/pkg/stream"
+)
+
+func TestHeadersRoundTrip(t *testing.T) {
+	m := Meta{Tenant: "acme", BatchID: NewBatchID(), ReceivedAt: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), EventCount: 3}
+	h := nats.Header{}
+	m.SetHeaders(h)
+	if h.Get(stream.HeaderMsgID) != m.BatchID {
+		t.Errorf("Nats-Msg-Id = %q, want batch id %q", h.Get(stream.HeaderMsgID), m.BatchID)
+	}
+	got, err := MetaFromHeaders(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != m {
+		t.Errorf("got %+v, want %+v", got, m)
+	}
+}
+
+func TestMetaFromHeadersRejects(t *testing.T) {
+	good := func() nats.Header {
+		h := nats.Header{}
+		Meta{Tenant: "t", BatchID: "b", ReceivedAt: time.Now(), EventCount: 1}.SetHeaders(h)
+		return h
+	}
+	for name, mut := range map[string]func(nats.Header){
+		"no tenant":   func(h nats.Header) { h.Del(stream.HeaderTenant) },
+		"bad tenant":  func(h nats.Header) { h.Set(stream.HeaderTenant, "A\"B") },
+		"no batch":    func(h nats.Header) { h.Del(stream.HeaderBatchID) },
+		"quote batch": func(h nats.Header) { h.Set(stream.HeaderBatchID, `x"y`) },
+		"bad time":    func(h nats.Header) { h.Set(stream.HeaderReceivedAt, "yesterday") },
+		"zero count":  func(h nats.Header) { h.Set(stream.HeaderEventCount, "0") },
+		"no count":    func(h nats.Header) { h.Del(stream.HeaderEventCount) },
+	} {
+		h := good()
+		mut(h)
+		if _, err := MetaFromHeaders(h); !errors.Is(err, ErrBadMeta) {
+			t.Errorf("%s: err = %v, want ErrBadMeta", name, err)
+		}
+	}
+}
+
+func TestBatchIDFor(t *testing.T) {
+	a, b := BatchIDFor("t1", "k"), BatchIDFor("t2", "k")
+	if a == b {
+		t.Error("same key for two tenants gives the same batch id")
+	}
+	if a != BatchIDFor("t1", "k") {
+		t.Error("batch id not stable")
+	}
+	if NewBatchID() == NewBatchID() {
+		t.Error("random batch ids repeat")
+	}
+}
+
+func TestAppendLine(t *testing.T) {
+	m := Meta{Tenant: "acme", BatchID: "abc", ReceivedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), EventCount: 2}
+	var out []byte
+	err := EachEvent([]byte("{\"a\":1}\n\n{\"b\":[2]}\n"), func(i int, ev []byte) error {
+		out = AppendLine(out, m, i, ev)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"id":"abc-0","tenant":"acme","received_at":"2026-01-02T03:04:05Z","data":{"a":1}}` + "\n" +
+		`{"id":"abc-1","tenant":"acme","received_at":"2026-01-02T03:04:05Z","data":{"b":[2]}}` + "\n"
+	if string(out) != want {
+		t.Errorf("got\n%s\nwant\n%s", out, want)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(out[:bytes.IndexByte(out, '\n')], &v); err != nil {
+		t.Errorf("line is not JSON: %v", err)
+	}
+}

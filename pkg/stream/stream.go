@@ -1,0 +1,180 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Names of the streams and the consumer, as shown by `nats stream info`.
+const (
+	EventsStream = "SLUICE_EVENTS"
+	DLQStream    = "SLUICE_DLQ"
+	Consumer     = "sluice-workers"
+
+	eventsSubjectPrefix = "sluice.events."
+	dlqSubjectPrefix    = "sluice.dlq."
+)
+
+// Message headers. Nats-Msg-Id is JetStream's own de-duplication header.
+const (
+	HeaderMsgID      = jetstream.MsgIDHeader
+	HeaderTenant     = "Sluice-Tenant"
+	HeaderBatchID    = "Sluice-Batch-Id"
+	HeaderReceivedAt = "Sluice-Received-At"
+	HeaderEventCount = "Sluice-Event-Count"
+	HeaderError      = "Sluice-Error"
+	HeaderDeliveries = "Sluice-Deliveries"
+)
+
+// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id: a retry with
+// the same Idempotency-Key inside it is stored once.
+const DuplicateWindow = 2 * time.Minute
+
+// EventsSubject is the subject a tenant's requests are published on.
+func EventsSubject(tenant string) string { return eventsSubjectPrefix + tenant }
+
+// DLQSubject is the subject a tenant's dead letters are published on.
+func DLQSubject(tenant string) string { return dlqSubjectPrefix + tenant }
+
+// Config sizes the streams.
+type Config struct {
+	// Name of the events stream; empty means EventsStream.
+	Name string
+	// Replicas is 1 for a single server, 3 for a production cluster.
+	Replicas int
+	// MaxBytes bounds the events stream; when full, publishes are refused
+	// (discard new). Zero or negative means unlimited.
+	MaxBytes int64
+}
+
+func (c Config) eventsName() string {
+	if c.Name == "" {
+		return EventsStream
+	}
+	return c.Name
+}
+
+// EventsConfig is the events stream's configuration.
+func (c Config) EventsConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        c.eventsName(),
+		Description: "Sluice ingested requests, one message per accepted request",
+		Subjects:    []string{eventsSubjectPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.WorkQueuePolicy,
+		Discard:     jetstream.DiscardNew,
+		MaxBytes:    maxBytes(c.MaxBytes),
+		Duplicates:  DuplicateWindow,
+		Replicas:    replicas(c.Replicas),
+	}
+}
+
+// DLQConfig is the dead-letter stream's configuration.
+func (c Config) DLQConfig() jetstream.StreamConfig {
+	return jetstream.StreamConfig{
+		Name:        DLQStream,
+		Description: "Sluice messages that could not be stored, with Sluice-Error",
+		Subjects:    []string{dlqSubjectPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Discard:     jetstream.DiscardNew,
+		MaxBytes:    maxBytes(c.MaxBytes),
+		Replicas:    replicas(c.Replicas),
+	}
+}
+
+func maxBytes(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
+func replicas(n int) int {
+	if n < 1 {
+		return 1
+	}
+	return n
+}
+
+// EnsureStreams creates or updates the events and dead-letter streams. It is
+// safe to call from several processes at once.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) error {
+	for _, sc := range []jetstream.StreamConfig{cfg.EventsConfig(), cfg.DLQConfig()} {
+		if err := ensureStream(ctx, js, sc); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
+	var err error
+	// Two processes creating the same stream at once: the loser sees "already
+	// in use" and its second attempt becomes an update.
+	for range 3 {
+		if _, err = js.CreateOrUpdateStream(ctx, sc); err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			break
+		}
+	}
+	return fmt.Errorf("ensure stream %s: %w", sc.Name, err)
+}
+
+// ConsumerConfig tunes the durable pull consumer.
+type ConsumerConfig struct {
+	// Name of the durable consumer; empty means Consumer.
+	Name string
+	// AckWait is how long a delivered message may stay unacknowledged before
+	// it is redelivered.
+	AckWait time.Duration
+	// MaxDeliver bounds deliveries of one message; <= 0 means unlimited.
+	MaxDeliver int
+	// MaxAckPending bounds messages delivered but not yet acknowledged.
+	MaxAckPending int
+	// BackOff spaces redeliveries after a Nak without delay.
+	BackOff []time.Duration
+}
+
+// EnsureConsumer creates or updates the durable pull consumer shared by all
+// workers of the events stream.
+func EnsureConsumer(ctx context.Context, js jetstream.JetStream, streamName string, cc ConsumerConfig) (jetstream.Consumer, error) {
+	if streamName == "" {
+		streamName = EventsStream
+	}
+	name := cc.Name
+	if name == "" {
+		name = Consumer
+	}
+	cfg := jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "Sluice workers: batch to S3, ack after upload",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       cc.AckWait,
+		MaxDeliver:    cc.MaxDeliver,
+		MaxAckPending: cc.MaxAckPending,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	}
+	if cfg.MaxDeliver <= 0 {
+		cfg.MaxDeliver = -1
+	}
+	var (
+		c   jetstream.Consumer
+		err error
+	)
+	for range 3 {
+		if c, err = js.CreateOrUpdateConsumer(ctx, streamName, cfg); err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, jetstream.ErrConsumerExists) {
+			break
+		}
+	}
+	return nil, fmt.Errorf("ensure consumer %s on %s: %w", name, streamName, err)
+}
