@@ -185,7 +185,8 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 		c.Nodes = append(c.Nodes, start(tb, dir,
 			"--cluster-enabled", "yes",
 			"--cluster-config-file", filepath.Join(dir, "nodes.conf"),
-			"--cluster-node-timeout", "2000"))
+			"--cluster-node-timeout", "2000",
+			"--cluster-port", strconv.Itoa(freePort(tb))))
 	}
 	ctx := context.Background()
 	per := 16384 / n
