@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"strconv"
 	"time"
@@ -59,6 +60,9 @@ func StartRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
 		return r, nil
 	}
 	r.Kind = "redis-server"
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("redis dir: %w", err)
+	}
 	r.cmd = exec.Command(bin,
 		"--bind", "127.0.0.1", "--port", strconv.Itoa(opts.Port),
 		"--save", "", "--appendonly", "no", "--dir", opts.Dir)

@@ -138,3 +138,7 @@ func Lines(b []byte) []string {
 	}
 	return out
 }
+
+func freePort() (int, error) { return devstack.FreePort() }
+
+func itoa(i int) string { return fmt.Sprint(i) }

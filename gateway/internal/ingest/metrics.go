@@ -1,0 +1,33 @@
+package ingest
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the gateway's request metrics.
+type Metrics struct {
+	requests       *prometheus.CounterVec
+	eventsAccepted prometheus.Counter
+	requestSeconds prometheus.Histogram
+	publishSeconds prometheus.Histogram
+}
+
+// NewMetrics registers the ingest metrics on reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_gateway_requests_total", Help: "Ingest requests by HTTP status code.",
+		}, []string{"code"}),
+		eventsAccepted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_gateway_events_accepted_total", Help: "Events in requests answered 202.",
+		}),
+		requestSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "sluice_gateway_request_duration_seconds", Help: "Time from request start to 202.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+		}),
+		publishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "sluice_gateway_publish_duration_seconds", Help: "Time from publish to JetStream acknowledgement.",
+			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 15),
+		}),
+	}
+	reg.MustRegister(m.requests, m.eventsAccepted, m.requestSeconds, m.publishSeconds)
+	return m
+}

@@ -1,0 +1,139 @@
+package devtest
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Proc is a program started by a test, with its output captured.
+type Proc struct {
+	Name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	out  *syncBuffer
+	err  error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Start runs bin with env (see Env). The process is stopped at cleanup, and
+// its output is logged when the test failed.
+func Start(t testing.TB, name, bin string, env map[string]string) *Proc {
+	t.Helper()
+	p := &Proc{Name: name, cmd: exec.Command(bin), done: make(chan struct{}), out: &syncBuffer{}}
+	p.cmd.Env = Env(env)
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.Stop(10 * time.Second)
+		if t.Failed() {
+			t.Logf("--- output of %s:\n%s", name, p.Output())
+		}
+	})
+	return p
+}
+
+// Output is what the process printed so far.
+func (p *Proc) Output() string { return p.out.String() }
+
+// Signal sends sig to the process.
+func (p *Proc) Signal(sig os.Signal) { _ = p.cmd.Process.Signal(sig) }
+
+// Kill ends the process with SIGKILL and waits for it.
+func (p *Proc) Kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// Stop sends SIGTERM and waits up to grace before killing. It returns the
+// process's exit error (nil for a clean exit).
+func (p *Proc) Stop(grace time.Duration) error {
+	select {
+	case <-p.done:
+		return p.err
+	default:
+	}
+	p.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		p.Kill()
+	}
+	return p.err
+}
+
+// Done is closed when the process has exited.
+func (p *Proc) Done() <-chan struct{} { return p.done }
+
+// WaitReady polls url until it answers 200, the process exits or 30s pass.
+func WaitReady(t testing.TB, p *Proc, url string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited before it was ready: %v\n%s", p.Name, p.err, p.Output())
+		case <-ctx.Done():
+			t.Fatalf("%s not ready at %s: %v\n%s", p.Name, url, err, p.Output())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Eventually polls cond every interval until it returns true or timeout
+// passes, then fails with msg.
+func Eventually(t testing.TB, timeout, interval time.Duration, cond func() bool, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %s", timeout, msg)
+		}
+		time.Sleep(interval)
+	}
+}
+
+// Addr returns a free 127.0.0.1:port.
+func Addr(t testing.TB) string {
+	t.Helper()
+	p, err := freePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return "127.0.0.1:" + itoa(p)
+}

@@ -1,0 +1,217 @@
+// Command worker drains the Sluice stream into S3: it pulls from the durable
+// consumer, batches events per tenant and hour, uploads compressed objects
+// and acknowledges messages only after their object is stored.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/nats-io/nats.go/jetstream"
+	rungroup "github.com/oklog/run"
+
+	"github.com/sluice-ingest/sluice/pkg/config"
+	"github.com/sluice-ingest/sluice/pkg/stream"
+	"github.com/sluice-ingest/sluice/pkg/telemetry"
+	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/pipeline"
+	"github.com/sluice-ingest/sluice/worker/internal/sink"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if errors.Is(err, config.ErrHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+type settings struct {
+	natsURL, natsCreds, streamName string
+	replicas                       int
+	streamMaxBytes                 int64
+	logLevel, logFormat            string
+	adminAddr                      string
+	consumer                       string
+	workers                        int
+	s3Bucket, s3Prefix, s3Endpoint string
+	s3PathStyle                    bool
+	limits                         batch.Limits
+	compression                    string
+	maxInflightBytes               int64
+	shutdownTimeout                time.Duration
+	pprof                          bool
+}
+
+func parseSettings(args []string, getenv func(string) string, stdout io.Writer) (settings, error) {
+	var s settings
+	cs := config.New("worker", getenv)
+	cs.String(&s.natsURL, "SLUICE_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL; a comma-separated list for a cluster")
+	cs.String(&s.natsCreds, "SLUICE_NATS_CREDS", "", "NATS credentials (.creds) file")
+	cs.String(&s.streamName, "SLUICE_STREAM", stream.EventsStream, "JetStream stream holding accepted requests")
+	cs.Int(&s.replicas, "SLUICE_STREAM_REPLICAS", 1, 1, "stream replicas: 1 for one server, 3 for a cluster")
+	cs.Bytes(&s.streamMaxBytes, "SLUICE_STREAM_MAX_BYTES", "0", 0, "stream size bound (0 = unlimited)")
+	cs.Enum(&s.logLevel, "SLUICE_LOG_LEVEL", "info", telemetry.LogLevels, "log level")
+	cs.Enum(&s.logFormat, "SLUICE_LOG_FORMAT", "json", telemetry.LogFormats, "log format")
+	cs.String(&s.adminAddr, "SLUICE_ADMIN_ADDR", ":9091", "admin listen address: /healthz, /readyz, /metrics")
+	cs.String(&s.consumer, "SLUICE_CONSUMER", stream.Consumer, "durable pull consumer shared by all workers")
+	cs.Int(&s.workers, "SLUICE_WORKERS", 4, 1, "concurrent uploads")
+	cs.String(&s.s3Bucket, "SLUICE_S3_BUCKET", "", "S3 bucket the objects land in (required)")
+	cs.String(&s.s3Prefix, "SLUICE_S3_PREFIX", "", "key prefix before tenant=<tenant>/")
+	cs.String(&s.s3Endpoint, "SLUICE_S3_ENDPOINT", "", "S3 endpoint URL for S3-compatible servers (empty: AWS)")
+	cs.Bool(&s.s3PathStyle, "SLUICE_S3_PATH_STYLE", false, "path-style addressing (most S3-compatible servers)")
+	cs.Bytes(&s.limits.MaxBytes, "SLUICE_BATCH_MAX_BYTES", "64MiB", 1, "flush a batch at this many uncompressed bytes")
+	cs.Int(&s.limits.MaxEvents, "SLUICE_BATCH_MAX_EVENTS", 500000, 1, "flush a batch at this many events")
+	cs.Duration(&s.limits.MaxAge, "SLUICE_BATCH_MAX_AGE", time.Minute, 10*time.Millisecond, "flush a batch this long after it opened")
+	cs.Enum(&s.compression, "SLUICE_COMPRESSION", "gzip", []string{"gzip", "zstd", "none"}, "object compression")
+	cs.Bytes(&s.maxInflightBytes, "SLUICE_MAX_INFLIGHT_BYTES", "256MiB", 1, "bytes held in open batches and uploads")
+	cs.Duration(&s.shutdownTimeout, "SLUICE_SHUTDOWN_TIMEOUT", 30*time.Second, 0, "longest final flush on SIGTERM")
+	cs.Bool(&s.pprof, "SLUICE_PPROF", false, "serve /debug/pprof/ on the admin port")
+	if err := cs.Parse(args, stdout); err != nil {
+		return s, err
+	}
+	if s.s3Bucket == "" {
+		return s, errors.New("SLUICE_S3_BUCKET is required")
+	}
+	return s, nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	s, err := parseSettings(args, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	log, err := telemetry.NewLogger(stderr, s.logFormat, s.logLevel)
+	if err != nil {
+		return err
+	}
+	log = log.With("component", "worker")
+
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return fmt.Errorf("aws config: %w", err)
+	}
+	if awsCfg.Region == "" {
+		awsCfg.Region = "us-east-1"
+	}
+	s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		if s.s3Endpoint != "" {
+			o.BaseEndpoint = aws.String(s.s3Endpoint)
+		}
+		o.UsePathStyle = s.s3PathStyle
+	})
+	sk, err := sink.New(s3c, sink.Config{Bucket: s.s3Bucket, Prefix: s.s3Prefix, Compression: s.compression})
+	if err != nil {
+		return err
+	}
+
+	nc, err := stream.Connect(s.natsURL, s.natsCreds, "sluice-worker", log)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	streamCfg := stream.Config{Name: s.streamName, Replicas: s.replicas, MaxBytes: s.streamMaxBytes}
+
+	reg := telemetry.NewRegistry()
+	metrics := pipeline.NewMetrics(reg)
+	var consuming atomic.Bool
+	ready := func(ctx context.Context) error {
+		switch {
+		case !nc.IsConnected():
+			return fmt.Errorf("nats not connected (%s)", nc.Status())
+		case !consuming.Load():
+			return errors.New("consumer not started")
+		}
+		return nil
+	}
+	admin, err := telemetry.NewAdmin(s.adminAddr, reg, ready, s.pprof)
+	if err != nil {
+		return err
+	}
+
+	var g rungroup.Group
+	g.Add(rungroup.SignalHandler(ctx, os.Interrupt, syscall.SIGTERM))
+	g.Add(admin.Serve, func(error) {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = admin.Shutdown(sctx)
+	})
+	{
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error {
+			cons, err := ensureConsumer(ctx, js, streamCfg, s, log)
+			if err != nil || cons == nil {
+				return err
+			}
+			consuming.Store(true)
+			log.Info("worker consuming", "stream", streamCfg.EventsConfig().Name, "consumer", s.consumer,
+				"bucket", s.s3Bucket, "admin", admin.Addr())
+			return pipeline.New(pipeline.Config{
+				Consumer:        cons,
+				JS:              js,
+				Sink:            sk,
+				Limits:          s.limits,
+				ShutdownTimeout: s.shutdownTimeout,
+				Metrics:         metrics,
+				Log:             log,
+			}).Run(ctx)
+		}, func(error) { cancel() })
+	}
+	err = g.Run()
+	if errors.Is(err, rungroup.ErrSignal) {
+		log.Info("stopped", "reason", err)
+		return nil
+	}
+	return err
+}
+
+// ensureConsumer creates the streams and the durable consumer, retrying
+// while NATS is unreachable. It returns nil, nil when ctx ends first.
+func ensureConsumer(ctx context.Context, js jetstream.JetStream, cfg stream.Config, s settings, log interface {
+	Warn(string, ...any)
+}) (jetstream.Consumer, error) {
+	// A message must not be redelivered while it sits in an open batch or
+	// its upload: AckWait covers the batch age plus an upload, and uploads
+	// that retry keep their messages alive with InProgress.
+	ackWait := s.limits.MaxAge + 2*time.Minute
+	backoff := 100 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := stream.EnsureStreams(cctx, js, cfg)
+		var cons jetstream.Consumer
+		if err == nil {
+			cons, err = stream.EnsureConsumer(cctx, js, cfg.EventsConfig().Name, stream.ConsumerConfig{
+				Name:          s.consumer,
+				AckWait:       ackWait,
+				MaxDeliver:    20,
+				MaxAckPending: 100000,
+			})
+		}
+		cancel()
+		if err == nil {
+			return cons, nil
+		}
+		log.Warn("ensure stream and consumer; retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}

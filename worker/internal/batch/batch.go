@@ -1,0 +1,123 @@
+package batch
+
+import (
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-ingest/sluice/pkg/envelope"
+)
+
+// Limits decide when a batch is flushed.
+type Limits struct {
+	MaxBytes  int64 // uncompressed bytes of the message bodies
+	MaxEvents int
+	MaxAge    time.Duration
+}
+
+// Item is one stream message in a batch.
+type Item struct {
+	Meta envelope.Meta
+	Seq  uint64 // stream sequence
+	Body []byte // NDJSON events
+	Msg  jetstream.Msg
+}
+
+// Partition identifies where a batch's object goes.
+type Partition struct {
+	Tenant string
+	Hour   time.Time
+}
+
+// PartitionOf is the partition of a request received at t.
+func PartitionOf(m envelope.Meta) Partition {
+	return Partition{Tenant: m.Tenant, Hour: m.ReceivedAt.UTC().Truncate(time.Hour)}
+}
+
+// Batch is a group of messages that become one object.
+type Batch struct {
+	Partition
+	Items    []Item
+	Bytes    int64
+	Events   int
+	Opened   time.Time
+	FirstSeq uint64
+	LastSeq  uint64
+}
+
+func (b *Batch) add(it Item) {
+	if len(b.Items) == 0 || it.Seq < b.FirstSeq {
+		b.FirstSeq = it.Seq
+	}
+	if it.Seq > b.LastSeq {
+		b.LastSeq = it.Seq
+	}
+	b.Items = append(b.Items, it)
+	b.Bytes += int64(len(it.Body))
+	b.Events += it.Meta.EventCount
+}
+
+// Batcher holds the open batches. It is not safe for concurrent use.
+type Batcher struct {
+	lim  Limits
+	open map[Partition]*Batch
+}
+
+// New returns an empty Batcher.
+func New(lim Limits) *Batcher {
+	return &Batcher{lim: lim, open: map[Partition]*Batch{}}
+}
+
+// Add puts it into its partition's batch and returns that batch, removed
+// from the open set, when it reached the byte or event limit.
+func (b *Batcher) Add(it Item, now time.Time) *Batch {
+	p := PartitionOf(it.Meta)
+	bt := b.open[p]
+	if bt == nil {
+		bt = &Batch{Partition: p, Opened: now}
+		b.open[p] = bt
+	}
+	bt.add(it)
+	if bt.Bytes >= b.lim.MaxBytes || bt.Events >= b.lim.MaxEvents {
+		delete(b.open, p)
+		return bt
+	}
+	return nil
+}
+
+// Due removes and returns the batches whose age reached MaxAge at now.
+func (b *Batcher) Due(now time.Time) []*Batch {
+	var out []*Batch
+	for p, bt := range b.open {
+		if now.Sub(bt.Opened) >= b.lim.MaxAge {
+			out = append(out, bt)
+			delete(b.open, p)
+		}
+	}
+	return out
+}
+
+// NextDue is how long until the oldest open batch is due; ok is false when
+// nothing is open.
+func (b *Batcher) NextDue(now time.Time) (d time.Duration, ok bool) {
+	for _, bt := range b.open {
+		left := b.lim.MaxAge - now.Sub(bt.Opened)
+		if !ok || left < d {
+			d, ok = left, true
+		}
+	}
+	return max(d, 0), ok
+}
+
+// All removes and returns every open batch (shutdown).
+func (b *Batcher) All() []*Batch {
+	out := make([]*Batch, 0, len(b.open))
+	for p, bt := range b.open {
+		out = append(out, bt)
+		delete(b.open, p)
+	}
+	return out
+}
+
+// Len is the number of open batches.
+func (b *Batcher) Len() int { return len(b.open) }

@@ -1,0 +1,67 @@
+package batch
+
+import (
+	"testing"
+	"time"
+
+	"github.com/sluice-ingest/sluice/pkg/envelope"
+)
+
+var t0 = time.Date(2026, 11, 25, 10, 59, 0, 0, time.UTC)
+
+func item(tenant string, seq uint64, at time.Time, events int, body string) Item {
+	return Item{Meta: envelope.Meta{Tenant: tenant, BatchID: "b", ReceivedAt: at, EventCount: events}, Seq: seq, Body: []byte(body)}
+}
+
+func TestFlushOnEventsAndBytes(t *testing.T) {
+	b := New(Limits{MaxBytes: 10, MaxEvents: 3, MaxAge: time.Hour})
+	if got := b.Add(item("a", 1, t0, 2, "x"), t0); got != nil {
+		t.Fatal("flushed too early")
+	}
+	got := b.Add(item("a", 2, t0, 1, "x"), t0)
+	if got == nil || got.Events != 3 || got.FirstSeq != 1 || got.LastSeq != 2 {
+		t.Fatalf("event limit: got %+v", got)
+	}
+	got = b.Add(item("a", 3, t0, 1, "0123456789"), t0)
+	if got == nil || got.Bytes != 10 {
+		t.Fatalf("byte limit: got %+v", got)
+	}
+	if b.Len() != 0 {
+		t.Errorf("open batches left: %d", b.Len())
+	}
+}
+
+func TestPartitionsByTenantAndHour(t *testing.T) {
+	b := New(Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
+	b.Add(item("a", 1, t0, 1, "x"), t0)
+	b.Add(item("b", 2, t0, 1, "x"), t0)
+	b.Add(item("a", 3, t0.Add(2*time.Minute), 1, "x"), t0) // next hour
+	b.Add(item("a", 4, t0.Add(30*time.Second), 1, "x"), t0)
+	all := b.All()
+	if len(all) != 3 {
+		t.Fatalf("got %d batches, want 3", len(all))
+	}
+	for _, bt := range all {
+		if bt.Tenant == "a" && bt.Hour.Hour() == 10 && (bt.FirstSeq != 1 || bt.LastSeq != 4) {
+			t.Errorf("tenant a hour 10: seqs %d-%d, want 1-4", bt.FirstSeq, bt.LastSeq)
+		}
+	}
+}
+
+func TestAgeFlush(t *testing.T) {
+	b := New(Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: 5 * time.Second})
+	if _, ok := b.NextDue(t0); ok {
+		t.Error("NextDue with nothing open")
+	}
+	b.Add(item("a", 1, t0, 1, "x"), t0)
+	b.Add(item("b", 2, t0, 1, "x"), t0.Add(2*time.Second))
+	if d, _ := b.NextDue(t0.Add(time.Second)); d != 4*time.Second {
+		t.Errorf("NextDue = %s, want 4s", d)
+	}
+	if due := b.Due(t0.Add(5 * time.Second)); len(due) != 1 || due[0].Tenant != "a" {
+		t.Errorf("Due = %v, want tenant a only", due)
+	}
+	if due := b.Due(t0.Add(7 * time.Second)); len(due) != 1 || due[0].Tenant != "b" {
+		t.Errorf("Due = %v, want tenant b", due)
+	}
+}
