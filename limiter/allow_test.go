@@ -200,7 +200,7 @@ func TestDenyCacheAnswersWithoutRedis(t *testing.T) {
 		}
 	}
 	if calls.Load() != 0 || rec.count(OutcomeDenied, SourceDenyCache) != 10 {
-		t.Fatalf("redis calls %d, decisions %v", calls, rec.decisions)
+		t.Fatalf("redis calls %d, decisions %v", calls.Load(), rec.decisions)
 	}
 }
 
