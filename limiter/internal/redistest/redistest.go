@@ -25,6 +25,8 @@ const Binary = "redis-server"
 type Server struct {
 	tb   testing.TB
 	Addr string
+	// BusPort is the cluster bus port (cluster nodes only).
+	BusPort int
 	dir  string
 	args []string
 
@@ -182,11 +184,14 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			tb.Fatal(err)
 		}
-		c.Nodes = append(c.Nodes, start(tb, dir,
+		bus := freePort(tb)
+		s := start(tb, dir,
 			"--cluster-enabled", "yes",
 			"--cluster-config-file", filepath.Join(dir, "nodes.conf"),
 			"--cluster-node-timeout", "2000",
-			"--cluster-port", strconv.Itoa(freePort(tb))))
+			"--cluster-port", strconv.Itoa(bus))
+		s.BusPort = bus
+		c.Nodes = append(c.Nodes, s)
 	}
 	ctx := context.Background()
 	per := 16384 / n
@@ -201,7 +206,7 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 		}
 		if i > 0 {
 			host, port, _ := net.SplitHostPort(c.Nodes[0].Addr)
-			if err := cl.ClusterMeet(ctx, host, port).Err(); err != nil {
+			if err := cl.Do(ctx, "CLUSTER", "MEET", host, port, c.Nodes[0].BusPort).Err(); err != nil {
 				tb.Fatalf("cluster meet %s -> %s: %v", s.Addr, c.Nodes[0].Addr, err)
 			}
 		}
