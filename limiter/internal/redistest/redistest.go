@@ -27,8 +27,8 @@ type Server struct {
 	Addr string
 	// BusPort is the cluster bus port (cluster nodes only).
 	BusPort int
-	dir  string
-	args []string
+	dir     string
+	args    []string
 
 	mu  sync.Mutex
 	cmd *exec.Cmd
