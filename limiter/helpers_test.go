@@ -102,3 +102,9 @@ func mustAllow(t testing.TB, l *Limiter, ctx context.Context, key string, lim Li
 	}
 	return res
 }
+
+func (r *recorder) fallbackActive() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.fallback) > 0 && r.fallback[len(r.fallback)-1]
+}
