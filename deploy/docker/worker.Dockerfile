@@ -1,0 +1,18 @@
+# Builds bin/worker into a minimal image. Build from the repository root:
+#   docker build -f deploy/docker/worker.Dockerfile -t sluice-worker .
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.work go.work.sum ./
+COPY pkg/go.mod pkg/go.sum pkg/
+COPY limiter/go.mod limiter/go.sum limiter/
+COPY gateway/go.mod gateway/go.sum gateway/
+COPY worker/go.mod worker/go.sum worker/
+RUN cd worker && go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/worker ./worker/cmd/worker
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/worker /worker
+EXPOSE 9091
+USER nonroot
+ENTRYPOINT ["/worker"]
