@@ -1,0 +1,53 @@
+package stream
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/sluice-ingest/sluice/pkg/config"
+)
+
+// Settings are the NATS and stream settings every Sluice process takes.
+type Settings struct {
+	URL      string
+	Creds    string
+	Stream   string
+	Replicas int
+	MaxBytes int64
+}
+
+// Declare adds the settings to cs.
+func (s *Settings) Declare(cs *config.Set) {
+	cs.String(&s.URL, "SLUICE_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL; a comma-separated list for a cluster")
+	cs.String(&s.Creds, "SLUICE_NATS_CREDS", "", "NATS credentials (.creds) file")
+	cs.String(&s.Stream, "SLUICE_STREAM", EventsStream, "JetStream stream holding accepted requests")
+	cs.Int(&s.Replicas, "SLUICE_STREAM_REPLICAS", 1, 1, "stream replicas: 1 for one server, 3 for a NATS cluster")
+	cs.Bytes(&s.MaxBytes, "SLUICE_STREAM_MAX_BYTES", "0", 0, "stream size bound (0 = unlimited); when full, the gateway answers 503 stream_full")
+}
+
+// Config is the stream configuration these settings describe.
+func (s Settings) Config() Config {
+	return Config{Name: s.Stream, Replicas: s.Replicas, MaxBytes: s.MaxBytes}
+}
+
+// Retry calls fn until it succeeds or ctx ends, backing off from 100ms to 5s
+// and logging each failure. It returns ctx's error when ctx ended first.
+func Retry(ctx context.Context, log *slog.Logger, what string, fn func(ctx context.Context) error) error {
+	backoff := 100 * time.Millisecond
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := fn(cctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		log.Warn(what+"; retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
