@@ -17,6 +17,7 @@ build:
 	$(GO) build -o bin/gateway ./gateway/cmd/gateway
 	$(GO) build -o bin/worker ./worker/cmd/worker
 	$(GO) build -o bin/sluice-dev ./pkg/cmd/sluice-dev
+	$(GO) build -o bin/sluice-load ./pkg/cmd/sluice-load
 
 # Pinned tools, built once into .bin/ (versitygw takes about two minutes).
 tools: .bin/versitygw

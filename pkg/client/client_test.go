@@ -1,0 +1,100 @@
+package client
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+// gatewayScript answers with the given statuses in turn, recording each
+// request's idempotency key and decoded body.
+type gatewayScript struct {
+	mu       sync.Mutex
+	statuses []int
+	keys     []string
+	bodies   []string
+}
+
+func (g *gatewayScript) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.keys = append(g.keys, r.Header.Get("Idempotency-Key"))
+	var body io.Reader = r.Body
+	if r.Header.Get("Content-Encoding") == "gzip" {
+		zr, err := gzip.NewReader(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		body = zr
+	}
+	b, _ := io.ReadAll(body)
+	g.bodies = append(g.bodies, string(b))
+	status := g.statuses[0]
+	g.statuses = g.statuses[1:]
+	w.Header().Set("Content-Type", "application/json")
+	switch status {
+	case http.StatusAccepted:
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(Result{Accepted: 2, BatchID: "b1"})
+	default:
+		w.Header().Set("Retry-After", "0")
+		w.WriteHeader(status)
+		json.NewEncoder(w).Encode(map[string]string{"error": "overloaded", "message": "busy"})
+	}
+}
+
+func TestRetriesTemporaryFailuresWithTheSameKey(t *testing.T) {
+	g := &gatewayScript{statuses: []int{503, 429, 202}}
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+	c := New(srv.URL, "k", WithMaxBackoff(time.Millisecond))
+	res, err := c.Send(t.Context(), map[string]int{"a": 1}, map[string]int{"b": 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.BatchID != "b1" || res.Accepted != 2 {
+		t.Errorf("result %+v", res)
+	}
+	if len(g.keys) != 3 || g.keys[0] == "" || g.keys[0] != g.keys[1] || g.keys[1] != g.keys[2] {
+		t.Errorf("idempotency keys %q, want one key repeated 3 times", g.keys)
+	}
+	if g.bodies[0] != `{"events":[{"a":1},{"b":2}]}` {
+		t.Errorf("body %s", g.bodies[0])
+	}
+}
+
+func TestPermanentErrorIsNotRetried(t *testing.T) {
+	g := &gatewayScript{statuses: []int{400, 202}}
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+	_, err := New(srv.URL, "k", WithGzip(false)).Send(t.Context(), 1)
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != 400 || apiErr.Code != "overloaded" || apiErr.Temporary() {
+		t.Fatalf("err = %v", err)
+	}
+	if len(g.keys) != 1 {
+		t.Errorf("%d requests, want 1", len(g.keys))
+	}
+}
+
+func TestGivesUpAfterRetries(t *testing.T) {
+	g := &gatewayScript{statuses: []int{503, 503, 503}}
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+	_, err := New(srv.URL, "k", WithRetries(2), WithMaxBackoff(time.Millisecond)).Send(t.Context(), 1)
+	var apiErr *APIError
+	if !errors.As(err, &apiErr) || apiErr.Status != 503 {
+		t.Fatalf("err = %v", err)
+	}
+	if len(g.keys) != 3 {
+		t.Errorf("%d requests, want 3", len(g.keys))
+	}
+}
