@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -18,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/nats-io/nats.go/jetstream"
 	rungroup "github.com/oklog/run"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/sluice-ingest/sluice/pkg/config"
 	"github.com/sluice-ingest/sluice/pkg/stream"
@@ -50,6 +52,10 @@ type settings struct {
 	limits                         batch.Limits
 	compression                    string
 	maxInflightBytes               int64
+	partSize                       int64
+	ackWait                        time.Duration
+	maxDeliver                     int
+	maxAckPending                  int
 	shutdownTimeout                time.Duration
 	pprof                          bool
 }
@@ -75,7 +81,11 @@ func parseSettings(args []string, getenv func(string) string, stdout io.Writer) 
 	cs.Int(&s.limits.MaxEvents, "SLUICE_BATCH_MAX_EVENTS", 500000, 1, "flush a batch at this many events")
 	cs.Duration(&s.limits.MaxAge, "SLUICE_BATCH_MAX_AGE", time.Minute, 10*time.Millisecond, "flush a batch this long after it opened")
 	cs.Enum(&s.compression, "SLUICE_COMPRESSION", "gzip", []string{"gzip", "zstd", "none"}, "object compression")
-	cs.Bytes(&s.maxInflightBytes, "SLUICE_MAX_INFLIGHT_BYTES", "256MiB", 1, "bytes held in open batches and uploads")
+	cs.Bytes(&s.maxInflightBytes, "SLUICE_MAX_INFLIGHT_BYTES", "256MiB", 1, "bytes held in open batches and uploads; at the bound the worker stops fetching")
+	cs.Bytes(&s.partSize, "SLUICE_MULTIPART_THRESHOLD", "16MiB", 5<<20, "objects above this size are uploaded in parts of this size")
+	cs.Duration(&s.ackWait, "SLUICE_ACK_WAIT", 30*time.Second, 3*time.Second, "consumer AckWait: how soon a dead worker's messages are redelivered (held messages are kept alive with InProgress every third of it)")
+	cs.Int(&s.maxDeliver, "SLUICE_MAX_DELIVER", 20, 2, "deliveries of one message; the last one sends it to SLUICE_DLQ")
+	cs.Int(&s.maxAckPending, "SLUICE_MAX_ACK_PENDING", 1000000, 1, "consumer MaxAckPending, shared by all workers: messages held in batches and uploads")
 	cs.Duration(&s.shutdownTimeout, "SLUICE_SHUTDOWN_TIMEOUT", 30*time.Second, 0, "longest final flush on SIGTERM")
 	cs.Bool(&s.pprof, "SLUICE_PPROF", false, "serve /debug/pprof/ on the admin port")
 	if err := cs.Parse(args, stdout); err != nil {
@@ -111,7 +121,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		o.UsePathStyle = s.s3PathStyle
 	})
-	sk, err := sink.New(s3c, sink.Config{Bucket: s.s3Bucket, Prefix: s.s3Prefix, Compression: s.compression})
+	sk, err := sink.New(s3c, sink.Config{Bucket: s.s3Bucket, Prefix: s.s3Prefix, Compression: s.compression, PartSize: s.partSize})
 	if err != nil {
 		return err
 	}
@@ -162,14 +172,38 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			log.Info("worker consuming", "stream", streamCfg.EventsConfig().Name, "consumer", s.consumer,
 				"bucket", s.s3Bucket, "admin", admin.Addr())
 			return pipeline.New(pipeline.Config{
-				Consumer:        cons,
-				JS:              js,
-				Sink:            sk,
-				Limits:          s.limits,
-				ShutdownTimeout: s.shutdownTimeout,
-				Metrics:         metrics,
-				Log:             log,
+				Consumer:         cons,
+				JS:               js,
+				Sink:             sk,
+				Limits:           s.limits,
+				Workers:          s.workers,
+				MaxInflightBytes: s.maxInflightBytes,
+				MaxMessageBytes:  int(nc.MaxPayload()),
+				MaxDeliver:       s.maxDeliver,
+				KeepAlive:        s.ackWait / 3,
+				ShutdownTimeout:  s.shutdownTimeout,
+				Metrics:          metrics,
+				Log:              log,
 			}).Run(ctx)
+		}, func(error) { cancel() })
+	}
+	{
+		// Side jobs: consumer lag, messages whose last delivery was lost,
+		// multipart uploads abandoned by a killed worker.
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error {
+			cons, err := ensureConsumer(ctx, js, streamCfg, s, log)
+			if err != nil || cons == nil {
+				return err
+			}
+			name := streamCfg.EventsConfig().Name
+			var eg errgroup.Group
+			eg.Go(func() error { return pipeline.WatchLag(ctx, cons, 5*time.Second, metrics) })
+			eg.Go(func() error {
+				return pipeline.WatchMaxDeliveries(ctx, nc, js, name, s.consumer, metrics, log.With("component", "dead-letter"))
+			})
+			eg.Go(func() error { cleanUploads(ctx, sk, log); return nil })
+			return eg.Wait()
 		}, func(error) { cancel() })
 	}
 	err = g.Run()
@@ -182,13 +216,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // ensureConsumer creates the streams and the durable consumer, retrying
 // while NATS is unreachable. It returns nil, nil when ctx ends first.
-func ensureConsumer(ctx context.Context, js jetstream.JetStream, cfg stream.Config, s settings, log interface {
-	Warn(string, ...any)
-}) (jetstream.Consumer, error) {
-	// A message must not be redelivered while it sits in an open batch or
-	// its upload: AckWait covers the batch age plus an upload, and uploads
-	// that retry keep their messages alive with InProgress.
-	ackWait := s.limits.MaxAge + 2*time.Minute
+func ensureConsumer(ctx context.Context, js jetstream.JetStream, cfg stream.Config, s settings, log *slog.Logger) (jetstream.Consumer, error) {
+	// Held messages are kept alive with InProgress (see pipeline.Pipeline),
+	// so AckWait need not cover the batch age and upload time: it only says
+	// how soon a dead worker's messages go to another one.
 	backoff := 100 * time.Millisecond
 	for {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -197,9 +228,9 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, cfg stream.Conf
 		if err == nil {
 			cons, err = stream.EnsureConsumer(cctx, js, cfg.EventsConfig().Name, stream.ConsumerConfig{
 				Name:          s.consumer,
-				AckWait:       ackWait,
-				MaxDeliver:    20,
-				MaxAckPending: 100000,
+				AckWait:       s.ackWait,
+				MaxDeliver:    s.maxDeliver,
+				MaxAckPending: s.maxAckPending,
 			})
 		}
 		cancel()
@@ -213,5 +244,26 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, cfg stream.Conf
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// cleanUploads aborts, now and every hour, multipart uploads left behind by
+// a worker killed mid-upload (any older than an hour), until ctx ends.
+func cleanUploads(ctx context.Context, sk *sink.Sink, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := sk.AbortStale(ctx, time.Hour)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			log.Warn("clean up abandoned multipart uploads", "err", err)
+		case n > 0:
+			log.Info("aborted abandoned multipart uploads", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }

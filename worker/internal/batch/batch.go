@@ -23,6 +23,18 @@ type Item struct {
 	Msg  jetstream.Msg
 }
 
+// Reason says why a batch was cut.
+type Reason string
+
+// Why batches are cut.
+const (
+	ReasonBytes    Reason = "bytes"
+	ReasonEvents   Reason = "events"
+	ReasonAge      Reason = "age"
+	ReasonPressure Reason = "pressure" // in-flight bytes reached their bound
+	ReasonShutdown Reason = "shutdown"
+)
+
 // Partition identifies where a batch's object goes.
 type Partition struct {
 	Tenant string
@@ -43,6 +55,7 @@ type Batch struct {
 	Opened   time.Time
 	FirstSeq uint64
 	LastSeq  uint64
+	Reason   Reason
 }
 
 func (b *Batch) add(it Item) {
@@ -78,11 +91,16 @@ func (b *Batcher) Add(it Item, now time.Time) *Batch {
 		b.open[p] = bt
 	}
 	bt.add(it)
-	if bt.Bytes >= b.lim.MaxBytes || bt.Events >= b.lim.MaxEvents {
-		delete(b.open, p)
-		return bt
+	switch {
+	case bt.Bytes >= b.lim.MaxBytes:
+		bt.Reason = ReasonBytes
+	case bt.Events >= b.lim.MaxEvents:
+		bt.Reason = ReasonEvents
+	default:
+		return nil
 	}
-	return nil
+	delete(b.open, p)
+	return bt
 }
 
 // Due removes and returns the batches whose age reached MaxAge at now.
@@ -90,6 +108,7 @@ func (b *Batcher) Due(now time.Time) []*Batch {
 	var out []*Batch
 	for p, bt := range b.open {
 		if now.Sub(bt.Opened) >= b.lim.MaxAge {
+			bt.Reason = ReasonAge
 			out = append(out, bt)
 			delete(b.open, p)
 		}
@@ -109,10 +128,45 @@ func (b *Batcher) NextDue(now time.Time) (d time.Duration, ok bool) {
 	return max(d, 0), ok
 }
 
-// All removes and returns every open batch (shutdown).
-func (b *Batcher) All() []*Batch {
+// Largest removes and returns the open batch holding the most bytes, cut
+// for reason; nil when nothing is open.
+func (b *Batcher) Largest(reason Reason) *Batch {
+	var big *Batch
+	for _, bt := range b.open {
+		if big == nil || bt.Bytes > big.Bytes {
+			big = bt
+		}
+	}
+	if big != nil {
+		big.Reason = reason
+		delete(b.open, big.Partition)
+	}
+	return big
+}
+
+// Oldest is when the oldest open batch opened; ok is false when nothing is
+// open.
+func (b *Batcher) Oldest() (opened time.Time, ok bool) {
+	for _, bt := range b.open {
+		if !ok || bt.Opened.Before(opened) {
+			opened, ok = bt.Opened, true
+		}
+	}
+	return opened, ok
+}
+
+// Each calls fn for every open batch, without removing it.
+func (b *Batcher) Each(fn func(*Batch)) {
+	for _, bt := range b.open {
+		fn(bt)
+	}
+}
+
+// All removes and returns every open batch, cut for reason.
+func (b *Batcher) All(reason Reason) []*Batch {
 	out := make([]*Batch, 0, len(b.open))
 	for p, bt := range b.open {
+		bt.Reason = reason
 		out = append(out, bt)
 		delete(b.open, p)
 	}
@@ -121,3 +175,20 @@ func (b *Batcher) All() []*Batch {
 
 // Len is the number of open batches.
 func (b *Batcher) Len() int { return len(b.open) }
+
+// Split cuts a batch of two or more items into two halves in item order,
+// each with its own sequence range. The pipeline splits a batch whose key
+// already holds a different batch.
+func (b *Batch) Split() (*Batch, *Batch) {
+	mid := len(b.Items) / 2
+	lo := &Batch{Partition: b.Partition, Opened: b.Opened, Reason: b.Reason}
+	hi := &Batch{Partition: b.Partition, Opened: b.Opened, Reason: b.Reason}
+	for i, it := range b.Items {
+		if i < mid {
+			lo.add(it)
+		} else {
+			hi.add(it)
+		}
+	}
+	return lo, hi
+}

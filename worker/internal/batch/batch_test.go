@@ -37,7 +37,7 @@ func TestPartitionsByTenantAndHour(t *testing.T) {
 	b.Add(item("b", 2, t0, 1, "x"), t0)
 	b.Add(item("a", 3, t0.Add(2*time.Minute), 1, "x"), t0) // next hour
 	b.Add(item("a", 4, t0.Add(30*time.Second), 1, "x"), t0)
-	all := b.All()
+	all := b.All(ReasonShutdown)
 	if len(all) != 3 {
 		t.Fatalf("got %d batches, want 3", len(all))
 	}

@@ -9,19 +9,24 @@ type Metrics struct {
 	objects       prometheus.Counter
 	objectBytes   prometheus.Histogram
 	uploadSeconds prometheus.Histogram
+	uploadRetries prometheus.Counter
+	flushes       *prometheus.CounterVec
+	batchAge      prometheus.Gauge
+	inflightBytes prometheus.Gauge
+	pending       prometheus.Gauge
 }
 
 // NewMetrics registers the pipeline metrics on reg.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_worker_messages_total", Help: "Stream messages by outcome: acked, retried, dead_lettered.",
+			Name: "sluice_worker_messages_total", Help: "Stream messages by outcome: acked, retried (Nak'ed for redelivery), dead_lettered.",
 		}, []string{"outcome"}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_worker_events_written_total", Help: "Events written to stored objects.",
 		}),
 		objects: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sluice_worker_objects_written_total", Help: "Objects stored in S3.",
+			Name: "sluice_worker_objects_written_total", Help: "Objects stored in S3 (including batches found already stored).",
 		}),
 		objectBytes: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "sluice_worker_object_bytes", Help: "Size of stored objects (compressed).",
@@ -31,10 +36,29 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "sluice_worker_upload_duration_seconds", Help: "Time of one S3 upload attempt.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}),
+		uploadRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sluice_worker_upload_retries_total", Help: "Failed upload attempts that will be retried.",
+		}),
+		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_worker_batches_cut_total", Help: "Batches cut for upload, by reason: bytes, events, age, pressure, shutdown.",
+		}, []string{"reason"}),
+		batchAge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_worker_batch_age_seconds", Help: "Age of the oldest open batch (0 when none is open).",
+		}),
+		inflightBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_worker_inflight_bytes", Help: "Bytes held in open batches and uploads; bounded by SLUICE_MAX_INFLIGHT_BYTES.",
+		}),
+		pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_worker_consumer_pending", Help: "Consumer lag: messages not yet delivered plus delivered and not acknowledged, from consumer info.",
+		}),
 	}
 	for _, o := range []string{"acked", "retried", "dead_lettered"} {
 		m.messages.WithLabelValues(o)
 	}
-	reg.MustRegister(m.messages, m.events, m.objects, m.objectBytes, m.uploadSeconds)
+	for _, r := range []string{"bytes", "events", "age", "pressure", "shutdown"} {
+		m.flushes.WithLabelValues(r)
+	}
+	reg.MustRegister(m.messages, m.events, m.objects, m.objectBytes, m.uploadSeconds, m.uploadRetries,
+		m.flushes, m.batchAge, m.inflightBytes, m.pending)
 	return m
 }

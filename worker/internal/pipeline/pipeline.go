@@ -2,18 +2,16 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
-	"strconv"
+	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-ingest/sluice/pkg/envelope"
-	"github.com/sluice-ingest/sluice/pkg/stream"
 	"github.com/sluice-ingest/sluice/worker/internal/batch"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
@@ -24,94 +22,158 @@ type Config struct {
 	JS       jetstream.JetStream // for dead letters
 	Sink     *sink.Sink
 	Limits   batch.Limits
-	// PullMaxMessages bounds messages buffered by the pull subscription.
-	PullMaxMessages int
+	// Workers is the number of concurrent uploads (SLUICE_WORKERS).
+	Workers int
+	// MaxInflightBytes bounds the bytes held in open batches and uploads
+	// (SLUICE_MAX_INFLIGHT_BYTES). When reached, the pipeline stops
+	// fetching until an upload finishes.
+	MaxInflightBytes int64
+	// MaxMessageBytes is the largest message the server can deliver (the
+	// NATS max_payload). A fetch always asks for at least this many bytes,
+	// or a large message would never be delivered; it is the bound's
+	// overshoot.
+	MaxMessageBytes int
+	// FetchMessages bounds the messages of one fetch request.
+	FetchMessages int
+	// MaxDeliver is the consumer's MaxDeliver: a message delivered for the
+	// MaxDeliver-th time goes to the dead-letter stream instead of a batch.
+	// Zero means unlimited.
+	MaxDeliver int
+	// KeepAlive is how often messages held in batches and uploads are told
+	// InProgress. It must be well under the consumer's AckWait.
+	KeepAlive time.Duration
+	// RetryMin and RetryMax bound the backoff between upload attempts.
+	RetryMin, RetryMax time.Duration
 	// ShutdownTimeout bounds the final flush after the context ends.
 	ShutdownTimeout time.Duration
 	Metrics         *Metrics
 	Log             *slog.Logger
 }
 
+func (c *Config) defaults() {
+	if c.Workers <= 0 {
+		c.Workers = 1
+	}
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = 1 << 20
+	}
+	if c.FetchMessages <= 0 {
+		c.FetchMessages = 4096
+	}
+	if c.KeepAlive <= 0 {
+		c.KeepAlive = 10 * time.Second
+	}
+	if c.RetryMin <= 0 {
+		c.RetryMin = 200 * time.Millisecond
+	}
+	if c.RetryMax < c.RetryMin {
+		c.RetryMax = max(10*time.Second, c.RetryMin)
+	}
+}
+
 // Pipeline consumes, batches, uploads and acknowledges.
+//
+// Messages are kept alive with InProgress, not by sizing AckWait: every
+// KeepAlive the pipeline sends InProgress for each message in an open or
+// waiting batch, and each upload does the same for its own messages while it
+// runs and retries. AckWait then only decides how fast a crashed worker's
+// messages are redelivered, whatever the batch age or an S3 outage.
 type Pipeline struct {
-	cfg Config
-	b   *batch.Batcher
+	cfg    Config
+	b      *batch.Batcher
+	budget *budget
+	// queue holds batches that are cut and wait for an uploader; busy
+	// counts batches handed to uploaders. Both belong to Run's goroutine.
+	queue []*batch.Batch
+	busy  int
 }
 
 // New returns a pipeline.
 func New(cfg Config) *Pipeline {
-	if cfg.PullMaxMessages <= 0 {
-		cfg.PullMaxMessages = 512
+	cfg.defaults()
+	if cfg.MaxInflightBytes <= 0 {
+		cfg.MaxInflightBytes = 256 << 20
 	}
-	return &Pipeline{cfg: cfg, b: batch.New(cfg.Limits)}
+	return &Pipeline{cfg: cfg, b: batch.New(cfg.Limits), budget: newBudget(cfg.MaxInflightBytes)}
 }
 
-// Run consumes until ctx ends, then stops pulling, flushes every open batch
-// (within ShutdownTimeout) and returns. Messages it could not store stay
-// unacknowledged and are redelivered.
-func (p *Pipeline) Run(ctx context.Context) error {
-	msgs := make(chan jetstream.Msg, p.cfg.PullMaxMessages)
-	cc, err := p.cfg.Consumer.Consume(func(m jetstream.Msg) {
-		msgs <- m
-	}, jetstream.PullMaxMessages(p.cfg.PullMaxMessages))
-	if err != nil {
-		return fmt.Errorf("consume: %w", err)
-	}
+// InflightBytes is the bytes held now in batches and uploads.
+func (p *Pipeline) InflightBytes() int64 { return p.budget.Used() }
 
-	// Uploads outlive ctx by at most ShutdownTimeout, so a batch being
-	// uploaded when the shutdown starts still gets stored and acknowledged.
+// Run consumes until ctx ends. Then, in this order, it stops fetching,
+// batches what the last fetch delivered, cuts every open batch, uploads and
+// acknowledges them all within ShutdownTimeout, and returns. Messages it
+// could not store are Nak'ed, so another worker takes them at once.
+func (p *Pipeline) Run(ctx context.Context) error {
+	// Uploads outlive ctx by at most ShutdownTimeout, so the batches cut at
+	// shutdown still get stored and acknowledged.
 	uctx, cancelUploads := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelUploads()
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(p.cfg.ShutdownTimeout, cancelUploads) })
 	defer stop()
 
+	msgs := make(chan jetstream.Msg)
+	pulled := make(chan error, 1)
+	go func() { pulled <- p.pull(ctx, msgs) }()
+
+	jobs := make(chan *batch.Batch)
+	done := make(chan bool, p.cfg.Workers)
+	var wg sync.WaitGroup
+	for range p.cfg.Workers {
+		wg.Go(func() {
+			for bt := range jobs {
+				done <- p.upload(uctx, bt)
+			}
+		})
+	}
+
+	failed := 0
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	for {
+	keep := time.NewTicker(p.cfg.KeepAlive)
+	defer keep.Stop()
+	for in := msgs; in != nil || len(p.queue) > 0 || p.busy > 0; {
+		p.relievePressure()
+		p.observe()
+		var (
+			out  chan<- *batch.Batch
+			next *batch.Batch
+		)
+		if len(p.queue) > 0 {
+			out, next = jobs, p.queue[0]
+		}
 		d, ok := p.b.NextDue(time.Now())
 		if !ok {
 			d = time.Hour
 		}
 		timer.Reset(d)
 		select {
-		case m := <-msgs:
-			if full := p.add(uctx, m); full != nil {
-				p.flush(uctx, full)
+		case m, ok := <-in:
+			if !ok { // fetching stopped: shutdown
+				in = nil
+				p.cut(p.b.All(batch.ReasonShutdown)...)
+				continue
+			}
+			p.add(uctx, m)
+		case out <- next:
+			p.queue = p.queue[1:]
+			p.busy++
+		case stored := <-done:
+			p.busy--
+			if !stored {
+				failed++
 			}
 		case <-timer.C:
-			for _, bt := range p.b.Due(time.Now()) {
-				p.flush(uctx, bt)
-			}
-		case <-ctx.Done():
-			return p.drain(uctx, cc, msgs)
+			p.cut(p.b.Due(time.Now())...)
+		case <-keep.C:
+			p.keepWaiting()
 		}
 	}
-}
-
-// drain is the shutdown order: stop pulling, batch what was already
-// delivered, flush every batch, acknowledge.
-func (p *Pipeline) drain(ctx context.Context, cc jetstream.ConsumeContext, msgs chan jetstream.Msg) error {
-	cc.Stop()
-	for closed := false; !closed; {
-		select {
-		case m := <-msgs: // the consume callback may be blocked sending this
-			if full := p.add(ctx, m); full != nil {
-				p.flush(ctx, full)
-			}
-		case <-cc.Closed():
-			closed = true
-		}
-	}
-	for len(msgs) > 0 {
-		if full := p.add(ctx, <-msgs); full != nil {
-			p.flush(ctx, full)
-		}
-	}
-	var failed int
-	for _, bt := range p.b.All() {
-		if !p.flush(ctx, bt) {
-			failed++
-		}
+	close(jobs)
+	wg.Wait()
+	p.observe()
+	if err := <-pulled; err != nil {
+		return err
 	}
 	if failed > 0 {
 		return fmt.Errorf("shutdown: %d batches not stored; their messages will be redelivered", failed)
@@ -119,100 +181,135 @@ func (p *Pipeline) drain(ctx context.Context, cc jetstream.ConsumeContext, msgs 
 	return nil
 }
 
-// add batches one message; a message that can never be stored goes to the
-// dead-letter stream.
-func (p *Pipeline) add(ctx context.Context, m jetstream.Msg) *batch.Batch {
+// pull fetches messages into out while the budget has room, and closes out
+// when ctx ends and the last fetch is delivered. Each fetch asks for at most
+// the room left (but at least one largest message), so the bytes held never
+// pass MaxInflightBytes by more than MaxMessageBytes.
+func (p *Pipeline) pull(ctx context.Context, out chan<- jetstream.Msg) error {
+	defer close(out)
+	backoff := p.cfg.RetryMin
+	for {
+		room := p.budget.waitRoom(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		fetch := int(min(room, int64(1<<30)))
+		mb, err := p.cfg.Consumer.Fetch(p.cfg.FetchMessages,
+			jetstream.FetchMaxBytes(max(fetch, p.cfg.MaxMessageBytes)),
+			jetstream.FetchMaxWait(time.Second))
+		if err == nil {
+			for m := range mb.Messages() {
+				p.budget.add(int64(len(m.Data())))
+				out <- m
+			}
+			err = mb.Error()
+		}
+		switch {
+		case err == nil || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded):
+			backoff = p.cfg.RetryMin
+			continue
+		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+			return fmt.Errorf("fetch: %w", err)
+		}
+		p.cfg.Log.Warn("fetch failed; retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, p.cfg.RetryMax)
+	}
+}
+
+// add batches one message. A message that can never be stored, or that
+// reached MaxDeliver, goes to the dead-letter stream.
+func (p *Pipeline) add(ctx context.Context, m jetstream.Msg) {
+	size := int64(len(m.Data()))
 	md, err := m.Metadata()
 	if err != nil {
 		p.deadLetter(ctx, m, 0, fmt.Errorf("message metadata: %w", err))
-		return nil
+		p.budget.release(size)
+		return
+	}
+	if p.cfg.MaxDeliver > 0 && md.NumDelivered >= uint64(p.cfg.MaxDeliver) {
+		p.deadLetter(ctx, m, md.NumDelivered, fmt.Errorf("delivered %d times, MaxDeliver is %d", md.NumDelivered, p.cfg.MaxDeliver))
+		p.budget.release(size)
+		return
 	}
 	meta, err := envelope.MetaFromHeaders(m.Headers())
+	if err == nil {
+		err = checkBody(m.Data(), meta.EventCount)
+	}
 	if err != nil {
 		p.deadLetter(ctx, m, md.NumDelivered, err)
-		return nil
+		p.budget.release(size)
+		return
 	}
-	return p.b.Add(batch.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m}, time.Now())
+	full := p.b.Add(batch.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m}, time.Now())
+	if full != nil {
+		p.cut(full)
+	}
 }
 
-// flush uploads a batch, retrying with backoff until it is stored or ctx
-// ends, and acknowledges its messages once it is stored. While retrying it
-// keeps the messages alive with InProgress.
-func (p *Pipeline) flush(ctx context.Context, bt *batch.Batch) bool {
-	obj, err := p.cfg.Sink.Encode(bt)
-	if err != nil {
-		// Only a compressor failure gets here; it will not heal by retrying.
-		for _, it := range bt.Items {
-			p.deadLetter(ctx, it.Msg, 0, err)
+// errBadBody marks a body that can never be written as NDJSON lines.
+var errBadBody = errors.New("undecodable body")
+
+// checkBody makes sure a body is NDJSON of JSON objects with as many lines
+// as its Sluice-Event-Count header says, so it cannot corrupt an object.
+func checkBody(body []byte, want int) error {
+	n := 0
+	err := envelope.EachEvent(body, func(i int, ev []byte) error {
+		n++
+		if ev[0] != '{' || !json.Valid(ev) {
+			return fmt.Errorf("%w: event %d is not a JSON object", errBadBody, i)
 		}
-		return true
+		return nil
+	})
+	if err == nil && n != want {
+		err = fmt.Errorf("%w: %d events, header %s says %d", errBadBody, n, "Sluice-Event-Count", want)
 	}
-	backoff := 200 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		start := time.Now()
-		err = p.cfg.Sink.Put(ctx, obj)
-		p.cfg.Metrics.uploadSeconds.Observe(time.Since(start).Seconds())
-		if err == nil {
-			break
-		}
-		p.cfg.Log.Warn("upload failed; retrying", "key", obj.Key, "attempt", attempt, "err", err)
+	return err
+}
+
+// cut queues batches for upload.
+func (p *Pipeline) cut(bts ...*batch.Batch) {
+	for _, bt := range bts {
+		p.cfg.Metrics.flushes.WithLabelValues(string(bt.Reason)).Inc()
+		p.queue = append(p.queue, bt)
+	}
+}
+
+// relievePressure cuts the largest open batch when the budget is full and
+// no upload is running or waiting: without it, fetching would stop until
+// the oldest batch reached its age.
+func (p *Pipeline) relievePressure() {
+	if len(p.queue) > 0 || p.busy > 0 || !p.budget.full() {
+		return
+	}
+	if bt := p.b.Largest(batch.ReasonPressure); bt != nil {
+		p.cut(bt)
+	}
+}
+
+// keepWaiting sends InProgress for every message in an open batch or a
+// batch waiting for an uploader. Uploads keep their own messages alive.
+func (p *Pipeline) keepWaiting() {
+	inProgress := func(bt *batch.Batch) {
 		for _, it := range bt.Items {
 			_ = it.Msg.InProgress()
 		}
-		select {
-		case <-ctx.Done():
-			p.nakAll(bt)
-			return false
-		case <-time.After(backoff + rand.N(backoff/2)):
-		}
-		backoff = min(2*backoff, 10*time.Second)
 	}
-	p.cfg.Metrics.objects.Inc()
-	p.cfg.Metrics.objectBytes.Observe(float64(len(obj.Body)))
-	p.cfg.Metrics.events.Add(float64(obj.Events))
-	for _, it := range bt.Items {
-		if err := it.Msg.Ack(); err != nil {
-			// The object is stored; a lost ack means a redelivery, which
-			// rewrites the same lines with the same ids.
-			p.cfg.Log.Warn("ack after upload failed", "key", obj.Key, "err", err)
-		}
+	p.b.Each(inProgress)
+	for _, bt := range p.queue {
+		inProgress(bt)
 	}
-	p.cfg.Metrics.messages.WithLabelValues("acked").Add(float64(len(bt.Items)))
-	p.cfg.Log.Debug("object stored", "key", obj.Key, "events", obj.Events, "bytes", len(obj.Body))
-	return true
 }
 
-func (p *Pipeline) nakAll(bt *batch.Batch) {
-	for _, it := range bt.Items {
-		_ = it.Msg.Nak()
+func (p *Pipeline) observe() {
+	p.cfg.Metrics.inflightBytes.Set(float64(p.budget.Used()))
+	age := 0.0
+	if opened, ok := p.b.Oldest(); ok {
+		age = time.Since(opened).Seconds()
 	}
-	p.cfg.Metrics.messages.WithLabelValues("retried").Add(float64(len(bt.Items)))
-}
-
-// deadLetter copies m to the dead-letter stream with the reason, then
-// terminates it. If the copy fails, m is left for redelivery instead.
-func (p *Pipeline) deadLetter(ctx context.Context, m jetstream.Msg, deliveries uint64, cause error) {
-	tenant := m.Headers().Get(stream.HeaderTenant)
-	if !envelope.ValidTenant(tenant) {
-		tenant = "_invalid"
-	}
-	dl := nats.NewMsg(stream.DLQSubject(tenant))
-	for k, v := range m.Headers() {
-		if k != stream.HeaderMsgID {
-			dl.Header[k] = v
-		}
-	}
-	dl.Header.Set(stream.HeaderError, cause.Error())
-	dl.Header.Set(stream.HeaderDeliveries, strconv.FormatUint(deliveries, 10))
-	dl.Data = m.Data()
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if _, err := p.cfg.JS.PublishMsg(pctx, dl); err != nil {
-		p.cfg.Log.Error("dead-letter publish failed; message left for redelivery", "err", errors.Join(err, cause))
-		_ = m.Nak()
-		return
-	}
-	_ = m.Term()
-	p.cfg.Metrics.messages.WithLabelValues("dead_lettered").Inc()
-	p.cfg.Log.Warn("message dead-lettered", "subject", m.Subject(), "reason", cause)
+	p.cfg.Metrics.batchAge.Set(age)
 }

@@ -3,12 +3,18 @@ package sink
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 
@@ -17,10 +23,14 @@ import (
 	"github.com/sluice-ingest/sluice/worker/internal/batch"
 )
 
-// ObjectPutter is the only S3 call the sink makes. Tests pass the real client
-// against a real S3 server; fault tests wrap it.
-type ObjectPutter interface {
-	PutObject(ctx context.Context, in *s3.PutObjectInput, opts ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+// Client is every S3 call the sink makes: the multipart uploader's calls,
+// HeadObject to check a key that already exists, and ListMultipartUploads
+// to clean up abandoned uploads. Tests pass the real client against a real
+// S3 server; fault tests wrap it (503s, latency).
+type Client interface {
+	manager.UploadAPIClient
+	HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	ListMultipartUploads(ctx context.Context, in *s3.ListMultipartUploadsInput, opts ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
 }
 
 // Object metadata keys (S3 returns them as x-amz-meta-*).
@@ -30,30 +40,62 @@ const (
 	MetaLastSeq    = "sluice-last-seq"
 )
 
+// DefaultPartSize is the multipart threshold and part size when Config
+// leaves it zero. Objects up to this size are one PutObject.
+const DefaultPartSize = 16 << 20
+
+// ErrConflict means the key already holds an object whose metadata does
+// not match the batch: the same first and last sequence, other messages
+// in between. The caller must cut the batch differently.
+var ErrConflict = errors.New("key holds a different batch")
+
 // Config says where and how objects are written.
 type Config struct {
 	Bucket      string
 	Prefix      string
 	Compression string // gzip, zstd or none
+	// PartSize is the multipart threshold and part size (at least 5 MiB);
+	// zero means DefaultPartSize.
+	PartSize int64
+	// PartConcurrency is the parts of one object uploaded at once; zero
+	// means 2.
+	PartConcurrency int
 }
 
 // Sink encodes and uploads batches.
 type Sink struct {
-	s3  ObjectPutter
-	cfg Config
-	ext string
+	s3   Client
+	up   *manager.Uploader
+	cfg  Config
+	ext  string
+	gz   sync.Pool // *gzip.Writer
+	zstd sync.Pool // *zstd.Encoder
 }
 
 // New returns a Sink writing to cfg.Bucket through client.
-func New(client ObjectPutter, cfg Config) (*Sink, error) {
+func New(client Client, cfg Config) (*Sink, error) {
 	ext, err := objkey.ExtFor(cfg.Compression)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Bucket == "" {
-		return nil, fmt.Errorf("sink: bucket is required")
+		return nil, errors.New("sink: bucket is required")
 	}
-	return &Sink{s3: client, cfg: cfg, ext: ext}, nil
+	if cfg.PartSize == 0 {
+		cfg.PartSize = DefaultPartSize
+	}
+	if cfg.PartSize < manager.MinUploadPartSize {
+		return nil, fmt.Errorf("sink: part size %d below the S3 minimum of %d", cfg.PartSize, manager.MinUploadPartSize)
+	}
+	if cfg.PartConcurrency <= 0 {
+		cfg.PartConcurrency = 2
+	}
+	up := manager.NewUploader(client, func(u *manager.Uploader) {
+		u.PartSize = cfg.PartSize
+		u.Concurrency = cfg.PartConcurrency
+		u.LeavePartsOnError = false // the uploader aborts a failed multipart upload
+	})
+	return &Sink{s3: client, up: up, cfg: cfg, ext: ext}, nil
 }
 
 // Object is an encoded batch, ready to upload.
@@ -61,17 +103,28 @@ type Object struct {
 	Key      string
 	Body     []byte
 	Events   int
+	FirstSeq uint64
+	LastSeq  uint64
 	Metadata map[string]string
 }
 
-// Encode writes a batch's events in the line format, compressed.
+// Encode writes a batch's events in the line format, compressed, in stream
+// sequence order, so the same messages always give the same bytes. It sorts
+// b.Items by sequence.
 func (s *Sink) Encode(b *batch.Batch) (Object, error) {
+	slices.SortFunc(b.Items, func(x, y batch.Item) int {
+		switch {
+		case x.Seq < y.Seq:
+			return -1
+		case x.Seq > y.Seq:
+			return 1
+		}
+		return 0
+	})
 	var buf bytes.Buffer
 	buf.Grow(int(b.Bytes/4) + 4096)
-	w, err := s.compressor(&buf)
-	if err != nil {
-		return Object{}, err
-	}
+	w, release := s.compressor(&buf)
+	defer release()
 	line := make([]byte, 0, 4096)
 	events := 0
 	for _, it := range b.Items {
@@ -90,9 +143,11 @@ func (s *Sink) Encode(b *batch.Batch) (Object, error) {
 	}
 	key := objkey.Key{Prefix: s.cfg.Prefix, Tenant: b.Tenant, Hour: b.Hour, FirstSeq: b.FirstSeq, LastSeq: b.LastSeq, Ext: s.ext}
 	return Object{
-		Key:    key.String(),
-		Body:   buf.Bytes(),
-		Events: events,
+		Key:      key.String(),
+		Body:     buf.Bytes(),
+		Events:   events,
+		FirstSeq: b.FirstSeq,
+		LastSeq:  b.LastSeq,
 		Metadata: map[string]string{
 			MetaEventCount: strconv.Itoa(events),
 			MetaFirstSeq:   strconv.FormatUint(b.FirstSeq, 10),
@@ -105,28 +160,136 @@ type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
 
-func (s *Sink) compressor(w io.Writer) (io.WriteCloser, error) {
+// compressor returns a writer compressing into w, and a func that gives
+// the compressor back to its pool once the writer is closed.
+func (s *Sink) compressor(w io.Writer) (io.WriteCloser, func()) {
 	switch s.cfg.Compression {
 	case "gzip":
-		return gzip.NewWriterLevel(w, gzip.DefaultCompression)
+		gz, _ := s.gz.Get().(*gzip.Writer)
+		if gz == nil {
+			gz, _ = gzip.NewWriterLevel(w, gzip.DefaultCompression) // the level is valid
+		} else {
+			gz.Reset(w)
+		}
+		return gz, func() { s.gz.Put(gz) }
 	case "zstd":
-		return zstd.NewWriter(w, zstd.WithEncoderConcurrency(1))
+		zw, _ := s.zstd.Get().(*zstd.Encoder)
+		if zw == nil {
+			zw, _ = zstd.NewWriter(w, zstd.WithEncoderConcurrency(1)) // the options are valid
+		} else {
+			zw.Reset(w)
+		}
+		return zw, func() { s.zstd.Put(zw) }
 	}
-	return nopCloser{w}, nil
+	return nopCloser{w}, func() {}
 }
 
-// Put uploads obj. A nil error means the object is stored.
+// Put stores obj under its key, written once: the request carries
+// If-None-Match: *, so S3 refuses to replace an existing object. A refusal
+// (412) means a batch with this key already landed; Put then compares that
+// object's metadata with obj and returns nil when they match (the same
+// batch, stored earlier) or ErrConflict when they do not. Objects larger
+// than the part size go up as a multipart upload; a failed one is aborted.
+// A nil error means the object is stored.
 func (s *Sink) Put(ctx context.Context, obj Object) error {
-	_, err := s.s3.PutObject(ctx, &s3.PutObjectInput{
+	_, err := s.up.Upload(ctx, &s3.PutObjectInput{
 		Bucket:        aws.String(s.cfg.Bucket),
 		Key:           aws.String(obj.Key),
 		Body:          bytes.NewReader(obj.Body),
 		ContentLength: aws.Int64(int64(len(obj.Body))),
 		ContentType:   aws.String("application/x-ndjson"),
 		Metadata:      obj.Metadata,
+		IfNoneMatch:   aws.String("*"),
 	})
+	if err == nil {
+		return nil
+	}
+	s.abortFailed(ctx, obj.Key, err)
+	if errorCode(err) == "PreconditionFailed" {
+		return s.checkLanded(ctx, obj)
+	}
+	return fmt.Errorf("put s3://%s/%s: %w", s.cfg.Bucket, obj.Key, err)
+}
+
+// abortFailed aborts a failed multipart upload when the uploader could not
+// (its context had ended), so no parts are left behind.
+func (s *Sink) abortFailed(ctx context.Context, key string, err error) {
+	var mf manager.MultiUploadFailure
+	if !errors.As(err, &mf) || mf.UploadID() == "" || ctx.Err() == nil {
+		return
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_, _ = s.s3.AbortMultipartUpload(actx, &s3.AbortMultipartUploadInput{
+		Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key), UploadId: aws.String(mf.UploadID()),
+	})
+}
+
+// checkLanded compares the object stored under obj.Key with obj.
+func (s *Sink) checkLanded(ctx context.Context, obj Object) error {
+	out, err := s.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(obj.Key)})
 	if err != nil {
-		return fmt.Errorf("put s3://%s/%s: %w", s.cfg.Bucket, obj.Key, err)
+		return fmt.Errorf("head s3://%s/%s after 412: %w", s.cfg.Bucket, obj.Key, err)
+	}
+	for _, k := range []string{MetaEventCount, MetaFirstSeq, MetaLastSeq} {
+		if out.Metadata[k] != obj.Metadata[k] {
+			return fmt.Errorf("s3://%s/%s: stored %s=%q, batch has %q: %w",
+				s.cfg.Bucket, obj.Key, k, out.Metadata[k], obj.Metadata[k], ErrConflict)
+		}
 	}
 	return nil
+}
+
+// AbortStale aborts multipart uploads under the prefix that started more
+// than olderThan ago: uploads of a worker that was killed mid-upload. No
+// upload of a live worker takes that long. It returns how many it aborted.
+func (s *Sink) AbortStale(ctx context.Context, olderThan time.Duration) (int, error) {
+	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(s.cfg.Bucket)}
+	if s.cfg.Prefix != "" {
+		in.Prefix = aws.String(s.cfg.Prefix)
+	}
+	cutoff := time.Now().Add(-olderThan)
+	aborted := 0
+	for {
+		out, err := s.s3.ListMultipartUploads(ctx, in)
+		if err != nil {
+			return aborted, fmt.Errorf("list multipart uploads in %s: %w", s.cfg.Bucket, err)
+		}
+		for _, u := range out.Uploads {
+			if u.Initiated == nil || u.Initiated.After(cutoff) {
+				continue
+			}
+			if _, err := s.s3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
+				Bucket: aws.String(s.cfg.Bucket), Key: u.Key, UploadId: u.UploadId,
+			}); err != nil {
+				return aborted, fmt.Errorf("abort multipart upload of %s: %w", aws.ToString(u.Key), err)
+			}
+			aborted++
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			return aborted, nil
+		}
+		in.KeyMarker, in.UploadIdMarker = out.NextKeyMarker, out.NextUploadIdMarker
+	}
+}
+
+// permanentCodes are S3 error codes about the object itself: retrying the
+// same upload cannot succeed.
+var permanentCodes = []string{"EntityTooLarge", "KeyTooLongError", "MetadataTooLarge", "InvalidStorageClass"}
+
+// Permanent is the one place that decides whether an upload error is worth
+// a retry. Only an error about the object itself is permanent; everything
+// else (network, 5xx, throttling, credentials, a missing bucket) may heal
+// and is retried, because the batch's messages must not be dropped while an
+// operator fixes S3. ErrConflict is not permanent: the caller re-cuts.
+func Permanent(err error) bool {
+	return slices.Contains(permanentCodes, errorCode(err))
+}
+
+func errorCode(err error) string {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) {
+		return apiErr.ErrorCode()
+	}
+	return ""
 }

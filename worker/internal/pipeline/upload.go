@@ -1,0 +1,140 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/sink"
+)
+
+// upload stores one cut batch and settles every message in it: acked once
+// stored, dead-lettered if it can never be stored, Nak'ed if ctx ended
+// first. It keeps the messages alive with InProgress while it works, and
+// releases the batch's bytes from the budget at the end. It reports whether
+// every message was stored or dead-lettered.
+func (p *Pipeline) upload(ctx context.Context, bt *batch.Batch) bool {
+	defer p.budget.release(bt.Bytes)
+	stop := keepAlive(bt.Items, p.cfg.KeepAlive)
+	defer stop()
+	return p.store(ctx, bt, stop)
+}
+
+// keepAlive sends InProgress for the messages every interval until the
+// returned func is called; that func waits for the last one to be sent.
+func keepAlive(items []batch.Item, every time.Duration) func() {
+	msgs := make([]jetstream.Msg, len(items))
+	for i, it := range items {
+		msgs[i] = it.Msg
+	}
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case <-t.C:
+				for _, m := range msgs {
+					_ = m.InProgress()
+				}
+			}
+		}
+	})
+	var once sync.Once
+	return func() { once.Do(func() { close(quit); wg.Wait() }) }
+}
+
+// store encodes and uploads bt, retrying with exponential backoff and
+// jitter. How each upload error is handled is decided here, with
+// sink.Permanent as the one judge of whether a retry can help:
+//   - nil: the object is stored (or this very batch was stored before):
+//     ack every message;
+//   - sink.ErrConflict: the key holds another batch with the same first
+//     and last sequence: split the batch in two and store each half;
+//   - permanent: dead-letter every message with the error;
+//   - anything else: keep the batch and its messages, retry until ctx ends,
+//     then Nak them for redelivery.
+func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive func()) bool {
+	obj, err := p.cfg.Sink.Encode(bt)
+	if err != nil { // a compressor failure: retrying the same bytes cannot help
+		p.deadLetterBatch(ctx, bt, err)
+		return true
+	}
+	p.budget.add(int64(len(obj.Body)))
+	defer p.budget.release(int64(len(obj.Body)))
+	backoff := p.cfg.RetryMin
+	for attempt := 1; ; attempt++ {
+		start := time.Now()
+		err = p.cfg.Sink.Put(ctx, obj)
+		p.cfg.Metrics.uploadSeconds.Observe(time.Since(start).Seconds())
+		switch {
+		case err == nil:
+			stopKeepAlive()
+			p.ack(bt, obj)
+			return true
+		case errors.Is(err, sink.ErrConflict) && len(bt.Items) > 1:
+			p.cfg.Log.Warn("key holds another batch; splitting", "key", obj.Key, "err", err)
+			lo, hi := bt.Split()
+			return p.store(ctx, lo, func() {}) && p.store(ctx, hi, func() {})
+		case errors.Is(err, sink.ErrConflict), sink.Permanent(err):
+			p.cfg.Log.Error("batch can never be stored; dead-lettering", "key", obj.Key, "err", err)
+			p.deadLetterBatch(ctx, bt, err)
+			return true
+		}
+		if ctx.Err() != nil {
+			p.nakAll(bt)
+			return false
+		}
+		wait := backoff + rand.N(backoff)
+		p.cfg.Metrics.uploadRetries.Inc()
+		p.cfg.Log.Warn("upload failed; retrying", "key", obj.Key, "attempt", attempt, "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			p.nakAll(bt)
+			return false
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, p.cfg.RetryMax)
+	}
+}
+
+// ack acknowledges the messages of a stored object.
+func (p *Pipeline) ack(bt *batch.Batch, obj sink.Object) {
+	p.cfg.Metrics.objects.Inc()
+	p.cfg.Metrics.objectBytes.Observe(float64(len(obj.Body)))
+	p.cfg.Metrics.events.Add(float64(obj.Events))
+	for _, it := range bt.Items {
+		if err := it.Msg.Ack(); err != nil {
+			// The object is stored; a lost ack means a redelivery, which
+			// writes the same lines with the same ids.
+			p.cfg.Log.Warn("ack after upload failed", "key", obj.Key, "seq", it.Seq, "err", err)
+		}
+	}
+	p.cfg.Metrics.messages.WithLabelValues("acked").Add(float64(len(bt.Items)))
+	p.cfg.Log.Debug("object stored", "key", obj.Key, "events", obj.Events, "bytes", len(obj.Body), "reason", bt.Reason)
+}
+
+func (p *Pipeline) nakAll(bt *batch.Batch) {
+	for _, it := range bt.Items {
+		_ = it.Msg.Nak()
+	}
+	p.cfg.Metrics.messages.WithLabelValues("retried").Add(float64(len(bt.Items)))
+}
+
+func (p *Pipeline) deadLetterBatch(ctx context.Context, bt *batch.Batch, cause error) {
+	for _, it := range bt.Items {
+		var n uint64
+		if md, err := it.Msg.Metadata(); err == nil {
+			n = md.NumDelivered
+		}
+		p.deadLetter(ctx, it.Msg, n, cause)
+	}
+}
