@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -24,7 +25,7 @@ func (p *Pipeline) deadLetter(ctx context.Context, m jetstream.Msg, deliveries u
 	if md, err := m.Metadata(); err == nil {
 		seq = md.Sequence.Stream
 	}
-	err := publishDeadLetter(ctx, p.cfg.JS, m.Headers(), m.Data(), seq, deliveries, cause)
+	err := publishDeadLetter(ctx, p.cfg.JS, m.Subject(), m.Headers(), m.Data(), seq, deliveries, cause)
 	if err != nil {
 		p.cfg.Log.Error("dead-letter publish failed; message left for redelivery", "seq", seq, "err", err)
 		_ = m.Nak()
@@ -37,11 +38,14 @@ func (p *Pipeline) deadLetter(ctx context.Context, m jetstream.Msg, deliveries u
 }
 
 // publishDeadLetter publishes a copy of a message to SLUICE_DLQ on
-// sluice.dlq.<tenant> with its original headers plus Sluice-Error and
+// sluice.dlq.<tenant> (the tenant of its header, else of its subject) with its original headers plus Sluice-Error and
 // Sluice-Deliveries. Its Nats-Msg-Id is derived from the stream sequence,
 // so two workers dead-lettering the same message store it once.
-func publishDeadLetter(ctx context.Context, js jetstream.JetStream, h nats.Header, data []byte, seq, deliveries uint64, cause error) error {
+func publishDeadLetter(ctx context.Context, js jetstream.JetStream, subject string, h nats.Header, data []byte, seq, deliveries uint64, cause error) error {
 	tenant := h.Get(stream.HeaderTenant)
+	if !envelope.ValidTenant(tenant) { // then the subject's, sluice.events.<tenant>
+		tenant = subject[strings.LastIndexByte(subject, '.')+1:]
+	}
 	if !envelope.ValidTenant(tenant) {
 		tenant = "_invalid"
 	}
@@ -117,7 +121,7 @@ func deadLetterExhausted(ctx context.Context, js jetstream.JetStream, streamName
 		return fmt.Errorf("get seq %d: %w", adv.StreamSeq, err)
 	}
 	cause := fmt.Errorf("delivered %d times without being stored (MaxDeliver reached)", adv.Deliveries)
-	if err := publishDeadLetter(ctx, js, raw.Header, raw.Data, adv.StreamSeq, adv.Deliveries, cause); err != nil {
+	if err := publishDeadLetter(ctx, js, raw.Subject, raw.Header, raw.Data, adv.StreamSeq, adv.Deliveries, cause); err != nil {
 		return err
 	}
 	if err := st.DeleteMsg(ctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
