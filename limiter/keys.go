@@ -1,7 +1,6 @@
 package limiter
 
 import (
-	"hash/fnv"
 	"strconv"
 	"strings"
 )
@@ -14,28 +13,45 @@ import (
 // IPv6 addresses, unicode) leave Redis Cluster's hash-tag parsing alone, and
 // every script touches one slot. The raw key follows the tag so that two keys
 // whose hashes collide still have distinct state.
-func redisKey(prefix string, alg Algorithm, l Limit, key string) (string, uint16) {
-	tag := keyTag(key)
+func redisKey(prefix string, alg Algorithm, l Limit, key string) (rkey, tag string) {
+	var num [20]byte
+	period := strconv.AppendInt(num[:0], l.Period.Microseconds(), 10)
 	var b strings.Builder
-	b.Grow(len(prefix) + len(tag) + len(key) + 32)
+	b.Grow(len(prefix) + 16 + 5 + len(period) + len(key))
 	b.WriteString(prefix)
 	b.WriteByte('{')
-	b.WriteString(tag)
+	writeHex(&b, fnv64a(key))
 	b.WriteString("}:")
 	b.WriteString(algCode(alg))
 	b.WriteByte(':')
-	b.WriteString(strconv.FormatInt(l.Period.Microseconds(), 10))
+	b.Write(period)
 	b.WriteByte(':')
 	b.WriteString(key)
-	return b.String(), slot(tag)
+	rkey = b.String()
+	return rkey, rkey[len(prefix)+1 : len(prefix)+17]
 }
 
+// keyTag is the hash tag of key: 16 hex digits of its FNV-64a hash.
 func keyTag(key string) string {
-	h := fnv.New64a()
-	_, _ = h.Write([]byte(key))
-	var buf [16]byte
-	s := strconv.AppendUint(buf[:0], h.Sum64(), 16)
-	return strings.Repeat("0", 16-len(s)) + string(s)
+	var b strings.Builder
+	writeHex(&b, fnv64a(key))
+	return b.String()
+}
+
+func fnv64a(s string) uint64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= 1099511628211
+	}
+	return h
+}
+
+func writeHex(b *strings.Builder, v uint64) {
+	const digits = "0123456789abcdef"
+	for shift := 60; shift >= 0; shift -= 4 {
+		b.WriteByte(digits[(v>>uint(shift))&0xf])
+	}
 }
 
 func algCode(a Algorithm) string {
@@ -52,6 +68,7 @@ func algCode(a Algorithm) string {
 }
 
 // slot is the Redis Cluster slot of a hash tag: CRC16-XMODEM mod 16384.
+// Only cluster clients compute it.
 func slot(tag string) uint16 {
 	var crc uint16
 	for i := 0; i < len(tag); i++ {

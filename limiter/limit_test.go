@@ -126,7 +126,8 @@ func TestHeaders(t *testing.T) {
 
 func TestRedisKeyTag(t *testing.T) {
 	for _, key := range []string{"", "a", "a:b", "2001:db8::1", "{x}", "}{", "ключ", "\x00\xff"} {
-		k, s := redisKey("rl:", GCRA, PerSecond(1), key)
+		k, tg := redisKey("rl:", GCRA, PerSecond(1), key)
+		s := slot(tg)
 		open := indexByte(k, '{')
 		close := indexByte(k[open:], '}') + open
 		tag := k[open+1 : close]

@@ -56,6 +56,7 @@ type Limiter struct {
 	wg      sync.WaitGroup
 	closed  atomic.Bool
 	stopper sync.Once
+	timers  sync.Pool // *time.Timer for await
 }
 
 // errDeadline is a decision whose Redis answer did not come in time.
@@ -166,8 +167,8 @@ func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) ([]Result, error
 		return nil, nil
 	}
 	results := make([]Result, len(reqs))
-	keys := make([]string, len(reqs))
-	slots := make([]uint16, len(reqs))
+	c := newCall(len(reqs))
+	keys, slots := c.keys, c.slots
 	over := false
 	for i, r := range reqs {
 		lim := r.Limit.normalize()
@@ -181,7 +182,12 @@ func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) ([]Result, error
 			return nil, fmt.Errorf("allow %q: %w: cost %d must be at least 1", r.Key, ErrInvalidCost, r.Cost)
 		}
 		results[i].Limit = lim
-		keys[i], slots[i] = redisKey(l.cfg.prefix, lim.Algorithm, lim, r.Key)
+		c.lims[i], c.costs[i] = lim, r.Cost
+		var tag string
+		keys[i], tag = redisKey(l.cfg.prefix, lim.Algorithm, lim, r.Key)
+		if l.cluster {
+			slots[i] = slot(tag)
+		}
 		if r.Cost > lim.capacity() {
 			results[i].RetryAfter = -1
 			over = true
@@ -202,7 +208,7 @@ func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) ([]Result, error
 	if !l.br.allow(start) {
 		return l.fallback(reqs, keys, results, fmt.Errorf("circuit breaker %s", l.br.State()), alg, start)
 	}
-	out, err := l.exec(ctx, reqs, keys, slots)
+	out, err := l.exec(ctx, c)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("allow %q: %w", reqs[0].Key, ctx.Err())
@@ -284,27 +290,25 @@ func (l *Limiter) fallback(reqs []Request, keys []string, results []Result, caus
 
 // exec runs the decide script for reqs within the deadline and returns 4
 // integers per request.
-func (l *Limiter) exec(ctx context.Context, reqs []Request, keys []string, slots []uint16) ([]int64, error) {
-	args := make([]any, 0, 5*len(reqs))
-	for _, r := range reqs {
-		lim := r.Limit.normalize()
-		args = append(args, int(lim.Algorithm), lim.Rate, lim.Period.Microseconds(), lim.Burst, r.Cost)
-	}
+func (l *Limiter) exec(ctx context.Context, c *call) ([]int64, error) {
+	slots := c.slots
 	sameSlot := true
 	for _, s := range slots {
 		sameSlot = sameSlot && s == slots[0]
 	}
 	if l.cluster && !sameSlot {
 		return l.within(ctx, l.cfg.deadline, func(ctx context.Context) ([]int64, error) {
-			return l.crossSlot(ctx, keys, args, slots)
+			return l.crossSlot(ctx, c, slots)
 		})
 	}
-	c := &call{keys: keys, args: args, slot: slots[0], expires: time.Now().Add(l.cfg.deadline), done: make(chan struct{})}
 	if !l.cfg.coalesce {
 		return l.within(ctx, l.cfg.deadline, func(ctx context.Context) ([]int64, error) {
-			return runScript(ctx, l.rdb, l.s.decide, keys, withGroups(args, "1")...)
+			keys, args := compose([]*call{c}, false)
+			return runScript(ctx, l.rdb, l.s.decide, keys, args...)
 		})
 	}
+	c.slot = slots[0]
+	c.expires = time.Now().Add(l.cfg.deadline)
 	return l.await(ctx, c)
 }
 
@@ -334,50 +338,33 @@ func (l *Limiter) within(ctx context.Context, d time.Duration, fn func(context.C
 	}
 }
 
-// withGroups interleaves a group id before every 5 decision arguments.
-func withGroups(args []any, gid string) []any {
-	out := make([]any, 0, len(args)/5*6)
-	for i := 0; i < len(args); i += 5 {
-		out = append(out, gid)
-		out = append(out, args[i:i+5]...)
-	}
-	return out
-}
-
 // crossSlot is AllowAll across Redis Cluster slots: one atomic group per
 // slot in one pipeline, then refunds for the allowed slots if any denied.
-func (l *Limiter) crossSlot(ctx context.Context, keys []string, args []any, slots []uint16) ([]int64, error) {
+func (l *Limiter) crossSlot(ctx context.Context, c *call, slots []uint16) ([]int64, error) {
 	type group struct {
-		idx  []int
-		keys []string
-		args []any
-		cmd  *redis.Cmd
+		idx []int
+		c   *call
+		cmd *redis.Cmd
 	}
 	var groups []*group
 	bySlot := map[uint16]*group{}
 	for i, s := range slots {
 		g := bySlot[s]
 		if g == nil {
-			g = &group{}
+			g = &group{c: &call{}}
 			bySlot[s] = g
 			groups = append(groups, g)
 		}
 		g.idx = append(g.idx, i)
-		g.keys = append(g.keys, keys[i])
-		g.args = append(g.args, "1")
-		g.args = append(g.args, args[i*5:i*5+5]...)
+		g.c.keys = append(g.c.keys, c.keys[i])
+		g.c.lims = append(g.c.lims, c.lims[i])
+		g.c.costs = append(g.c.costs, c.costs[i])
 	}
 	run := func(gs []*group, refund bool) error {
 		pipe := l.rdb.Pipeline()
 		for _, g := range gs {
-			a := g.args
-			if refund {
-				a = append([]any(nil), g.args...)
-				for k := 5; k < len(a); k += 6 {
-					a[k] = -a[k].(int)
-				}
-			}
-			g.cmd = l.s.decide.EvalSha(ctx, pipe, g.keys, a...)
+			keys, args := compose([]*call{g.c}, refund)
+			g.cmd = l.s.decide.EvalSha(ctx, pipe, keys, args...)
 		}
 		_, _ = pipe.Exec(ctx)
 		for _, g := range gs {
@@ -400,7 +387,7 @@ func (l *Limiter) crossSlot(ctx context.Context, keys []string, args []any, slot
 	if err != nil {
 		return nil, err
 	}
-	out := make([]int64, 4*len(keys))
+	out := make([]int64, 4*len(c.keys))
 	denied := false
 	var allowed []*group
 	for _, g := range groups {
@@ -424,7 +411,7 @@ func (l *Limiter) crossSlot(ctx context.Context, keys []string, args []any, slot
 		for _, g := range allowed {
 			for k, i := range g.idx {
 				out[i*4] = 0
-				out[i*4+1] += int64(g.args[k*6+5].(int))
+				out[i*4+1] += int64(g.c.costs[k])
 			}
 		}
 	}
@@ -433,15 +420,33 @@ func (l *Limiter) crossSlot(ctx context.Context, keys []string, args []any, slot
 
 var errRetry = errors.New("retry")
 
-// call is one AllowAll waiting for a flusher.
+// call is one AllowAll on its way to Redis.
 type call struct {
 	keys    []string
-	args    []any // 5 per decision, without the group id
+	lims    []Limit // normalized
+	costs   []int
+	slots   []uint16 // cluster clients only
 	slot    uint16
 	expires time.Time
 	out     []int64
 	err     error
 	done    chan struct{}
+
+	// Storage for the common single-request call: one allocation.
+	key1  [1]string
+	lim1  [1]Limit
+	cost1 [1]int
+	slot1 [1]uint16
+}
+
+func newCall(n int) *call {
+	c := &call{done: make(chan struct{})}
+	if n == 1 {
+		c.keys, c.lims, c.costs, c.slots = c.key1[:], c.lim1[:], c.cost1[:], c.slot1[:]
+		return c
+	}
+	c.keys, c.lims, c.costs, c.slots = make([]string, n), make([]Limit, n), make([]int, n), make([]uint16, n)
+	return c
 }
 
 func (c *call) finish(out []int64, err error) {
@@ -451,8 +456,14 @@ func (c *call) finish(out []int64, err error) {
 
 // await hands c to the flushers and waits for its answer until the deadline.
 func (l *Limiter) await(ctx context.Context, c *call) ([]int64, error) {
-	t := time.NewTimer(l.cfg.deadline)
-	defer t.Stop()
+	t, _ := l.timers.Get().(*time.Timer)
+	if t == nil {
+		t = time.NewTimer(l.cfg.deadline)
+	} else {
+		t.Reset(l.cfg.deadline)
+	}
+	// Since Go 1.23 a stopped timer delivers nothing stale: safe to reuse.
+	defer func() { t.Stop(); l.timers.Put(t) }()
 	select {
 	case l.queue <- c:
 	case <-t.C:
@@ -557,7 +568,7 @@ func (l *Limiter) flush(batch []*call) {
 	pipe := l.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(order))
 	for i, s := range order {
-		keys, args := compose(bySlot[s])
+		keys, args := compose(bySlot[s], false)
 		cmds[i] = l.s.decide.EvalSha(ctx, pipe, keys, args...)
 	}
 	_, _ = pipe.Exec(ctx)
@@ -565,7 +576,7 @@ func (l *Limiter) flush(batch []*call) {
 		calls := bySlot[s]
 		v, err := cmds[i].Result()
 		if isNoScript(err) {
-			keys, args := compose(calls)
+			keys, args := compose(calls, false)
 			v, err = l.s.decide.Eval(ctx, l.rdb, keys, args...).Result()
 		}
 		var out []int64
@@ -577,29 +588,47 @@ func (l *Limiter) flush(batch []*call) {
 }
 
 func (l *Limiter) flushGroup(ctx context.Context, calls []*call, rdb redis.Scripter) {
-	keys, args := compose(calls)
+	keys, args := compose(calls, false)
 	out, err := runScript(ctx, rdb, l.s.decide, keys, args...)
 	distribute(calls, out, err)
 }
 
-// compose concatenates calls into one script invocation; each call is its
-// own group.
-func compose(calls []*call) ([]string, []any) {
+// compose lays calls out as one decide script invocation (see
+// lua/decide.lua): the distinct limits once, then (group, limit, cost) per
+// decision; each call is its own group. refund negates the costs.
+func compose(calls []*call, refund bool) ([]string, []any) {
 	n := 0
 	for _, c := range calls {
 		n += len(c.keys)
 	}
 	keys := make([]string, 0, n)
-	args := make([]any, 0, n*6)
+	var limits []Limit
+	seen := map[Limit]int{}
+	index := func(lim Limit) int {
+		if i, ok := seen[lim]; ok {
+			return i
+		}
+		limits = append(limits, lim)
+		seen[lim] = len(limits)
+		return len(limits)
+	}
+	decisions := make([]any, 0, n*3)
 	for i, c := range calls {
-		gid := strconv.Itoa(i)
 		keys = append(keys, c.keys...)
-		for k := 0; k < len(c.args); k += 5 {
-			args = append(args, gid)
-			args = append(args, c.args[k:k+5]...)
+		for k := range c.keys {
+			cost := c.costs[k]
+			if refund {
+				cost = -cost
+			}
+			decisions = append(decisions, i, index(c.lims[k]), cost)
 		}
 	}
-	return keys, args
+	args := make([]any, 0, 1+4*len(limits)+len(decisions))
+	args = append(args, len(limits))
+	for _, l := range limits {
+		args = append(args, int(l.Algorithm), l.Rate, l.Period.Microseconds(), l.Burst)
+	}
+	return keys, append(args, decisions...)
 }
 
 func distribute(calls []*call, out []int64, err error) {

@@ -1,9 +1,10 @@
 -- decide.lua: a batch of rate-limit decisions, run atomically and timed by
 -- Redis TIME (never the client's clock).
 --
--- KEYS[i] is the state key of decision i. ARGV holds 6 values per decision:
---   group, algorithm (0 gcra, 1 sliding window, 2 fixed window),
---   rate, period (microseconds), burst, cost.
+-- KEYS[i] is the state key of decision i. ARGV starts with the batch's
+-- distinct limits: their count L, then 4 values each: algorithm (0 gcra,
+-- 1 sliding window, 2 fixed window), rate, period (microseconds), burst.
+-- Then 3 values per decision: group, limit number (1..L), cost.
 -- Consecutive decisions with the same group are all-or-nothing: if one is
 -- denied, none of the group consumes anything. A negative cost refunds.
 -- Returns 4 integers per decision:
@@ -89,15 +90,25 @@ local function sliding(st, rate, period, cost)
   return 0, rem, retry, reset
 end
 
+-- All state is read with one MGET: a GCRA key holds its theoretical arrival
+-- time (µs), a window key "index:current:previous".
+local raw = {}
+local vals = redis.call('MGET', unpack(KEYS))
+for k = 1, #KEYS do raw[KEYS[k]] = vals[k] end
+
 local cache = {}
 local function load(key, alg)
   local st = cache[key]
   if st ~= nil then return st end
+  local v = raw[key]
   if alg == 0 then
-    st = { tat = tonumber(redis.call('GET', key)) }
+    st = { tat = tonumber(v) }
   else
-    local v = redis.call('HMGET', key, 'i', 'c', 'p')
-    st = { i = tonumber(v[1]), c = tonumber(v[2]) or 0, p = tonumber(v[3]) or 0 }
+    st = { c = 0, p = 0 }
+    if v then
+      local i, c, p = string.match(v, '^(%d+):(%d+):(%d+)$')
+      st.i, st.c, st.p = tonumber(i), tonumber(c) or 0, tonumber(p) or 0
+    end
   end
   st.alg = alg
   cache[key] = st
@@ -110,55 +121,71 @@ local function copy(st)
   return c
 end
 
+local nlim = tonumber(ARGV[1])
+local lims = {}
+for k = 1, nlim do
+  local b = 1 + (k - 1) * 4
+  lims[k] = { tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4]) }
+end
+local base = 1 + nlim * 4
+
+local function decide(st, lim, cost)
+  local alg = lim[1]
+  if alg == 0 then
+    return gcra(st, lim[2], lim[3], lim[4], cost)
+  elseif alg == 1 then
+    return sliding(st, lim[2], lim[3], cost)
+  end
+  return fixed(st, lim[2], lim[3], cost)
+end
+
 local out = {}
 local dirty = {}
 local n = #KEYS
 local i = 1
 while i <= n do
-  local gid = ARGV[(i - 1) * 6 + 1]
-  local work = {}
-  local ok = true
-  local j = i
-  while j <= n and ARGV[(j - 1) * 6 + 1] == gid do
-    local b = (j - 1) * 6
-    local key = KEYS[j]
-    local alg = tonumber(ARGV[b + 2])
-    local rate = tonumber(ARGV[b + 3])
-    local period = tonumber(ARGV[b + 4])
-    local burst = tonumber(ARGV[b + 5])
-    local cost = tonumber(ARGV[b + 6])
-    local st = work[key]
-    if st == nil then
-      st = copy(load(key, alg))
-      work[key] = st
-    end
-    local a, rem, retry, reset
-    if alg == 0 then
-      a, rem, retry, reset = gcra(st, rate, period, burst, cost)
-    elseif alg == 1 then
-      a, rem, retry, reset = sliding(st, rate, period, cost)
-    else
-      a, rem, retry, reset = fixed(st, rate, period, cost)
-    end
-    if a == 0 then ok = false end
-    local o = (j - 1) * 4
-    out[o + 1] = a
-    out[o + 2] = rem
-    out[o + 3] = math.ceil(retry)
-    out[o + 4] = math.ceil(reset)
-    j = j + 1
-  end
-  if ok then
-    for key, st in pairs(work) do
-      cache[key] = st
-      dirty[key] = true
-    end
+  local gid = ARGV[base + (i - 1) * 3 + 1]
+  local j = i + 1
+  while j <= n and ARGV[base + (j - 1) * 3 + 1] == gid do j = j + 1 end
+  if j == i + 1 then
+    -- A group of one (every plain Allow): decide on the cached state, which
+    -- the algorithms only change when they allow.
+    local b = base + (i - 1) * 3
+    local lim = lims[tonumber(ARGV[b + 2])]
+    local key = KEYS[i]
+    local a, rem, retry, reset = decide(load(key, lim[1]), lim, tonumber(ARGV[b + 3]))
+    if a == 1 then dirty[key] = true end
+    local o = (i - 1) * 4
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4] = a, rem, math.ceil(retry), math.ceil(reset)
   else
+    local work = {}
+    local ok = true
     for k = i, j - 1 do
+      local b = base + (k - 1) * 3
+      local lim = lims[tonumber(ARGV[b + 2])]
+      local key = KEYS[k]
+      local st = work[key]
+      if st == nil then
+        st = copy(load(key, lim[1]))
+        work[key] = st
+      end
+      local a, rem, retry, reset = decide(st, lim, tonumber(ARGV[b + 3]))
+      if a == 0 then ok = false end
       local o = (k - 1) * 4
-      if out[o + 1] == 1 then
-        out[o + 1] = 0
-        out[o + 2] = out[o + 2] + tonumber(ARGV[(k - 1) * 6 + 6])
+      out[o + 1], out[o + 2], out[o + 3], out[o + 4] = a, rem, math.ceil(retry), math.ceil(reset)
+    end
+    if ok then
+      for key, st in pairs(work) do
+        cache[key] = st
+        dirty[key] = true
+      end
+    else
+      for k = i, j - 1 do
+        local o = (k - 1) * 4
+        if out[o + 1] == 1 then
+          out[o + 1] = 0
+          out[o + 2] = out[o + 2] + tonumber(ARGV[base + (k - 1) * 3 + 3])
+        end
       end
     end
   end
@@ -172,8 +199,7 @@ for key in pairs(dirty) do
   if st.alg == 0 then
     redis.call('SET', key, st.tat, 'PX', ms)
   else
-    redis.call('HSET', key, 'i', st.i, 'c', st.c, 'p', st.p)
-    redis.call('PEXPIRE', key, ms)
+    redis.call('SET', key, string.format('%.0f:%.0f:%.0f', st.i, st.c, st.p), 'PX', ms)
   end
 end
 return out
