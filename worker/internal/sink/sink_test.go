@@ -1,0 +1,177 @@
+package sink
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+
+	"github.com/sluice-ingest/sluice/pkg/devstack"
+	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
+	"github.com/sluice-ingest/sluice/pkg/envelope"
+	"github.com/sluice-ingest/sluice/worker/internal/batch"
+)
+
+// countingS3 counts the multipart calls of the real client.
+type countingS3 struct {
+	*s3.Client
+	parts, completes atomic.Int64
+	failComplete     atomic.Bool
+}
+
+func (c *countingS3) UploadPart(ctx context.Context, in *s3.UploadPartInput, o ...func(*s3.Options)) (*s3.UploadPartOutput, error) {
+	c.parts.Add(1)
+	return c.Client.UploadPart(ctx, in, o...)
+}
+
+func (c *countingS3) CompleteMultipartUpload(ctx context.Context, in *s3.CompleteMultipartUploadInput, o ...func(*s3.Options)) (*s3.CompleteMultipartUploadOutput, error) {
+	c.completes.Add(1)
+	if c.failComplete.Load() {
+		return nil, errors.New("injected: connection reset")
+	}
+	return c.Client.CompleteMultipartUpload(ctx, in, o...)
+}
+
+// bigBatch is a batch of incompressible events of about size bytes.
+func bigBatch(firstSeq uint64, size int) *batch.Batch {
+	b := batch.New(batch.Limits{MaxBytes: 1 << 40, MaxEvents: 1 << 30, MaxAge: time.Hour})
+	at := time.Now().UTC().Add(-time.Hour)
+	raw := make([]byte, 48<<10)
+	for i := 0; i*(100<<10) < size; i++ {
+		body := []byte{}
+		for range 2 {
+			_, _ = rand.Read(raw)
+			body = fmt.Appendf(body, "{\"r\":%q}\n", hex.EncodeToString(raw))
+		}
+		meta := envelope.Meta{Tenant: "acme", BatchID: envelope.NewBatchID(), ReceivedAt: at, EventCount: 2}
+		b.Add(batch.Item{Meta: meta, Seq: firstSeq + uint64(i), Body: body}, time.Now())
+	}
+	return b.All(batch.ReasonShutdown)[0]
+}
+
+// TestMultipartAboveThreshold: an object larger than the part size goes up
+// in parts, keeps its metadata, and is written once like a single put.
+func TestMultipartAboveThreshold(t *testing.T) {
+	srv := devtest.S3(t)
+	c := &countingS3{Client: srv.Client()}
+	sk, err := New(c, Config{Bucket: devstack.S3Bucket, Prefix: "mp", Compression: "gzip", PartSize: 5 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	small, err := sk.Encode(bigBatch(1, 1<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sk.Put(t.Context(), small); err != nil {
+		t.Fatal(err)
+	}
+	if c.parts.Load() != 0 {
+		t.Fatalf("a %d-byte object used %d parts", len(small.Body), c.parts.Load())
+	}
+	obj, err := sk.Encode(bigBatch(100, 12<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sk.Put(t.Context(), obj); err != nil {
+		t.Fatal(err)
+	}
+	if c.parts.Load() < 3 {
+		t.Fatalf("a %d-byte object went up in %d parts, want 3", len(obj.Body), c.parts.Load())
+	}
+	// The same batch again: the key is taken, the metadata matches.
+	if err := sk.Put(t.Context(), obj); err != nil {
+		t.Fatalf("second multipart put of the same batch: %v", err)
+	}
+	objs := devtest.MustReadObjects(t, srv.Client(), devstack.S3Bucket, "mp/")
+	if len(objs) != 2 {
+		t.Fatalf("%d objects, want 2", len(objs))
+	}
+	for _, o := range objs {
+		if o.Key == obj.Key && (o.Size != int64(len(obj.Body)) || o.Metadata[MetaEventCount] != fmt.Sprint(obj.Events) ||
+			len(o.Lines) != obj.Events) {
+			t.Errorf("multipart object %s: size %d metadata %v lines %d; want size %d and %d events",
+				o.Key, o.Size, o.Metadata, len(o.Lines), len(obj.Body), obj.Events)
+		}
+	}
+	if n := uploadsLeft(t, srv.Client()); n != 0 {
+		t.Errorf("%d multipart uploads left open", n)
+	}
+}
+
+// TestFailedMultipartIsAborted: a multipart upload that fails leaves no
+// parts behind, and AbortStale removes uploads abandoned by a dead worker.
+func TestFailedMultipartIsAborted(t *testing.T) {
+	srv := devtest.S3(t)
+	c := &countingS3{Client: srv.Client()}
+	sk, err := New(c, Config{Bucket: devstack.S3Bucket, Prefix: "mp", Compression: "none", PartSize: 5 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := sk.Encode(bigBatch(1, 11<<20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.failComplete.Store(true)
+	if err := sk.Put(t.Context(), obj); err == nil || Permanent(err) {
+		t.Fatalf("put with a failing complete: err = %v, want a retryable error", err)
+	}
+	if n := uploadsLeft(t, srv.Client()); n != 0 {
+		t.Errorf("%d multipart uploads left after a failed put", n)
+	}
+	// A worker killed mid-upload leaves one behind.
+	if _, err := srv.Client().CreateMultipartUpload(t.Context(), &s3.CreateMultipartUploadInput{
+		Bucket: aws.String(devstack.S3Bucket), Key: aws.String("mp/abandoned.ndjson"),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := sk.AbortStale(t.Context(), time.Hour); err != nil || n != 0 {
+		t.Fatalf("AbortStale(1h) of a fresh upload: %d, %v; want 0", n, err)
+	}
+	if n, err := sk.AbortStale(t.Context(), -time.Minute); err != nil || n != 1 {
+		t.Fatalf("AbortStale: %d, %v; want 1", n, err)
+	}
+	if n := uploadsLeft(t, srv.Client()); n != 0 {
+		t.Errorf("%d multipart uploads left after AbortStale", n)
+	}
+}
+
+func uploadsLeft(t *testing.T, c *s3.Client) int {
+	t.Helper()
+	out, err := c.ListMultipartUploads(t.Context(), &s3.ListMultipartUploadsInput{Bucket: aws.String(devstack.S3Bucket)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(out.Uploads)
+}
+
+func TestPermanent(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{errors.New("connection refused"), false},
+		{fmt.Errorf("put: %w", apiError("SlowDown")), false},
+		{fmt.Errorf("put: %w", apiError("AccessDenied")), false},
+		{fmt.Errorf("put: %w", apiError("EntityTooLarge")), true},
+		{fmt.Errorf("put: %w", ErrConflict), false},
+	} {
+		if got := Permanent(tc.err); got != tc.want {
+			t.Errorf("Permanent(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+type apiError string
+
+func (e apiError) Error() string                 { return string(e) }
+func (e apiError) ErrorCode() string             { return string(e) }
+func (e apiError) ErrorMessage() string          { return string(e) }
+func (e apiError) ErrorFault() smithy.ErrorFault { return smithy.FaultServer }
