@@ -1,26 +1,53 @@
 package decode
 
 import (
-	"bytes"
-	"compress/gzip"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
 )
 
-// Limits bound what one request may carry.
+// Limits bound what one request may carry. A zero field takes its default.
 type Limits struct {
 	MaxBodyBytes    int64 // on the wire
 	MaxDecodedBytes int64 // after decompression
 	MaxEvents       int
+	// MaxDepth bounds the nesting of objects and arrays, counted from the
+	// body's root: the {"events":[...]} wrapper itself takes two levels.
+	MaxDepth int
+}
+
+// Defaults of Limits.
+const (
+	DefaultMaxBodyBytes    = 1 << 20
+	DefaultMaxDecodedBytes = 4 << 20
+	DefaultMaxEvents       = 10000
+	DefaultMaxDepth        = 64
+)
+
+func (l Limits) withDefaults() Limits {
+	if l.MaxBodyBytes <= 0 {
+		l.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if l.MaxDecodedBytes <= 0 {
+		l.MaxDecodedBytes = DefaultMaxDecodedBytes
+	}
+	if l.MaxEvents <= 0 {
+		l.MaxEvents = DefaultMaxEvents
+	}
+	if l.MaxDepth <= 0 {
+		l.MaxDepth = DefaultMaxDepth
+	}
+	return l
 }
 
 // Error is a refusal of client input: it maps to Status with a JSON body
-// {"error": Code, "message": Message}.
+// {"error": Code, "message": Message}. Status is always a 4xx.
 type Error struct {
 	Status  int
 	Code    string
@@ -33,214 +60,166 @@ func errorf(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
-// Batch is a decoded request.
+// Batch is a decoded request. It belongs to the Decoder's pool: call Release
+// once Body is no longer needed.
 type Batch struct {
 	// Body holds the events as NDJSON, each event compacted onto one line.
 	Body []byte
 	// Events is the number of events (lines) in Body.
 	Events int
+	st     *state
+}
+
+// Release returns the batch's buffers for reuse; Body must not be used
+// afterwards.
+func (b *Batch) Release() { b.st.d.put(b.st) }
+
+// Decoder decodes request bodies within its limits. It is safe for
+// concurrent use and reuses its buffers and decompressors.
+type Decoder struct {
+	lim  Limits
+	pool sync.Pool // of *state
+}
+
+// NewDecoder returns a Decoder enforcing lim.
+func NewDecoder(lim Limits) *Decoder {
+	d := &Decoder{lim: lim.withDefaults()}
+	d.pool.New = func() any { return &state{d: d, in: make([]byte, readBufSize)} }
+	return d
+}
+
+// Limits are the limits d enforces, defaults filled in.
+func (d *Decoder) Limits() Limits { return d.lim }
+
+// Largest output buffer kept for reuse; larger ones are left to the GC so a
+// burst of big requests does not pin memory.
+const maxPooledOut = 256 << 10
+
+func (d *Decoder) put(st *state) {
+	st.reset()
+	if cap(st.out) > maxPooledOut {
+		st.out = nil
+	}
+	d.pool.Put(st)
 }
 
 // Decode reads a request body of the given Content-Type and
 // Content-Encoding. Every error it returns is an *Error.
-func Decode(r io.Reader, contentType, contentEncoding string, lim Limits) (Batch, error) {
+func (d *Decoder) Decode(r io.Reader, contentType, contentEncoding string) (*Batch, error) {
 	ndjson, err := mediaType(contentType)
 	if err != nil {
-		return Batch{}, err
+		return nil, err
 	}
-	raw, err := readLimited(r, lim.MaxBodyBytes, "body_too_large", "request body exceeds %d bytes")
+	enc, err := encoding(contentEncoding)
 	if err != nil {
-		return Batch{}, err
+		return nil, err
 	}
-	data, err := decompress(raw, contentEncoding, lim.MaxDecodedBytes)
-	if err != nil {
-		return Batch{}, err
+	st := d.pool.Get().(*state)
+	if err := st.decode(r, enc, ndjson); err != nil {
+		d.put(st)
+		return nil, err
 	}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return Batch{}, errorf(http.StatusBadRequest, "empty_body", "request body is empty")
-	}
-	b := Batch{Body: make([]byte, 0, len(data)+16)}
-	if ndjson {
-		err = b.addNDJSON(data, lim)
-	} else {
-		err = b.addJSON(data, lim)
-	}
-	if err != nil {
-		return Batch{}, err
-	}
-	if b.Events == 0 {
-		return Batch{}, errorf(http.StatusBadRequest, "no_events", "request carries no events")
-	}
-	return b, nil
+	st.batch = Batch{Body: st.out, Events: st.events, st: st}
+	return &st.batch, nil
 }
 
+// mediaType accepts JSON (the default when no Content-Type is sent) and
+// NDJSON, in UTF-8.
 func mediaType(ct string) (ndjson bool, err error) {
-	if ct == "" {
+	switch ct { // the common spellings, without parsing
+	case "", "application/json", "application/json; charset=utf-8":
 		return false, nil
+	case "application/x-ndjson":
+		return true, nil
 	}
-	mt, _, perr := mime.ParseMediaType(ct)
+	mt, params, perr := mime.ParseMediaType(ct)
 	if perr != nil {
 		return false, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "cannot parse Content-Type %q", ct)
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+		return false, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "charset %q is not accepted; send UTF-8", cs)
 	}
 	switch mt {
 	case "application/json", "text/plain":
 		return false, nil
-	case "application/x-ndjson", "application/jsonl", "application/ndjson", "application/json-seq":
+	case "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonl":
 		return true, nil
 	}
 	return false, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type",
 		"Content-Type %q is not accepted; send application/json or application/x-ndjson", mt)
 }
 
-func readLimited(r io.Reader, max int64, code, format string) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, max+1))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, errorf(http.StatusRequestEntityTooLarge, code, format, max)
-		}
-		return nil, errorf(http.StatusBadRequest, "malformed_body", "reading body: %v", err)
-	}
-	if int64(len(b)) > max {
-		return nil, errorf(http.StatusRequestEntityTooLarge, code, format, max)
-	}
-	return b, nil
+type contentEncoding int
+
+const (
+	identity contentEncoding = iota
+	gzipped
+	zstded
+)
+
+func (e contentEncoding) String() string {
+	return [...]string{"identity", "gzip", "zstd"}[e]
 }
 
-func decompress(raw []byte, encoding string, maxDecoded int64) ([]byte, error) {
-	switch strings.ToLower(strings.TrimSpace(encoding)) {
-	case "", "identity":
-		if int64(len(raw)) > maxDecoded {
-			return nil, errorf(http.StatusRequestEntityTooLarge, "decoded_too_large", "decoded body exceeds %d bytes", maxDecoded)
-		}
-		return raw, nil
-	case "gzip", "x-gzip":
-		zr, err := gzip.NewReader(bytes.NewReader(raw))
-		if err != nil {
-			return nil, errorf(http.StatusBadRequest, "malformed_body", "gzip: %v", err)
-		}
-		b, err := readLimited(zr, maxDecoded, "decoded_too_large", "decoded body exceeds %d bytes")
-		var de *Error
-		if errors.As(err, &de) && de.Code == "malformed_body" {
-			return nil, errorf(http.StatusBadRequest, "malformed_body", "gzip: %s", strings.TrimPrefix(de.Message, "reading body: "))
-		}
-		return b, err
-	}
-	return nil, errorf(http.StatusUnsupportedMediaType, "unsupported_encoding",
-		"Content-Encoding %q is not accepted; send gzip or identity", encoding)
-}
-
-func (b *Batch) addEvent(ev []byte, where string, lim Limits) error {
-	ev = bytes.TrimSpace(ev)
-	if len(ev) == 0 || ev[0] != '{' {
-		return errorf(http.StatusBadRequest, "invalid_event", "%s: each event must be a JSON object", where)
-	}
-	if b.Events >= lim.MaxEvents {
-		return errorf(http.StatusRequestEntityTooLarge, "too_many_events", "request carries more than %d events", lim.MaxEvents)
-	}
-	buf := bytes.NewBuffer(b.Body)
-	if err := json.Compact(buf, ev); err != nil {
-		return errorf(http.StatusBadRequest, "malformed_body", "%s: %v", where, err)
-	}
-	b.Body = append(buf.Bytes(), '\n')
-	b.Events++
-	return nil
-}
-
-func (b *Batch) addNDJSON(data []byte, lim Limits) error {
-	for n := 1; len(data) > 0; n++ {
-		line := data
-		if i := bytes.IndexByte(data, '\n'); i >= 0 {
-			line, data = data[:i], data[i+1:]
-		} else {
-			data = nil
-		}
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
-		}
-		if !json.Valid(line) {
-			return errorf(http.StatusBadRequest, "malformed_body", "line %d: not valid JSON", n)
-		}
-		if err := b.addEvent(line, fmt.Sprintf("line %d", n), lim); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (b *Batch) addJSON(data []byte, lim Limits) error {
-	if !json.Valid(data) {
-		return errorf(http.StatusBadRequest, "malformed_body", "body is not valid JSON: %s", syntaxError(data))
-	}
-	data = bytes.TrimSpace(data)
-	switch data[0] {
-	case '[':
-		return b.addArray(data, "events", lim)
-	case '{':
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(data, &obj); err != nil {
-			return errorf(http.StatusBadRequest, "malformed_body", "%v", err)
-		}
-		if evs, ok := obj["events"]; ok && len(obj) == 1 {
-			return b.addArray(evs, "events", lim)
-		}
-		if d, ok := obj["data"]; ok && isClassic(obj) {
-			return b.addArray(d, "data", lim)
-		}
-		return b.addEvent(data, "event", lim)
-	}
-	return errorf(http.StatusBadRequest, "invalid_event", "body must be a JSON object or array, got %s", kind(data[0]))
-}
-
-// isClassic reports whether obj is the classic collection
-// {"version":..., "token":..., "data":[...]}.
-func isClassic(obj map[string]json.RawMessage) bool {
-	for k := range obj {
-		if k != "data" && k != "version" && k != "token" {
-			return false
-		}
-	}
-	return true
-}
-
-func (b *Batch) addArray(raw json.RawMessage, field string, lim Limits) error {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || raw[0] != '[' {
-		return errorf(http.StatusBadRequest, "invalid_body", "%q must be an array of event objects", field)
-	}
-	var evs []json.RawMessage
-	if err := json.Unmarshal(raw, &evs); err != nil {
-		return errorf(http.StatusBadRequest, "malformed_body", "%s: %v", field, err)
-	}
-	for i, ev := range evs {
-		if err := b.addEvent(ev, fmt.Sprintf("%s[%d]", field, i), lim); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func syntaxError(data []byte) string {
-	var v any
-	err := json.Unmarshal(data, &v)
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Sprintf("%v at byte %d", se, se.Offset)
-	}
-	if err != nil {
-		return err.Error()
-	}
-	return "invalid"
-}
-
-func kind(c byte) string {
+func encoding(ce string) (contentEncoding, error) {
+	ce = strings.TrimSpace(ce)
 	switch {
-	case c == '"':
-		return "a string"
-	case c == 't' || c == 'f':
-		return "a boolean"
-	case c == 'n':
-		return "null"
+	case ce == "" || strings.EqualFold(ce, "identity"):
+		return identity, nil
+	case strings.EqualFold(ce, "gzip") || strings.EqualFold(ce, "x-gzip"):
+		return gzipped, nil
+	case strings.EqualFold(ce, "zstd"):
+		return zstded, nil
 	}
-	return "a number"
+	return identity, errorf(http.StatusUnsupportedMediaType, "unsupported_encoding",
+		"Content-Encoding %q is not accepted; send gzip, zstd or identity", ce)
+}
+
+// zstd decoders decode in the calling goroutine (concurrency 1), keep little
+// memory between uses, and refuse frames whose window is larger than this:
+// 8 MiB is what the zstd command uses up to level 19.
+const zstdMaxWindow = 8 << 20
+
+func newZstd() *zstd.Decoder {
+	zs, err := zstd.NewReader(nil,
+		zstd.WithDecoderConcurrency(1),
+		zstd.WithDecoderLowmem(true),
+		zstd.WithDecoderMaxWindow(zstdMaxWindow),
+	)
+	if err != nil {
+		panic("zstd decoder options: " + err.Error()) // constant options: a programming error
+	}
+	return zs
+}
+
+// source sets st.src to the decoded body: the wire bytes, limited, through
+// the decompressor, limited again.
+func (st *state) source(r io.Reader, enc contentEncoding) error {
+	st.enc = enc
+	st.wire = newLimitReader(r, st.d.lim.MaxBodyBytes, true)
+	var plain io.Reader = &st.wire
+	switch enc {
+	case gzipped:
+		if st.gz == nil {
+			st.gz = new(gzip.Reader)
+		}
+		if err := st.gz.Reset(&st.wire); err != nil {
+			if err == io.EOF {
+				return errEmpty
+			}
+			return st.readError(err)
+		}
+		plain = st.gz
+	case zstded:
+		if st.zs == nil {
+			st.zs = newZstd()
+		}
+		if err := st.zs.Reset(&st.wire); err != nil {
+			return st.readError(err)
+		}
+		plain = st.zs
+	}
+	st.dec = newLimitReader(plain, st.d.lim.MaxDecodedBytes, false)
+	st.src = &st.dec
+	return nil
 }

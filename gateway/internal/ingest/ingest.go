@@ -55,6 +55,7 @@ type Config struct {
 // Handler serves the ingest API.
 type Handler struct {
 	cfg Config
+	dec *decode.Decoder
 	mux *http.ServeMux
 }
 
@@ -66,7 +67,7 @@ func NewHandler(cfg Config) *Handler {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(prometheus.NewRegistry())
 	}
-	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
+	h := &Handler{cfg: cfg, dec: decode.NewDecoder(cfg.Limits), mux: http.NewServeMux()}
 	h.mux.HandleFunc("/v1/events", h.events)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, &apiError{http.StatusNotFound, "not_found", "no such endpoint: " + r.URL.Path + "; POST /v1/events", 0})
@@ -111,11 +112,12 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	body := http.MaxBytesReader(w, r.Body, h.cfg.Limits.MaxBodyBytes)
-	batch, err := decode.Decode(body, r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"), h.cfg.Limits)
+	batch, err := h.dec.Decode(body, r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"))
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
+	defer batch.Release()
 	meta := envelope.Meta{Tenant: key.Tenant, ReceivedAt: start.UTC(), EventCount: batch.Events}
 	if ik := r.Header.Get("Idempotency-Key"); ik != "" {
 		if len(ik) > 256 {
