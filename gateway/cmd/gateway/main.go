@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -12,10 +13,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	rungroup "github.com/oklog/run"
 
@@ -38,43 +41,54 @@ func main() {
 }
 
 type settings struct {
-	natsURL, natsCreds, streamName string
-	replicas                       int
-	streamMaxBytes                 int64
-	logLevel, logFormat            string
-	adminAddr, httpAddr            string
-	authMode, keysFile             string
-	limits                         decode.Limits
-	publishTimeout                 time.Duration
-	shutdownTimeout                time.Duration
-	pprof                          bool
+	nats                stream.Settings
+	log                 telemetry.LogSettings
+	adminAddr, httpAddr string
+	authMode, keysFile  string
+	tlsCert, tlsKey     string
+	limits              decode.Limits
+	maxInflight         int
+	consumer            string
+	maxConsumerLag      int
+	publishTimeout      time.Duration
+	shutdownTimeout     time.Duration
+	shutdownDelay       time.Duration
+	pprof               bool
 }
 
 func parseSettings(args []string, getenv func(string) string, stdout io.Writer) (settings, error) {
 	var s settings
 	cs := config.New("gateway", getenv)
-	cs.String(&s.natsURL, "SLUICE_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL; a comma-separated list for a cluster")
-	cs.String(&s.natsCreds, "SLUICE_NATS_CREDS", "", "NATS credentials (.creds) file")
-	cs.String(&s.streamName, "SLUICE_STREAM", stream.EventsStream, "JetStream stream holding accepted requests")
-	cs.Int(&s.replicas, "SLUICE_STREAM_REPLICAS", 1, 1, "stream replicas: 1 for one server, 3 for a cluster")
-	cs.Bytes(&s.streamMaxBytes, "SLUICE_STREAM_MAX_BYTES", "0", 0, "stream size bound (0 = unlimited); when full, requests get 503 stream_full")
-	cs.Enum(&s.logLevel, "SLUICE_LOG_LEVEL", "info", telemetry.LogLevels, "log level")
-	cs.Enum(&s.logFormat, "SLUICE_LOG_FORMAT", "json", telemetry.LogFormats, "log format")
+	s.nats.Declare(cs)
+	s.log.Declare(cs)
 	cs.String(&s.adminAddr, "SLUICE_ADMIN_ADDR", ":9090", "admin listen address: /healthz, /readyz, /metrics")
 	cs.String(&s.httpAddr, "SLUICE_HTTP_ADDR", ":8080", "ingest API listen address")
+	cs.String(&s.tlsCert, "SLUICE_TLS_CERT", "", "TLS certificate (PEM) for the ingest API; with SLUICE_TLS_KEY it serves HTTPS and HTTP/2")
+	cs.String(&s.tlsKey, "SLUICE_TLS_KEY", "", "TLS private key (PEM) for SLUICE_TLS_CERT")
 	cs.Enum(&s.authMode, "SLUICE_AUTH", "keys", []string{"keys", "none"}, "keys: API keys from SLUICE_API_KEYS_FILE; none: every request is tenant default (development only)")
-	cs.String(&s.keysFile, "SLUICE_API_KEYS_FILE", "", "API keys file: one `key tenant [policy]` per line")
+	cs.String(&s.keysFile, "SLUICE_API_KEYS_FILE", "", "API keys file: one `key tenant [policy]` per line; reloaded on SIGHUP")
 	cs.Bytes(&s.limits.MaxBodyBytes, "SLUICE_MAX_BODY_BYTES", "1MiB", 1, "largest request body on the wire")
-	cs.Bytes(&s.limits.MaxDecodedBytes, "SLUICE_MAX_DECODED_BYTES", "4MiB", 1, "largest request body after decompression")
-	cs.Int(&s.limits.MaxEvents, "SLUICE_MAX_EVENTS", 10000, 1, "most events in one request")
-	cs.Duration(&s.publishTimeout, "SLUICE_PUBLISH_TIMEOUT", 2*time.Second, time.Millisecond, "longest wait for JetStream to acknowledge a publish")
-	cs.Duration(&s.shutdownTimeout, "SLUICE_SHUTDOWN_TIMEOUT", 20*time.Second, 0, "longest wait for in-flight requests on SIGTERM")
+	cs.Bytes(&s.limits.MaxDecodedBytes, "SLUICE_MAX_DECODED_BYTES", "4MiB", 1, "largest request body after decompression; keep it under the NATS max_payload")
+	cs.Int(&s.limits.MaxEvents, "SLUICE_MAX_EVENTS", decode.DefaultMaxEvents, 1, "most events in one request")
+	cs.Int(&s.limits.MaxDepth, "SLUICE_MAX_DEPTH", decode.DefaultMaxDepth, 1, "deepest nesting of objects and arrays in a body (the {\"events\":[...]} wrapper takes 2)")
+	cs.Int(&s.maxInflight, "SLUICE_MAX_INFLIGHT", ingest.DefaultMaxInflight, 1, "requests decoded or published at once; one more is answered 503 overloaded")
+	cs.String(&s.consumer, "SLUICE_CONSUMER", stream.Consumer, "the workers' durable consumer, whose lag SLUICE_MAX_CONSUMER_LAG watches")
+	cs.Int(&s.maxConsumerLag, "SLUICE_MAX_CONSUMER_LAG", 0, 0, "answer 503 backlogged while the workers' consumer has more messages pending than this (0 = off)")
+	cs.Duration(&s.publishTimeout, "SLUICE_PUBLISH_TIMEOUT", ingest.DefaultPublishTimeout, time.Millisecond, "longest wait for JetStream to acknowledge a publish")
+	cs.Duration(&s.shutdownTimeout, "SLUICE_SHUTDOWN_TIMEOUT", 20*time.Second, 0, "longest graceful stop on SIGTERM")
+	cs.Duration(&s.shutdownDelay, "SLUICE_SHUTDOWN_DELAY", 0, 0, "on SIGTERM, time between /readyz turning 503 and the listener closing, for load balancers to notice")
 	cs.Bool(&s.pprof, "SLUICE_PPROF", false, "serve /debug/pprof/ on the admin port")
 	if err := cs.Parse(args, stdout); err != nil {
 		return s, err
 	}
 	if s.authMode == "keys" && s.keysFile == "" {
 		return s, errors.New("SLUICE_API_KEYS_FILE is required when SLUICE_AUTH=keys (use SLUICE_AUTH=none only for development)")
+	}
+	if (s.tlsCert == "") != (s.tlsKey == "") {
+		return s, errors.New("SLUICE_TLS_CERT and SLUICE_TLS_KEY must be set together")
+	}
+	if s.shutdownDelay >= s.shutdownTimeout && s.shutdownDelay > 0 {
+		return s, fmt.Errorf("SLUICE_SHUTDOWN_DELAY=%s: must be shorter than SLUICE_SHUTDOWN_TIMEOUT (%s)", s.shutdownDelay, s.shutdownTimeout)
 	}
 	return s, nil
 }
@@ -84,11 +98,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	log, err := telemetry.NewLogger(stderr, s.logFormat, s.logLevel)
+	log, err := s.log.Logger(stderr, "gateway")
 	if err != nil {
 		return err
 	}
-	log = log.With("component", "gateway")
 
 	authn := auth.NoAuth()
 	if s.authMode == "keys" {
@@ -101,47 +114,46 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	} else {
 		log.Warn("authentication is off (SLUICE_AUTH=none): every request is tenant default")
 	}
+	var certs *certificate
+	if s.tlsCert != "" {
+		if certs, err = loadCertificate(s.tlsCert, s.tlsKey); err != nil {
+			return err
+		}
+	}
 
-	nc, err := stream.Connect(s.natsURL, s.natsCreds, "sluice-gateway", log)
+	nc, err := stream.Connect(s.nats.URL, s.nats.Creds, "sluice-gateway", log)
 	if err != nil {
 		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
+	// Pending acks are bounded like the handler's in-flight requests, and a
+	// future nobody waits for any more is dropped after the publish timeout.
+	js, err := jetstream.New(nc,
+		jetstream.WithPublishAsyncMaxPending(s.maxInflight),
+		jetstream.WithPublishAsyncTimeout(s.publishTimeout))
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	streamCfg := stream.Config{Name: s.streamName, Replicas: s.replicas, MaxBytes: s.streamMaxBytes}
+	streamCfg := s.nats.Config()
 
 	reg := telemetry.NewRegistry()
-	var (
-		streamReady atomic.Bool
-		stopping    atomic.Bool
-	)
-	ready := func(ctx context.Context) error {
-		switch {
-		case stopping.Load():
-			return errors.New("shutting down")
-		case !nc.IsConnected():
-			return fmt.Errorf("nats not connected (%s)", nc.Status())
-		case !streamReady.Load():
-			return errors.New("stream not ensured yet")
-		}
-		if _, err := js.Stream(ctx, streamCfg.EventsConfig().Name); err != nil {
-			return fmt.Errorf("stream %s: %w", streamCfg.EventsConfig().Name, err)
-		}
-		return nil
-	}
-	admin, err := telemetry.NewAdmin(s.adminAddr, reg, ready, s.pprof)
+	ready := &readiness{nc: nc, js: js, stream: streamCfg.EventsConfig().Name}
+	admin, err := telemetry.NewAdmin(s.adminAddr, reg, ready.check, s.pprof)
 	if err != nil {
 		return err
 	}
-
+	var lag *ingest.LagWatcher
+	if s.maxConsumerLag > 0 {
+		lag = ingest.NewLagWatcher(js, streamCfg.EventsConfig().Name, s.consumer, int64(s.maxConsumerLag), time.Second, log)
+	}
 	handler := ingest.NewHandler(ingest.Config{
 		Auth:           authn,
 		Publisher:      js,
 		Limits:         s.limits,
 		PublishTimeout: s.publishTimeout,
+		MaxInflight:    s.maxInflight,
+		Connected:      nc.IsConnected,
+		Lag:            lag,
 		Metrics:        ingest.NewMetrics(reg),
 		Log:            log,
 	})
@@ -149,72 +161,195 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("listen on SLUICE_HTTP_ADDR %s: %w", s.httpAddr, err)
 	}
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	srv := newHTTPServer(handler, defaultTimeouts(s.publishTimeout), log)
+	if certs != nil {
+		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.get}
 	}
 
 	var g rungroup.Group
 	g.Add(rungroup.SignalHandler(ctx, os.Interrupt, syscall.SIGTERM))
-	{
-		ctx, cancel := context.WithCancel(ctx)
-		g.Add(func() error {
-			return ensureStreams(ctx, js, streamCfg, &streamReady, log)
-		}, func(error) { cancel() })
-	}
+	// The HTTP server comes first: the group interrupts actors in the order
+	// they were added, and its interrupt is the whole graceful stop, so the
+	// admin server (/readyz) and NATS stay up until it is done.
+	g.Add(func() error {
+		log.Info("gateway listening", "http", ln.Addr().String(), "tls", certs != nil, "admin", admin.Addr(), "nats", s.nats.URL)
+		var err error
+		if certs != nil {
+			err = srv.ServeTLS(ln, "", "")
+		} else {
+			err = srv.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http server: %w", err)
+		}
+		return nil
+	}, func(error) {
+		shutdown(srv, ready, s.shutdownDelay, s.shutdownTimeout, log)
+	})
 	g.Add(admin.Serve, func(error) {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_ = admin.Shutdown(sctx)
 	})
-	g.Add(func() error {
-		log.Info("gateway listening", "http", ln.Addr().String(), "admin", admin.Addr(), "nats", s.natsURL)
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("http server: %w", err)
-		}
-		return nil
-	}, func(error) {
-		// Shutdown order: not ready -> stop accepting -> let in-flight
-		// requests get their PubAck and answer -> close NATS (deferred).
-		stopping.Store(true)
-		sctx, cancel := context.WithTimeout(context.Background(), s.shutdownTimeout)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			log.Warn("in-flight requests cut at shutdown timeout", "err", err)
-		}
-	})
+	{
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error {
+			if err := stream.Retry(ctx, log, "ensure streams", func(ctx context.Context) error {
+				return stream.EnsureStreams(ctx, js, streamCfg)
+			}); err != nil {
+				return nil // interrupted
+			}
+			ready.ensured.Store(true)
+			log.Info("streams ready", "stream", streamCfg.EventsConfig().Name, "dlq", stream.DLQStream)
+			<-ctx.Done()
+			return nil
+		}, func(error) { cancel() })
+	}
+	{
+		ctx, cancel := context.WithCancel(ctx)
+		reload := func() { reloadOnHangup(s, authn, certs, log) }
+		g.Add(func() error { return onSignal(ctx, syscall.SIGHUP, reload) }, func(error) { cancel() })
+	}
+	if lag != nil {
+		ctx, cancel := context.WithCancel(ctx)
+		g.Add(func() error { return lag.Run(ctx) }, func(error) { cancel() })
+	}
 	err = g.Run()
-	if errors.Is(err, rungroup.ErrSignal) {
-		log.Info("stopped", "reason", err)
+	var sig *rungroup.SignalError
+	if errors.As(err, &sig) {
+		log.Info("stopped", "signal", sig.Signal.String())
 		return nil
 	}
 	return err
 }
 
-// ensureStreams creates the streams, retrying while NATS is unreachable,
-// then stays up until interrupted so the run group keeps going.
-func ensureStreams(ctx context.Context, js jetstream.JetStream, cfg stream.Config, ready *atomic.Bool, log *slog.Logger) error {
-	backoff := 100 * time.Millisecond
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := stream.EnsureStreams(cctx, js, cfg)
-		cancel()
-		if err == nil {
-			ready.Store(true)
-			log.Info("streams ready", "stream", cfg.EventsConfig().Name, "dlq", stream.DLQStream)
-			<-ctx.Done()
-			return nil
+// shutdown is the graceful stop, in this order: /readyz answers 503 so load
+// balancers stop sending; after delay the listener closes and idle
+// connections are closed; requests in flight finish (each gets its 202 or
+// 503, and the publish timeout is shorter than the shutdown timeout); at
+// the timeout whatever is left is cut. NATS is closed after this returns.
+func shutdown(srv *http.Server, ready *readiness, delay, timeout time.Duration, log *slog.Logger) {
+	ready.stopping.Store(true)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	log.Info("stopping: /readyz answers 503", "delay", delay, "timeout", timeout)
+	select {
+	case <-time.After(delay):
+	case <-ctx.Done():
+	}
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("requests still in flight at the shutdown timeout; closing them", "err", err)
+		_ = srv.Close()
+	}
+}
+
+// readiness is /readyz: ready while NATS is connected, the stream exists,
+// and the process is not stopping.
+type readiness struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	stream   string
+	ensured  atomic.Bool
+	stopping atomic.Bool
+}
+
+func (r *readiness) check(ctx context.Context) error {
+	switch {
+	case r.stopping.Load():
+		return errors.New("shutting down")
+	case !r.nc.IsConnected():
+		return fmt.Errorf("nats not connected (%s)", r.nc.Status())
+	case !r.ensured.Load():
+		return errors.New("stream not ensured yet")
+	}
+	if _, err := r.js.Stream(ctx, r.stream); err != nil {
+		return fmt.Errorf("stream %s: %w", r.stream, err)
+	}
+	return nil
+}
+
+// timeouts are the HTTP server's defences against slow clients.
+type timeouts struct {
+	readHeader, read, write, idle time.Duration
+}
+
+// defaultTimeouts: a client has 5s to send its headers and 30s for the
+// whole request, the answer must be written within the read time plus the
+// publish time, and an idle keep-alive connection is closed after 2m.
+func defaultTimeouts(publish time.Duration) timeouts {
+	return timeouts{readHeader: 5 * time.Second, read: 30 * time.Second, write: 35*time.Second + publish, idle: 2 * time.Minute}
+}
+
+func newHTTPServer(h http.Handler, t timeouts, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: t.readHeader,
+		ReadTimeout:       t.read,
+		WriteTimeout:      t.write,
+		IdleTimeout:       t.idle,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
+
+// certificate is the TLS certificate, replaced on SIGHUP.
+type certificate struct {
+	certFile, keyFile string
+	cur               atomic.Pointer[tls.Certificate]
+}
+
+func loadCertificate(certFile, keyFile string) (*certificate, error) {
+	c := &certificate{certFile: certFile, keyFile: keyFile}
+	if err := c.load(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *certificate) load() error {
+	cert, err := tls.LoadX509KeyPair(c.certFile, c.keyFile)
+	if err != nil {
+		return fmt.Errorf("SLUICE_TLS_CERT/SLUICE_TLS_KEY: %w", err)
+	}
+	c.cur.Store(&cert)
+	return nil
+}
+
+func (c *certificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { return c.cur.Load(), nil }
+
+// reloadOnHangup reloads the API keys file and the TLS certificate. Each
+// that fails to load is kept as it was; requests are served throughout,
+// each with one key set or the other.
+func reloadOnHangup(s settings, authn *auth.Authenticator, certs *certificate, log *slog.Logger) {
+	if s.authMode == "keys" {
+		keys, err := auth.LoadKeysFile(s.keysFile, nil)
+		if err != nil {
+			log.Error("SIGHUP: keeping the previous API keys", "err", err)
+		} else {
+			authn.Replace(keys)
+			log.Info("SIGHUP: api keys reloaded", "keys", keys.Len())
 		}
-		log.Warn("ensure streams; retrying", "err", err, "in", backoff)
+	}
+	if certs != nil {
+		if err := certs.load(); err != nil {
+			log.Error("SIGHUP: keeping the previous TLS certificate", "err", err)
+		} else {
+			log.Info("SIGHUP: TLS certificate reloaded")
+		}
+	}
+}
+
+// onSignal calls fn for every sig until ctx ends.
+func onSignal(ctx context.Context, sig os.Signal, fn func()) error {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sig)
+	defer signal.Stop(ch)
+	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(backoff):
+		case <-ch:
+			fn()
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 }

@@ -2,12 +2,9 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -20,43 +17,62 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/stream"
 )
 
-// Publisher is the one JetStream call the handler makes.
-type Publisher interface {
-	PublishMsg(ctx context.Context, msg *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error)
-}
-
-// Admitter decides whether an authenticated request may go on (rate limits).
+// Admitter decides whether an authenticated, decoded request may go on
+// (rate limits). events is the request's event count, so a policy may weigh
+// a request by its events; a policy that counts requests ignores it. The
+// handler calls it once per request, after decoding and before publishing.
 type Admitter interface {
-	Admit(ctx context.Context, key auth.Key) (Admission, error)
+	Admit(ctx context.Context, key auth.Key, events int) (Admission, error)
 }
 
 // Admission is an Admitter's answer.
 type Admission struct {
 	Allowed    bool
 	RetryAfter time.Duration
-	// Header holds headers for every answer on this route, such as
+	// Header holds headers for the answer to this request, such as
 	// RateLimit-Policy and RateLimit.
 	Header http.Header
 }
 
+// Defaults of Config.
+const (
+	DefaultMaxInflight    = 256
+	DefaultPublishTimeout = 2 * time.Second
+)
+
 // Config wires the handler.
 type Config struct {
-	Auth           *auth.Authenticator
-	Admit          Admitter // nil admits everything
-	Publisher      Publisher
-	Limits         decode.Limits
+	Auth      *auth.Authenticator
+	Admit     Admitter // nil admits everything
+	Publisher Publisher
+	Limits    decode.Limits
+	// PublishTimeout is the longest wait for the PubAck before answering 503.
 	PublishTimeout time.Duration
-	Metrics        *Metrics
-	Log            *slog.Logger
+	// MaxInflight bounds the requests being decoded or published at once,
+	// and so the memory they hold (each at most Limits.MaxDecodedBytes);
+	// one more is answered 503 overloaded at once.
+	MaxInflight int
+	// Connected reports whether the broker connection is up; while it is
+	// not, requests are answered 503 without reading their body. nil means
+	// always up.
+	Connected func() bool
+	// Lag, when set, refuses requests with 503 while the workers' backlog
+	// is over its limit.
+	Lag     *LagWatcher
+	Metrics *Metrics
+	Log     *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
 
 // Handler serves the ingest API.
 type Handler struct {
-	cfg Config
-	dec *decode.Decoder
-	mux *http.ServeMux
+	cfg   Config
+	dec   *decode.Decoder
+	slots chan struct{} // one token per request being decoded or published
+	mux   *http.ServeMux
+	// pubOpts are the options of every publish (see publish).
+	pubOpts []jetstream.PublishOpt
 }
 
 // NewHandler returns the ingest API handler.
@@ -67,7 +83,22 @@ func NewHandler(cfg Config) *Handler {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(prometheus.NewRegistry())
 	}
-	h := &Handler{cfg: cfg, dec: decode.NewDecoder(cfg.Limits), mux: http.NewServeMux()}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxInflight <= 0 {
+		cfg.MaxInflight = DefaultMaxInflight
+	}
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = DefaultPublishTimeout
+	}
+	h := &Handler{
+		cfg:     cfg,
+		dec:     decode.NewDecoder(cfg.Limits),
+		slots:   make(chan struct{}, cfg.MaxInflight),
+		mux:     http.NewServeMux(),
+		pubOpts: []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)},
+	}
 	h.mux.HandleFunc("/v1/events", h.events)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, &apiError{http.StatusNotFound, "not_found", "no such endpoint: " + r.URL.Path + "; POST /v1/events", 0})
@@ -79,12 +110,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.mux.ServeHTTP(w, r)
 }
 
-type accepted struct {
-	Accepted  int    `json:"accepted"`
-	BatchID   string `json:"batch_id"`
-	Duplicate bool   `json:"duplicate,omitempty"`
-}
+// maxIdempotencyKey is the longest Idempotency-Key accepted.
+const maxIdempotencyKey = 256
 
+// events runs authenticate -> admit the work (broker up, backlog, a free
+// slot) -> decode -> rate limit -> publish -> 202. Everything cheap that
+// can refuse a request comes before its body is read.
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	start := h.cfg.Now()
 	if r.Method != http.MethodPost {
@@ -97,8 +128,32 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, &apiError{http.StatusUnauthorized, "unauthorized", err.Error(), 0})
 		return
 	}
+	idemKey := r.Header.Get("Idempotency-Key")
+	if len(idemKey) > maxIdempotencyKey {
+		h.fail(w, r, &apiError{http.StatusBadRequest, "invalid_idempotency_key", "Idempotency-Key is longer than " + strconv.Itoa(maxIdempotencyKey) + " bytes", 0})
+		return
+	}
+	lim := h.dec.Limits()
+	if r.ContentLength > lim.MaxBodyBytes {
+		h.fail(w, r, &apiError{http.StatusRequestEntityTooLarge, "body_too_large",
+			"Content-Length " + strconv.FormatInt(r.ContentLength, 10) + " exceeds the limit of " + strconv.FormatInt(lim.MaxBodyBytes, 10) + " bytes on the wire", 0})
+		return
+	}
+	if err := h.admitWork(); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	defer h.release()
+
+	batch, err := h.dec.Decode(http.MaxBytesReader(w, r.Body, lim.MaxBodyBytes), r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	defer batch.Release()
+
 	if h.cfg.Admit != nil {
-		adm, err := h.cfg.Admit.Admit(r.Context(), key)
+		adm, err := h.cfg.Admit.Admit(r.Context(), key, batch.Events)
 		for k, v := range adm.Header {
 			w.Header()[k] = v
 		}
@@ -111,97 +166,68 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	body := http.MaxBytesReader(w, r.Body, h.cfg.Limits.MaxBodyBytes)
-	batch, err := h.dec.Decode(body, r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"))
-	if err != nil {
-		h.fail(w, r, err)
-		return
-	}
-	defer batch.Release()
+
 	meta := envelope.Meta{Tenant: key.Tenant, ReceivedAt: start.UTC(), EventCount: batch.Events}
-	if ik := r.Header.Get("Idempotency-Key"); ik != "" {
-		if len(ik) > 256 {
-			h.fail(w, r, &apiError{http.StatusBadRequest, "invalid_idempotency_key", "Idempotency-Key is longer than 256 bytes", 0})
-			return
-		}
-		meta.BatchID = envelope.BatchIDFor(key.Tenant, ik)
+	if idemKey != "" {
+		meta.BatchID = envelope.BatchIDFor(key.Tenant, idemKey)
 	} else {
 		meta.BatchID = envelope.NewBatchID()
 	}
 	msg := nats.NewMsg(stream.EventsSubject(key.Tenant))
 	meta.SetHeaders(msg.Header)
 	msg.Data = batch.Body
-
-	ctx, cancel := context.WithTimeout(r.Context(), h.cfg.PublishTimeout)
-	defer cancel()
-	pubStart := time.Now()
-	ack, err := h.cfg.Publisher.PublishMsg(ctx, msg)
-	h.cfg.Metrics.publishSeconds.Observe(time.Since(pubStart).Seconds())
+	ack, err := h.publish(r.Context(), msg)
 	if err != nil {
-		h.fail(w, r, publishError(err))
+		h.fail(w, r, err)
 		return
 	}
 	h.cfg.Metrics.eventsAccepted.Add(float64(batch.Events))
 	h.cfg.Metrics.requests.WithLabelValues("202").Inc()
 	h.cfg.Metrics.requestSeconds.Observe(time.Since(start).Seconds())
-	writeJSON(w, http.StatusAccepted, accepted{Accepted: batch.Events, BatchID: meta.BatchID, Duplicate: ack.Duplicate})
+	writeAccepted(w, batch.Events, meta.BatchID, ack.Duplicate)
 }
 
-// apiError is a refusal with its status, code and message.
-type apiError struct {
-	status     int
-	code       string
-	message    string
-	retryAfter time.Duration // > 0 sets Retry-After
-}
-
-func (e *apiError) Error() string { return e.code + ": " + e.message }
-
-// publishError maps a failed publish to the contract: every one is a 503
-// with Retry-After, because the request was fine and a retry can succeed.
-func publishError(err error) *apiError {
-	var apiErr *jetstream.APIError
-	if errors.As(err, &apiErr) {
-		if strings.Contains(apiErr.Description, "maximum bytes exceeded") ||
-			strings.Contains(apiErr.Description, "maximum messages exceeded") ||
-			strings.Contains(apiErr.Description, "resource limits exceeded") {
-			return &apiError{http.StatusServiceUnavailable, "stream_full", "the stream is full; retry later", 5 * time.Second}
+// admitWork takes a slot for a request about to be read and published, or
+// says why there is no room: the broker is down, the workers are too far
+// behind, or MaxInflight requests are already in flight.
+func (h *Handler) admitWork() error {
+	if h.cfg.Connected != nil && !h.cfg.Connected() {
+		return errUnavailable
+	}
+	if h.cfg.Lag != nil {
+		if lag, over := h.cfg.Lag.Over(); over {
+			return &apiError{http.StatusServiceUnavailable, "backlogged",
+				"the workers are " + strconv.FormatInt(lag, 10) + " messages behind; retry later", 5 * time.Second}
 		}
 	}
-	if errors.Is(err, nats.ErrMaxPayload) {
-		return &apiError{http.StatusRequestEntityTooLarge, "body_too_large", "decoded events exceed the broker's maximum message size", 0}
+	select {
+	case h.slots <- struct{}{}:
+		h.cfg.Metrics.inflightRequests.Inc()
+		return nil
+	default:
+		return errOverloaded
 	}
-	return &apiError{http.StatusServiceUnavailable, "unavailable", "the event broker did not acknowledge the write; retry later", time.Second}
 }
 
-// toAPIError is the one place where errors become status codes. Anything it
-// does not recognise is the server's fault (500), never the client's input.
-func toAPIError(err error) *apiError {
-	var ae *apiError
-	if errors.As(err, &ae) {
-		return ae
-	}
-	var de *decode.Error
-	if errors.As(err, &de) {
-		return &apiError{de.Status, de.Code, de.Message, 0}
-	}
-	return &apiError{http.StatusInternalServerError, "internal", "internal error", 0}
+func (h *Handler) release() {
+	<-h.slots
+	h.cfg.Metrics.inflightRequests.Dec()
 }
 
-func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	ae := toAPIError(err)
-	if ae.retryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, (ae.retryAfter+time.Second-1)/time.Second))))
+// writeAccepted writes {"accepted":N,"batch_id":"...","duplicate":true}; the
+// batch id is lowercase base32, so it needs no escaping.
+func writeAccepted(w http.ResponseWriter, events int, batchID string, duplicate bool) {
+	var buf [128]byte
+	b := append(buf[:0], `{"accepted":`...)
+	b = strconv.AppendInt(b, int64(events), 10)
+	b = append(b, `,"batch_id":"`...)
+	b = append(b, batchID...)
+	b = append(b, '"')
+	if duplicate {
+		b = append(b, `,"duplicate":true`...)
 	}
-	if ae.status >= 500 {
-		h.cfg.Log.Warn("request failed", "path", r.URL.Path, "status", ae.status, "code", ae.code, "err", err)
-	}
-	writeJSON(w, ae.status, map[string]string{"error": ae.code, "message": ae.message})
-	h.cfg.Metrics.requests.WithLabelValues(strconv.Itoa(ae.status)).Inc()
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
+	b = append(b, "}\n"...)
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v) // an error here means the client went away
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = w.Write(b) // an error here means the client went away
 }

@@ -4,10 +4,12 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are the gateway's request metrics.
 type Metrics struct {
-	requests       *prometheus.CounterVec
-	eventsAccepted prometheus.Counter
-	requestSeconds prometheus.Histogram
-	publishSeconds prometheus.Histogram
+	requests          *prometheus.CounterVec
+	eventsAccepted    prometheus.Counter
+	requestSeconds    prometheus.Histogram
+	publishSeconds    prometheus.Histogram
+	inflightRequests  prometheus.Gauge
+	inflightPublishes prometheus.Gauge
 }
 
 // NewMetrics registers the ingest metrics on reg.
@@ -24,10 +26,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 		}),
 		publishSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "sluice_gateway_publish_duration_seconds", Help: "Time from publish to JetStream acknowledgement.",
+			Name: "sluice_gateway_publish_duration_seconds", Help: "Time from publish to JetStream acknowledgement (or failure).",
 			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 15),
 		}),
+		inflightRequests: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_gateway_inflight_requests", Help: "Requests being decoded or published; bounded by SLUICE_MAX_INFLIGHT.",
+		}),
+		inflightPublishes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_gateway_inflight_publishes", Help: "Publishes waiting for their JetStream acknowledgement.",
+		}),
 	}
-	reg.MustRegister(m.requests, m.eventsAccepted, m.requestSeconds, m.publishSeconds)
+	reg.MustRegister(m.requests, m.eventsAccepted, m.requestSeconds, m.publishSeconds, m.inflightRequests, m.inflightPublishes)
 	return m
 }

@@ -1,0 +1,55 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Publisher is the one JetStream call the handler makes: an asynchronous
+// publish whose future resolves to the PubAck. jetstream.JetStream is one;
+// create it with jetstream.WithPublishAsyncMaxPending (bounded pending acks)
+// and jetstream.WithPublishAsyncTimeout (so abandoned futures are dropped).
+type Publisher interface {
+	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
+}
+
+// brokerError is a publish that failed on the broker's side: the request
+// was fine, so it maps to a 503 (or 413 for a message the broker will never
+// take), never to a 500.
+type brokerError struct{ err error }
+
+func (e *brokerError) Error() string { return e.err.Error() }
+func (e *brokerError) Unwrap() error { return e.err }
+
+// publish sends msg and waits for its own PubAck, at most PublishTimeout.
+// Many requests publish at once over the one connection; none waits for
+// another's acknowledgement. The client's retry on "no responders" is off
+// (h.pubOpts): it would send msg.Data again after the handler may have
+// given up and reused the buffer; the HTTP client retries on the 503.
+func (h *Handler) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
+	m := h.cfg.Metrics
+	m.inflightPublishes.Inc()
+	start := time.Now()
+	defer func() {
+		m.inflightPublishes.Dec()
+		m.publishSeconds.Observe(time.Since(start).Seconds())
+	}()
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
+	defer cancel()
+	f, err := h.cfg.Publisher.PublishMsgAsync(msg, h.pubOpts...)
+	if err != nil {
+		return nil, &brokerError{fmt.Errorf("publish to %s: %w", msg.Subject, err)}
+	}
+	select {
+	case ack := <-f.Ok():
+		return ack, nil
+	case err := <-f.Err():
+		return nil, &brokerError{fmt.Errorf("publish to %s: %w", msg.Subject, err)}
+	case <-ctx.Done():
+		return nil, &brokerError{fmt.Errorf("publish to %s: no PubAck within %s: %w", msg.Subject, h.cfg.PublishTimeout, ctx.Err())}
+	}
+}
