@@ -465,13 +465,17 @@ func (l *Limiter) await(ctx context.Context, c *call) ([]int64, error) {
 	// Since Go 1.23 a stopped timer delivers nothing stale: safe to reuse.
 	defer func() { t.Stop(); l.timers.Put(t) }()
 	select {
-	case l.queue <- c:
-	case <-t.C:
-		return nil, errDeadline
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-l.stop:
-		return nil, ErrClosed
+	case l.queue <- c: // fast path: room in the queue
+	default:
+		select {
+		case l.queue <- c:
+		case <-t.C:
+			return nil, errDeadline
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-l.stop:
+			return nil, ErrClosed
+		}
 	}
 	select {
 	case <-c.done:

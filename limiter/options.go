@@ -1,6 +1,7 @@
 package limiter
 
 import (
+	"runtime"
 	"time"
 )
 
@@ -78,7 +79,7 @@ func defaultConfig() config {
 		observer:         NopObserver{},
 		maxBatch:         128,
 		maxDelay:         0,
-		flushers:         4,
+		flushers:         min(max(runtime.GOMAXPROCS(0), 2), 8),
 		coalesce:         true,
 		denyCache:        true,
 		breakerFailures:  5,
@@ -116,7 +117,9 @@ func WithObserver(o Observer) Option { return func(c *config) { c.observer = o }
 // WithBatching tunes coalescing: at most maxBatch decisions per round trip,
 // and a flusher that found fewer waits at most maxDelay for more (default
 // 128 and 0: take whatever queued up while the previous batch was in
-// flight). flushers is how many batches may be in flight at once (default 4).
+// flight). flushers is how many batches may be in flight at once (default
+// GOMAXPROCS, at least 2 and at most 8: fewer, larger batches cost Redis
+// less per decision; more hide a longer round trip).
 func WithBatching(maxBatch int, maxDelay time.Duration, flushers int) Option {
 	return func(c *config) {
 		c.maxBatch, c.maxDelay, c.flushers = maxBatch, maxDelay, flushers
