@@ -190,3 +190,20 @@ func TestBreakerStates(t *testing.T) {
 		t.Fatalf("transitions %v, want %v", seen, want)
 	}
 }
+
+func TestFaultShadowClosedNeverDenies(t *testing.T) {
+	srv, rdb := startRedis(t)
+	rec := newRecorder()
+	l := newTestLimiter(t, rdb, WithMode(ModeClosed), WithShadow(true), WithObserver(rec), WithDeadline(50*time.Millisecond))
+	srv.Kill()
+	res, err := timedAllow(t, l, "k", PerSecond(1))
+	if err != nil || !res.Allowed || !res.Fallback {
+		t.Fatalf("shadow + closed with Redis down: %+v, %v; want allowed", res, err)
+	}
+	if _, res, err := l.Acquire(t.Context(), "k", Concurrent(1, time.Second)); err != nil || !res.Allowed {
+		t.Fatalf("shadow + closed acquire: %+v, %v", res, err)
+	}
+	if rec.count(OutcomeShadowDenied, SourceFallback) != 2 {
+		t.Fatalf("decisions %v", rec.decisions)
+	}
+}

@@ -125,9 +125,9 @@ func (l *Limiter) Close() error {
 	})
 	l.wg.Wait()
 	if l.cfg.mode == ModeLocal {
-		ctx, cancel := context.WithTimeout(context.Background(), l.cfg.closeHeartbeatTO)
-		defer cancel()
-		_ = l.rdb.ZRem(ctx, l.instancesKey(), l.cfg.instanceID).Err()
+		_, _ = l.within(context.Background(), l.cfg.closeHeartbeatTO, func(ctx context.Context) ([]int64, error) {
+			return nil, l.rdb.ZRem(ctx, l.instancesKey(), l.cfg.instanceID).Err()
+		})
 	}
 	return nil
 }
@@ -213,6 +213,9 @@ func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) ([]Result, error
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("allow %q: %w", reqs[0].Key, ctx.Err())
 		}
+		if errors.Is(err, ErrClosed) {
+			return nil, err
+		}
 		l.br.failure(time.Now())
 		l.cfg.observer.ObserveBackendError("decide", err)
 		return l.fallback(reqs, keys, results, err, alg, start)
@@ -232,8 +235,12 @@ func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) ([]Result, error
 	return l.finish(results, nil, SourceRedis, alg, start)
 }
 
-// finish applies shadow mode and reports the decision.
+// finish applies shadow mode and reports the decision. In shadow mode
+// nothing is denied, not even by ModeClosed's ErrUnavailable.
 func (l *Limiter) finish(results []Result, err error, src Source, alg Algorithm, start time.Time) ([]Result, error) {
+	if l.cfg.shadow && errors.Is(err, ErrUnavailable) {
+		err = nil
+	}
 	outcome := OutcomeAllowed
 	switch {
 	case err != nil:
