@@ -206,9 +206,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}, func(error) { cancel() })
 	}
 	{
+		// Registered before anything is served: an unhandled SIGHUP would
+		// end the process.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
 		ctx, cancel := context.WithCancel(ctx)
 		reload := func() { reloadOnHangup(s, authn, certs, log) }
-		g.Add(func() error { return onSignal(ctx, syscall.SIGHUP, reload) }, func(error) { cancel() })
+		g.Add(func() error { return onSignal(ctx, hup, reload) }, func(error) { cancel() })
 	}
 	if lag != nil {
 		ctx, cancel := context.WithCancel(ctx)
@@ -339,11 +344,8 @@ func reloadOnHangup(s settings, authn *auth.Authenticator, certs *certificate, l
 	}
 }
 
-// onSignal calls fn for every sig until ctx ends.
-func onSignal(ctx context.Context, sig os.Signal, fn func()) error {
-	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, sig)
-	defer signal.Stop(ch)
+// onSignal calls fn for every signal on ch until ctx ends.
+func onSignal(ctx context.Context, ch <-chan os.Signal, fn func()) error {
 	for {
 		select {
 		case <-ctx.Done():
