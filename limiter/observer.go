@@ -58,9 +58,10 @@ func (s BreakerState) String() string {
 
 // Observer receives what a Limiter does, to feed metrics. The library does
 // not depend on any metrics package: a caller adapts these calls to its own
-// registry. Methods are called synchronously on the decision path and must
-// be fast and safe for concurrent use. Embed NopObserver to implement only
-// some of them.
+// registry. Methods are called synchronously on the decision path (the
+// breaker ones while the breaker holds its lock): they must be fast, safe
+// for concurrent use, and must not call back into the Limiter. Embed
+// NopObserver to implement only some of them.
 type Observer interface {
 	// ObserveDecision is called once per Allow, AllowAll or Acquire.
 	ObserveDecision(Decision)
