@@ -60,15 +60,7 @@ func TestSettingsRefuseBadCombinations(t *testing.T) {
 // once the process is stopping.
 func TestReadiness(t *testing.T) {
 	n := devtest.NATS(t)
-	nc, err := stream.Connect(n.URL(), "", "test", slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := devtest.JetStream(t, n)
 	r := &readiness{nc: nc, js: js, stream: stream.EventsStream}
 	if r.check(t.Context()) == nil {
 		t.Fatal("ready before the stream was ensured")

@@ -5,7 +5,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -62,5 +65,44 @@ func TestNoAuth(t *testing.T) {
 	k, err := NoAuth().Authenticate(httptest.NewRequest("POST", "/", nil))
 	if err != nil || k.Tenant != DefaultTenant {
 		t.Errorf("got %+v, %v", k, err)
+	}
+}
+
+// Keys replaced while requests are authenticated: each request sees one set
+// or the other, never an error other than the unknown key (run with -race).
+func TestReplaceWhileServing(t *testing.T) {
+	one, _ := ParseKeys(strings.NewReader("k1 acme\n"), nil)
+	two, _ := ParseKeys(strings.NewReader("k1 acme\nk2 beta\n"), nil)
+	a := NewAuthenticator(one)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			r := httptest.NewRequest("POST", "/v1/events", nil)
+			r.Header.Set("X-API-Key", "k1")
+			for range 1000 {
+				if k, err := a.Authenticate(r); err != nil || k.Tenant != "acme" {
+					t.Errorf("k1 -> %+v, %v", k, err)
+					return
+				}
+			}
+		})
+	}
+	for i := range 1000 {
+		a.Replace([]*Keys{one, two}[i%2])
+	}
+	wg.Wait()
+}
+
+func TestLoadKeysFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "keys")
+	if err := os.WriteFile(path, []byte("secret-1 acme\nsecret-2 Bad!\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadKeysFile(path, nil)
+	if err == nil || !strings.Contains(err.Error(), "line 2") || strings.Contains(err.Error(), "secret") {
+		t.Fatalf("err = %v: want line 2 named and no key", err)
+	}
+	if _, err := LoadKeysFile(filepath.Join(t.TempDir(), "missing"), nil); err == nil {
+		t.Fatal("a missing file loaded")
 	}
 }

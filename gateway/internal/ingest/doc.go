@@ -1,6 +1,10 @@
 // Package ingest is the gateway's HTTP API: POST /v1/events runs
-// authenticate -> admit -> decode -> publish -> 202, and every refusal is
-// answered with the contract's status code and JSON error body. It owns the
-// mapping from errors to status codes (one function, never 500 for client
-// input) and must answer 202 only after JetStream acknowledged the message.
+// authenticate -> room for the work (broker connected, workers' backlog
+// under its limit, a free in-flight slot) -> decode -> rate limit (the
+// Admitter hook, given the event count) -> publish -> 202, and every refusal
+// is answered with the contract's status code and JSON error body. It owns
+// the mapping from errors to status codes (toAPIError: never 500 for client
+// input), the bound on requests in flight, and the asynchronous publish
+// that waits for each request's own PubAck. It must answer 202 only after
+// JetStream acknowledged the message, and must not decide rate limits itself.
 package ingest

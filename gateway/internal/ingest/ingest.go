@@ -182,7 +182,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.cfg.Metrics.eventsAccepted.Add(float64(batch.Events))
-	h.cfg.Metrics.requests.WithLabelValues("202").Inc()
+	h.cfg.Metrics.accepted.Inc()
 	h.cfg.Metrics.requestSeconds.Observe(time.Since(start).Seconds())
 	writeAccepted(w, batch.Events, meta.BatchID, ack.Duplicate)
 }

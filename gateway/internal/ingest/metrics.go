@@ -5,6 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 // Metrics are the gateway's request metrics.
 type Metrics struct {
 	requests          *prometheus.CounterVec
+	accepted          prometheus.Counter // requests{code="202"}, looked up once
 	eventsAccepted    prometheus.Counter
 	requestSeconds    prometheus.Histogram
 	publishSeconds    prometheus.Histogram
@@ -36,6 +37,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "sluice_gateway_inflight_publishes", Help: "Publishes waiting for their JetStream acknowledgement.",
 		}),
 	}
+	m.accepted = m.requests.WithLabelValues("202")
 	reg.MustRegister(m.requests, m.eventsAccepted, m.requestSeconds, m.publishSeconds, m.inflightRequests, m.inflightPublishes)
 	return m
 }

@@ -1,0 +1,82 @@
+package ingest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// bareHandler is the ceiling the gateway is measured against: a net/http
+// handler that only parses the body and answers 202, publishing nothing.
+func bareHandler(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		Events []json.RawMessage `json:"events"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	fmt.Fprintf(w, `{"accepted":%d,"batch_id":"bare"}`+"\n", len(body.Events))
+}
+
+// BenchmarkHandler measures requests/s over real HTTP on loopback, for the
+// bare handler and for the gateway (auth, decode, publish to an embedded
+// JetStream with file storage, wait for the PubAck), at 1 and 20 events per
+// request, in the same run. The client runs in the same process.
+func BenchmarkHandler(b *testing.B) {
+	for _, n := range []int{1, 20} {
+		evs := make([]string, n)
+		for i := range evs {
+			evs[i] = fmt.Sprintf(`{"ts":"2026-11-25T10:59:52.275Z","device":"dev-%06d","kind":"metric","name":"cpu.load","value":%d.25,"tags":{"region":"eu-west-1","fw":"1.4.2"}}`, i, i%100)
+		}
+		body := `{"events":[` + strings.Join(evs, ",") + `]}`
+		b.Run(fmt.Sprintf("bare/events=%d", n), func(b *testing.B) {
+			benchHTTP(b, http.HandlerFunc(bareHandler), body, n)
+		})
+		b.Run(fmt.Sprintf("gateway/events=%d", n), func(b *testing.B) {
+			g := startGateway(b, gatewayOptions{cfg: Config{MaxInflight: 1024}})
+			benchHTTP(b, g.handler, body, n)
+			if got := g.streamInfo().State.Msgs; got < uint64(b.N) {
+				b.Fatalf("stream holds %d messages after %d requests", got, b.N)
+			}
+		})
+	}
+}
+
+func benchHTTP(b *testing.B, h http.Handler, body string, events int) {
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}
+	defer client.CloseIdleConnections()
+	url := srv.URL + "/v1/events"
+	b.SetParallelism(16) // 16 concurrent clients per core
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer key-a")
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	secs := b.Elapsed().Seconds()
+	b.ReportMetric(float64(b.N)/secs, "req/s")
+	b.ReportMetric(float64(b.N*events)/secs, "events/s")
+}
