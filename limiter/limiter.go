@@ -57,6 +57,7 @@ type Limiter struct {
 	closed  atomic.Bool
 	stopper sync.Once
 	timers  sync.Pool // *time.Timer for await
+	calls   sync.Pool // *call of one request, returned once answered
 }
 
 // errDeadline is a decision whose Redis answer did not come in time.
@@ -167,7 +168,7 @@ func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) ([]Result, error
 		return nil, nil
 	}
 	results := make([]Result, len(reqs))
-	c := newCall(len(reqs))
+	c := l.newCall(len(reqs))
 	keys, slots := c.keys, c.slots
 	over := false
 	for i, r := range reqs {
@@ -232,6 +233,7 @@ func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) ([]Result, error
 			l.deny.put(keys[i], reqs[i].Cost, results[i], now)
 		}
 	}
+	l.recycle(c)
 	return l.finish(results, nil, SourceRedis, alg, start)
 }
 
@@ -437,7 +439,9 @@ type call struct {
 	expires time.Time
 	out     []int64
 	err     error
-	done    chan struct{}
+	done    chan struct{} // receives one value when out and err are set
+	// answered: the caller received done, so no flusher holds c any more.
+	answered bool
 
 	// Storage for the common single-request call: one allocation.
 	key1  [1]string
@@ -446,8 +450,13 @@ type call struct {
 	slot1 [1]uint16
 }
 
-func newCall(n int) *call {
-	c := &call{done: make(chan struct{})}
+func (l *Limiter) newCall(n int) *call {
+	if n == 1 {
+		if c, _ := l.calls.Get().(*call); c != nil {
+			return c
+		}
+	}
+	c := &call{done: make(chan struct{}, 1)}
 	if n == 1 {
 		c.keys, c.lims, c.costs, c.slots = c.key1[:], c.lim1[:], c.cost1[:], c.slot1[:]
 		return c
@@ -456,9 +465,21 @@ func newCall(n int) *call {
 	return c
 }
 
+// recycle returns a single-request call to the pool once its answer was
+// received (a call abandoned at the deadline may still be written by a
+// flusher and is left to the garbage collector).
+func (l *Limiter) recycle(c *call) {
+	if !c.answered || len(c.keys) != 1 {
+		return
+	}
+	c.out, c.err, c.answered, c.expires, c.slot = nil, nil, false, time.Time{}, 0
+	c.key1, c.lim1, c.cost1, c.slot1 = [1]string{}, [1]Limit{}, [1]int{}, [1]uint16{}
+	l.calls.Put(c)
+}
+
 func (c *call) finish(out []int64, err error) {
 	c.out, c.err = out, err
-	close(c.done)
+	c.done <- struct{}{} // buffered: never blocks, even if the caller left
 }
 
 // await hands c to the flushers and waits for its answer until the deadline.
@@ -486,6 +507,7 @@ func (l *Limiter) await(ctx context.Context, c *call) ([]int64, error) {
 	}
 	select {
 	case <-c.done:
+		c.answered = true
 		return c.out, c.err
 	case <-t.C:
 		return nil, errDeadline
