@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -107,6 +108,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	log = log.With("component", "worker")
+	if getenv("GOMEMLIMIT") == "" {
+		// Held bytes are bounded by SLUICE_MAX_INFLIGHT_BYTES; this keeps
+		// the garbage collector's headroom to half of that (plus the
+		// process's base), instead of doubling the heap.
+		limit := s.maxInflightBytes + s.maxInflightBytes/2 + 64<<20
+		debug.SetMemoryLimit(limit)
+		log.Debug("memory limit set", "bytes", limit)
+	}
 
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {

@@ -112,7 +112,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(p.cfg.ShutdownTimeout, cancelUploads) })
 	defer stop()
 
-	msgs := make(chan jetstream.Msg)
+	msgs := make(chan batch.Item)
 	pulled := make(chan error, 1)
 	go func() { pulled <- p.pull(ctx, msgs) }()
 
@@ -148,14 +148,17 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		timer.Reset(d)
 		select {
-		case m, ok := <-in:
+		case it, ok := <-in:
 			if !ok { // fetching stopped: shutdown
 				in = nil
 				p.cut(p.b.All(batch.ReasonShutdown)...)
 				continue
 			}
-			p.add(uctx, m)
+			if full := p.b.Add(it, time.Now()); full != nil {
+				p.cut(full)
+			}
 		case out <- next:
+			p.queue[0] = nil // the uploader owns it now: do not keep it reachable
 			p.queue = p.queue[1:]
 			p.busy++
 		case stored := <-done:
@@ -181,11 +184,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	return nil
 }
 
-// pull fetches messages into out while the budget has room, and closes out
-// when ctx ends and the last fetch is delivered. Each fetch asks for at most
-// the room left (but at least one largest message), so the bytes held never
-// pass MaxInflightBytes by more than MaxMessageBytes.
-func (p *Pipeline) pull(ctx context.Context, out chan<- jetstream.Msg) error {
+// pull fetches messages while the budget has room, checks them and sends
+// the good ones to out, and closes out when ctx ends and the last fetch is
+// delivered. Checking here, off Run's goroutine, runs it in parallel with
+// batching. A fetch asks for half the room left in bodies and half in
+// messages (each charged msgOverhead), but always for at least one largest
+// message, so the bytes held pass MaxInflightBytes by at most one message.
+func (p *Pipeline) pull(ctx context.Context, out chan<- batch.Item) error {
 	defer close(out)
 	backoff := p.cfg.RetryMin
 	for {
@@ -193,14 +198,17 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- jetstream.Msg) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		fetch := int(min(room, int64(1<<30)))
-		mb, err := p.cfg.Consumer.Fetch(p.cfg.FetchMessages,
-			jetstream.FetchMaxBytes(max(fetch, p.cfg.MaxMessageBytes)),
-			jetstream.FetchMaxWait(time.Second))
+		// Half the room for bodies, half for the per-message overhead.
+		half := min(room/2, 1<<30)
+		fetchMsgs := int(min(max(half/msgOverhead, 1), int64(p.cfg.FetchMessages)))
+		fetchBytes := max(int(half), p.cfg.MaxMessageBytes)
+		mb, err := p.cfg.Consumer.Fetch(fetchMsgs, jetstream.FetchMaxBytes(fetchBytes), jetstream.FetchMaxWait(time.Second))
 		if err == nil {
 			for m := range mb.Messages() {
-				p.budget.add(int64(len(m.Data())))
-				out <- m
+				p.budget.add(heldBytes(m.Data()))
+				if it, ok := p.check(ctx, m); ok {
+					out <- it
+				}
 			}
 			err = mb.Error()
 		}
@@ -221,34 +229,44 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- jetstream.Msg) error {
 	}
 }
 
-// add batches one message. A message that can never be stored, or that
-// reached MaxDeliver, goes to the dead-letter stream.
-func (p *Pipeline) add(ctx context.Context, m jetstream.Msg) {
-	size := int64(len(m.Data()))
+// msgOverhead is what the budget charges for one message beside its body:
+// its headers, the client's message structs and the batch item. Measured
+// at about 1 KiB; without it, small messages would hold several times the
+// bound.
+const msgOverhead = 1024
+
+func heldBytes(body []byte) int64 { return int64(len(body)) + msgOverhead }
+
+// held is what the budget charges for a batch's messages.
+func held(bt *batch.Batch) int64 { return bt.Bytes + int64(len(bt.Items))*msgOverhead }
+
+// check turns a message into a batch item. A message that can never be
+// stored, or that reached MaxDeliver, goes to the dead-letter stream instead
+// and its bytes are released.
+func (p *Pipeline) check(ctx context.Context, m jetstream.Msg) (batch.Item, bool) {
 	md, err := m.Metadata()
+	var deliveries uint64
 	if err != nil {
-		p.deadLetter(ctx, m, 0, fmt.Errorf("message metadata: %w", err))
-		p.budget.release(size)
-		return
+		err = fmt.Errorf("message metadata: %w", err)
+	} else {
+		deliveries = md.NumDelivered
+		if p.cfg.MaxDeliver > 0 && deliveries >= uint64(p.cfg.MaxDeliver) {
+			err = fmt.Errorf("delivered %d times, MaxDeliver is %d", deliveries, p.cfg.MaxDeliver)
+		}
 	}
-	if p.cfg.MaxDeliver > 0 && md.NumDelivered >= uint64(p.cfg.MaxDeliver) {
-		p.deadLetter(ctx, m, md.NumDelivered, fmt.Errorf("delivered %d times, MaxDeliver is %d", md.NumDelivered, p.cfg.MaxDeliver))
-		p.budget.release(size)
-		return
+	var meta envelope.Meta
+	if err == nil {
+		meta, err = envelope.MetaFromHeaders(m.Headers())
 	}
-	meta, err := envelope.MetaFromHeaders(m.Headers())
 	if err == nil {
 		err = checkBody(m.Data(), meta.EventCount)
 	}
 	if err != nil {
-		p.deadLetter(ctx, m, md.NumDelivered, err)
-		p.budget.release(size)
-		return
+		p.deadLetter(ctx, m, deliveries, err)
+		p.budget.release(heldBytes(m.Data()))
+		return batch.Item{}, false
 	}
-	full := p.b.Add(batch.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m}, time.Now())
-	if full != nil {
-		p.cut(full)
-	}
+	return batch.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m}, true
 }
 
 // errBadBody marks a body that can never be written as NDJSON lines.

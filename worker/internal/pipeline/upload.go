@@ -19,7 +19,7 @@ import (
 // releases the batch's bytes from the budget at the end. It reports whether
 // every message was stored or dead-lettered.
 func (p *Pipeline) upload(ctx context.Context, bt *batch.Batch) bool {
-	defer p.budget.release(bt.Bytes)
+	defer p.budget.release(held(bt))
 	stop := keepAlive(bt.Items, p.cfg.KeepAlive)
 	defer stop()
 	return p.store(ctx, bt, stop)
