@@ -21,6 +21,17 @@ type Item struct {
 	Seq  uint64 // stream sequence
 	Body []byte // NDJSON events
 	Msg  jetstream.Msg
+	// Landed is set for a redelivered message that falls inside an object
+	// already stored: it is batched only with the other redelivered
+	// messages of that object, so the same batch is formed again.
+	Landed *Landed
+}
+
+// Landed describes a stored object by its key's sequence range and its
+// metadata event count.
+type Landed struct {
+	FirstSeq, LastSeq uint64
+	Events            int
 }
 
 // Reason says why a batch was cut.
@@ -33,12 +44,16 @@ const (
 	ReasonAge      Reason = "age"
 	ReasonPressure Reason = "pressure" // in-flight bytes reached their bound
 	ReasonShutdown Reason = "shutdown"
+	ReasonReplay   Reason = "replay" // every message of a stored object is back
 )
 
 // Partition identifies where a batch's object goes.
 type Partition struct {
 	Tenant string
 	Hour   time.Time
+	// Replay is the first sequence of the stored object whose redelivered
+	// messages this batch gathers; 0 for fresh messages.
+	Replay uint64
 }
 
 // PartitionOf is the partition of a request received at t.
@@ -82,16 +97,23 @@ func New(lim Limits) *Batcher {
 }
 
 // Add puts it into its partition's batch and returns that batch, removed
-// from the open set, when it reached the byte or event limit.
+// from the open set, when it reached the byte or event limit, or, for a
+// batch of redelivered messages of a stored object, when it holds that
+// object's sequence range and event count again.
 func (b *Batcher) Add(it Item, now time.Time) *Batch {
 	p := PartitionOf(it.Meta)
+	if it.Landed != nil {
+		p.Replay = it.Landed.FirstSeq
+	}
 	bt := b.open[p]
 	if bt == nil {
 		bt = &Batch{Partition: p, Opened: now}
 		b.open[p] = bt
 	}
 	bt.add(it)
-	switch {
+	switch l := it.Landed; {
+	case l != nil && bt.FirstSeq == l.FirstSeq && bt.LastSeq == l.LastSeq && bt.Events >= l.Events:
+		bt.Reason = ReasonReplay
 	case bt.Bytes >= b.lim.MaxBytes:
 		bt.Reason = ReasonBytes
 	case bt.Events >= b.lim.MaxEvents:

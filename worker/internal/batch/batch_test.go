@@ -65,3 +65,26 @@ func TestAgeFlush(t *testing.T) {
 		t.Errorf("Due = %v, want tenant b", due)
 	}
 }
+
+func TestReplayBatchRegathersALandedObject(t *testing.T) {
+	b := New(Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
+	landed := &Landed{FirstSeq: 3, LastSeq: 9, Events: 3}
+	fresh := item("a", 10, t0, 1, "x")
+	if b.Add(fresh, t0) != nil {
+		t.Fatal("fresh message cut a batch")
+	}
+	for i, seq := range []uint64{9, 3, 5} {
+		it := item("a", seq, t0, 1, "x")
+		it.Landed = landed
+		got := b.Add(it, t0)
+		if i < 2 && got != nil {
+			t.Fatalf("cut after %d of 3 messages", i+1)
+		}
+		if i == 2 && (got == nil || got.Reason != ReasonReplay || got.FirstSeq != 3 || got.LastSeq != 9 || len(got.Items) != 3) {
+			t.Fatalf("replay batch: %+v", got)
+		}
+	}
+	if b.Len() != 1 {
+		t.Errorf("open batches %d, want the fresh one", b.Len())
+	}
+}

@@ -86,6 +86,9 @@ type Pipeline struct {
 	// counts batches handed to uploaders. Both belong to Run's goroutine.
 	queue []*batch.Batch
 	busy  int
+	// stored caches partition listings for redelivered messages; it
+	// belongs to the fetch goroutine.
+	stored map[batch.Partition]*storedList
 }
 
 // New returns a pipeline.
@@ -94,7 +97,7 @@ func New(cfg Config) *Pipeline {
 	if cfg.MaxInflightBytes <= 0 {
 		cfg.MaxInflightBytes = 256 << 20
 	}
-	return &Pipeline{cfg: cfg, b: batch.New(cfg.Limits), budget: newBudget(cfg.MaxInflightBytes)}
+	return &Pipeline{cfg: cfg, b: batch.New(cfg.Limits), budget: newBudget(cfg.MaxInflightBytes), stored: map[batch.Partition]*storedList{}}
 }
 
 // InflightBytes is the bytes held now in batches and uploads.
@@ -266,7 +269,11 @@ func (p *Pipeline) check(ctx context.Context, m jetstream.Msg) (batch.Item, bool
 		p.budget.release(heldBytes(m.Data()))
 		return batch.Item{}, false
 	}
-	return batch.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m}, true
+	it := batch.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m}
+	if deliveries > 1 {
+		it.Landed = p.landedFor(ctx, batch.PartitionOf(meta), it.Seq)
+	}
+	return it, true
 }
 
 // errBadBody marks a body that can never be written as NDJSON lines.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"maps"
 	"fmt"
 	"strings"
 	"testing"
@@ -190,7 +191,8 @@ func TestSameBatchTwiceIsOneObject(t *testing.T) {
 		}
 	}
 	other := obj
-	other.Metadata = map[string]string{sink.MetaEventCount: "5", sink.MetaFirstSeq: "7", sink.MetaLastSeq: "12"}
+	other.Metadata = maps.Clone(obj.Metadata)
+	other.Metadata[sink.MetaSeqsHash] = "0"
 	if err := sk.Put(t.Context(), other); !errors.Is(err, sink.ErrConflict) {
 		t.Fatalf("put of another batch under the key: err = %v, want ErrConflict", err)
 	}
@@ -368,4 +370,57 @@ func emptyGzip() []byte {
 	zw := gzip.NewWriter(&b)
 	_ = zw.Close()
 	return b.Bytes()
+}
+
+// hangAfterPut stores objects and then hangs until its context ends, as a
+// worker that dies between storing an object and acknowledging it.
+type hangAfterPut struct{ *faultyS3 }
+
+func (h hangAfterPut) PutObject(ctx context.Context, in *s3.PutObjectInput, o ...func(*s3.Options)) (*s3.PutObjectOutput, error) {
+	if _, err := h.faultyS3.PutObject(ctx, in, o...); err != nil {
+		return nil, err
+	}
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestRedeliveredBatchLandsOnce: a worker stores an object and dies before
+// acking; the next worker gets those messages again mixed with new ones. It
+// regathers the redelivered ones into the same batch, meets the stored
+// object (412) and acks them, so no event is stored twice.
+func TestRedeliveredBatchLandsOnce(t *testing.T) {
+	h := newHarness(t, stream.ConsumerConfig{})
+	for i := range 5 {
+		h.publish("acme", hourAgo, i, 2, 10)
+	}
+	cfgA := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 10, MaxAge: time.Hour})
+	skA, err := sink.New(hangAfterPut{h.s3}, sink.Config{Bucket: devstack.S3Bucket, Prefix: h.prefix, Compression: "gzip"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgA.Sink, cfgA.ShutdownTimeout = skA, 200*time.Millisecond
+	a := h.start(cfgA)
+	devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool { return len(h.objects()) == 1 }, "first worker stored nothing")
+	if err := a.stop(t); err == nil {
+		t.Fatal("the dying worker reported its batch stored")
+	}
+	for i := 5; i < 8; i++ {
+		h.publish("acme", hourAgo, i, 2, 10)
+	}
+	cfgB := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1000, MaxAge: 300 * time.Millisecond})
+	h.start(cfgB)
+	devtest.Eventually(t, 15*time.Second, 20*time.Millisecond, func() bool { return h.streamMsgs() == 0 }, "messages not acked")
+	objs := h.objects()
+	ids := checkObjects(t, objs)
+	for id, n := range ids {
+		if n != 1 {
+			t.Errorf("event %s stored %d times", id, n)
+		}
+	}
+	if len(ids) != 16 || len(objs) != 2 {
+		t.Errorf("%d objects with %d events, want 2 objects with 16", len(objs), len(ids))
+	}
+	if got := testutil.ToFloat64(cfgB.Metrics.flushes.WithLabelValues(string(batch.ReasonReplay))); got != 1 {
+		t.Errorf("replay batches: %v, want 1", got)
+	}
 }

@@ -3,6 +3,9 @@ package sink
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -24,12 +27,14 @@ import (
 )
 
 // Client is every S3 call the sink makes: the multipart uploader's calls,
-// HeadObject to check a key that already exists, and ListMultipartUploads
-// to clean up abandoned uploads. Tests pass the real client against a real
+// HeadObject to check a key that already exists, ListObjectsV2 to find the
+// objects of a partition, and ListMultipartUploads to clean up abandoned
+// uploads. Tests pass the real client against a real
 // S3 server; fault tests wrap it (503s, latency).
 type Client interface {
 	manager.UploadAPIClient
 	HeadObject(ctx context.Context, in *s3.HeadObjectInput, opts ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, opts ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
 	ListMultipartUploads(ctx context.Context, in *s3.ListMultipartUploadsInput, opts ...func(*s3.Options)) (*s3.ListMultipartUploadsOutput, error)
 }
 
@@ -38,6 +43,10 @@ const (
 	MetaEventCount = "sluice-event-count"
 	MetaFirstSeq   = "sluice-first-seq"
 	MetaLastSeq    = "sluice-last-seq"
+	// MetaSeqsHash is the hex SHA-256 of the batch's stream sequences
+	// (sorted, 8 bytes big-endian each): two batches with the same key and
+	// count but other messages in between differ here.
+	MetaSeqsHash = "sluice-seqs-sha256"
 )
 
 // DefaultPartSize is the multipart threshold and part size when Config
@@ -127,7 +136,9 @@ func (s *Sink) Encode(b *batch.Batch) (Object, error) {
 	defer release()
 	line := make([]byte, 0, 4096)
 	events := 0
+	seqs := sha256.New()
 	for _, it := range b.Items {
+		seqs.Write(binary.BigEndian.AppendUint64(line[:0], it.Seq))
 		err := envelope.EachEvent(it.Body, func(i int, ev []byte) error {
 			line = envelope.AppendLine(line[:0], it.Meta, i, ev)
 			events++
@@ -152,6 +163,7 @@ func (s *Sink) Encode(b *batch.Batch) (Object, error) {
 			MetaEventCount: strconv.Itoa(events),
 			MetaFirstSeq:   strconv.FormatUint(b.FirstSeq, 10),
 			MetaLastSeq:    strconv.FormatUint(b.LastSeq, 10),
+			MetaSeqsHash:   hex.EncodeToString(seqs.Sum(nil)),
 		},
 	}, nil
 }
@@ -187,8 +199,9 @@ func (s *Sink) compressor(w io.Writer) (io.WriteCloser, func()) {
 // Put stores obj under its key, written once: the request carries
 // If-None-Match: *, so S3 refuses to replace an existing object. A refusal
 // (412) means a batch with this key already landed; Put then compares that
-// object's metadata with obj and returns nil when they match (the same
-// batch, stored earlier) or ErrConflict when they do not. Objects larger
+// object's metadata (count, sequences and the hash of every sequence) with
+// obj and returns nil when they match (the same messages, stored earlier)
+// or ErrConflict when they do not. Objects larger
 // than the part size go up as a multipart upload; a failed one is aborted.
 // A nil error means the object is stored.
 func (s *Sink) Put(ctx context.Context, obj Object) error {
@@ -231,13 +244,53 @@ func (s *Sink) checkLanded(ctx context.Context, obj Object) error {
 	if err != nil {
 		return fmt.Errorf("head s3://%s/%s after 412: %w", s.cfg.Bucket, obj.Key, err)
 	}
-	for _, k := range []string{MetaEventCount, MetaFirstSeq, MetaLastSeq} {
+	for _, k := range []string{MetaEventCount, MetaFirstSeq, MetaLastSeq, MetaSeqsHash} {
 		if out.Metadata[k] != obj.Metadata[k] {
 			return fmt.Errorf("s3://%s/%s: stored %s=%q, batch has %q: %w",
 				s.cfg.Bucket, obj.Key, k, out.Metadata[k], obj.Metadata[k], ErrConflict)
 		}
 	}
 	return nil
+}
+
+// Stored lists the keys of the objects stored in a tenant's hour (in this
+// sink's compression), for regathering redelivered messages into the batch
+// they landed in.
+func (s *Sink) Stored(ctx context.Context, tenant string, hour time.Time) ([]objkey.Key, error) {
+	in := &s3.ListObjectsV2Input{
+		Bucket: aws.String(s.cfg.Bucket),
+		Prefix: aws.String(objkey.PartitionPrefix(s.cfg.Prefix, tenant, hour)),
+	}
+	var keys []objkey.Key
+	for {
+		out, err := s.s3.ListObjectsV2(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", aws.ToString(in.Prefix), err)
+		}
+		for _, o := range out.Contents {
+			if k, err := objkey.Parse(aws.ToString(o.Key)); err == nil && k.Ext == s.ext {
+				keys = append(keys, k)
+			}
+		}
+		if !aws.ToBool(out.IsTruncated) {
+			return keys, nil
+		}
+		in.ContinuationToken = out.NextContinuationToken
+	}
+}
+
+// StoredEvents reads the event count from a stored object's metadata.
+func (s *Sink) StoredEvents(ctx context.Context, k objkey.Key) (int, error) {
+	key := k.String()
+	out, err := s.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key)})
+	if err != nil {
+		return 0, fmt.Errorf("head %s: %w", key, err)
+	}
+	n, err := strconv.Atoi(out.Metadata[MetaEventCount])
+	if err != nil {
+		return 0, fmt.Errorf("%s: metadata %s=%q: %w", key, MetaEventCount, out.Metadata[MetaEventCount], err)
+	}
+	return n, nil
 }
 
 // AbortStale aborts multipart uploads under the prefix that started more
