@@ -27,13 +27,13 @@ func keysOnEveryNode(prefix string, n int) []string {
 
 func TestClusterExactness(t *testing.T) {
 	cl := redistest.StartCluster(t, 3)
-	// Three keys, one per master: 3 × 3000/s, so that seven processes on two
+	// Three keys, one per master: 3 × 2000/s, so that seven processes on two
 	// cores (three servers, four race-instrumented hammers) still demand far
 	// more than the limit.
 	limits := []Limit{
-		{Algorithm: GCRA, Rate: 600, Period: 200 * time.Millisecond, Burst: 100},
-		{Algorithm: SlidingWindow, Rate: 600, Period: 200 * time.Millisecond},
-		{Algorithm: FixedWindow, Rate: 600, Period: 200 * time.Millisecond},
+		{Algorithm: GCRA, Rate: 400, Period: 200 * time.Millisecond, Burst: 100},
+		{Algorithm: SlidingWindow, Rate: 400, Period: 200 * time.Millisecond},
+		{Algorithm: FixedWindow, Rate: 400, Period: 200 * time.Millisecond},
 	}
 	for _, lim := range limits {
 		t.Run(lim.Algorithm.String(), func(t *testing.T) {
