@@ -1,5 +1,7 @@
-// Package pipeline is the worker's loop: pull messages from the durable
-// consumer, batch them, upload each batch through the sink and acknowledge
-// its messages only after the object is stored. It owns acknowledgement,
-// retries and dead-lettering; it must not know the object format.
+// Package pipeline is the worker's loop: fetch messages from the durable
+// consumer within a byte budget, batch them, upload each cut batch on one
+// of a bounded set of uploaders and acknowledge its messages only after the
+// object is stored. It owns acknowledgement, keep-alives (InProgress),
+// retries, dead-lettering and the regathering of redelivered messages into
+// the batch they were stored in; it must not know the object format.
 package pipeline
