@@ -10,6 +10,8 @@ var (
 	ErrInvalidLimit = errors.New("limiter: invalid limit")
 	// ErrInvalidPolicy reports a policy string that ParsePolicy cannot read.
 	ErrInvalidPolicy = errors.New("limiter: invalid policy")
+	// ErrInvalidMode reports a mode ParseMode cannot read.
+	ErrInvalidMode = errors.New("limiter: invalid mode")
 	// ErrInvalidCost reports a cost below 1.
 	ErrInvalidCost = errors.New("limiter: invalid cost")
 	// ErrUnavailable is returned in ModeClosed when Redis cannot answer within

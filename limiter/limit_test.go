@@ -80,8 +80,8 @@ func TestParseMode(t *testing.T) {
 			t.Errorf("ParseMode(%q) = %v, %v", s, m, err)
 		}
 	}
-	if _, err := ParseMode("fail"); err == nil {
-		t.Error("ParseMode(fail) succeeded")
+	if _, err := ParseMode("fail"); !errors.Is(err, ErrInvalidMode) {
+		t.Errorf("ParseMode(fail) error = %v, want ErrInvalidMode", err)
 	}
 }
 

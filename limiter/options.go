@@ -1,6 +1,7 @@
 package limiter
 
 import (
+	"fmt"
 	"runtime"
 	"time"
 )
@@ -33,6 +34,7 @@ func (m Mode) String() string {
 }
 
 // ParseMode reads "open", "closed" or "local" (SLUICE_LIMITER_ON_ERROR).
+// Errors wrap ErrInvalidMode.
 func ParseMode(s string) (Mode, error) {
 	switch s {
 	case "open":
@@ -42,13 +44,7 @@ func ParseMode(s string) (Mode, error) {
 	case "local":
 		return ModeLocal, nil
 	}
-	return 0, &modeError{s}
-}
-
-type modeError struct{ s string }
-
-func (e *modeError) Error() string {
-	return "limiter: mode " + quote(e.s) + " must be open, closed or local"
+	return 0, fmt.Errorf("%w %q: want open, closed or local", ErrInvalidMode, s)
 }
 
 type config struct {
