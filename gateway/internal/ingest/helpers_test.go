@@ -43,6 +43,8 @@ type gatewayOptions struct {
 	streamMaxBytes int64
 	// wrap, when set, wraps the publisher (to slow it down).
 	wrap func(Publisher) Publisher
+	// maxLag, when set, watches the workers' consumer lag (every 20ms).
+	maxLag int64
 }
 
 func startGateway(t testing.TB, o gatewayOptions) *gateway {
@@ -82,6 +84,10 @@ func startGateway(t testing.TB, o gatewayOptions) *gateway {
 		cfg.Publisher = o.wrap(g.js)
 	}
 	cfg.Connected = nc.IsConnected
+	if o.maxLag > 0 {
+		cfg.Lag = NewLagWatcher(g.js, stream.EventsStream, stream.Consumer, o.maxLag, 20*time.Millisecond, slog.New(slog.DiscardHandler))
+		go func() { _ = cfg.Lag.Run(t.Context()) }()
+	}
 	g.handler = NewHandler(cfg)
 	srv := httptest.NewServer(g.handler)
 	t.Cleanup(srv.Close)

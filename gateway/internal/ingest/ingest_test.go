@@ -369,14 +369,11 @@ func TestBrokerDownAndBack(t *testing.T) {
 // With a consumer lag limit, requests are refused with 503 backlogged once
 // the workers fall behind, and accepted again once they catch up.
 func TestConsumerLag(t *testing.T) {
-	g := startGateway(t, gatewayOptions{})
+	g := startGateway(t, gatewayOptions{maxLag: 2})
 	cons, err := stream.EnsureConsumer(t.Context(), g.inspect, stream.EventsStream, stream.ConsumerConfig{AckWait: time.Minute})
 	if err != nil {
 		t.Fatal(err)
 	}
-	lag := NewLagWatcher(g.js, stream.EventsStream, stream.Consumer, 2, 20*time.Millisecond, g.handler.cfg.Log)
-	go func() { _ = lag.Run(t.Context()) }()
-	g.handler.cfg.Lag = lag
 
 	for i := range 3 {
 		if a := g.post(fmt.Sprintf(`{"i":%d}`, i)); a.status != http.StatusAccepted {
