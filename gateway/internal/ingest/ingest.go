@@ -152,19 +152,9 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	}
 	defer batch.Release()
 
-	if h.cfg.Admit != nil {
-		adm, err := h.cfg.Admit.Admit(r.Context(), key, batch.Events)
-		for k, v := range adm.Header {
-			w.Header()[k] = v
-		}
-		if err != nil {
-			h.fail(w, r, &apiError{http.StatusServiceUnavailable, "limiter_unavailable", "rate limiter unavailable; retry later", time.Second})
-			return
-		}
-		if !adm.Allowed {
-			h.fail(w, r, &apiError{http.StatusTooManyRequests, "rate_limited", "tenant rate limit exceeded", adm.RetryAfter})
-			return
-		}
+	if err := h.rateLimit(w, r, key, batch.Events); err != nil {
+		h.fail(w, r, err)
+		return
 	}
 
 	meta := envelope.Meta{Tenant: key.Tenant, ReceivedAt: start.UTC(), EventCount: batch.Events}
@@ -183,8 +173,27 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	}
 	h.cfg.Metrics.eventsAccepted.Add(float64(batch.Events))
 	h.cfg.Metrics.accepted.Inc()
-	h.cfg.Metrics.requestSeconds.Observe(time.Since(start).Seconds())
+	h.cfg.Metrics.requestSeconds.Observe(h.cfg.Now().Sub(start).Seconds())
 	writeAccepted(w, batch.Events, meta.BatchID, ack.Duplicate)
+}
+
+// rateLimit asks the Admitter, if any, whether the tenant may send this
+// request now; its headers go on the answer either way.
+func (h *Handler) rateLimit(w http.ResponseWriter, r *http.Request, key auth.Key, events int) error {
+	if h.cfg.Admit == nil {
+		return nil
+	}
+	adm, err := h.cfg.Admit.Admit(r.Context(), key, events)
+	for k, v := range adm.Header {
+		w.Header()[k] = v
+	}
+	switch {
+	case err != nil:
+		return &apiError{http.StatusServiceUnavailable, "limiter_unavailable", "rate limiter unavailable; retry later", time.Second}
+	case !adm.Allowed:
+		return &apiError{http.StatusTooManyRequests, "rate_limited", "tenant rate limit exceeded", adm.RetryAfter}
+	}
+	return nil
 }
 
 // admitWork takes a slot for a request about to be read and published, or
