@@ -115,7 +115,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { time.AfterFunc(p.cfg.ShutdownTimeout, cancelUploads) })
 	defer stop()
 
-	msgs := make(chan batch.Item)
+	msgs := make(chan []batch.Item)
 	pulled := make(chan error, 1)
 	go func() { pulled <- p.pull(ctx, msgs) }()
 
@@ -151,14 +151,17 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		timer.Reset(d)
 		select {
-		case it, ok := <-in:
+		case items, ok := <-in:
 			if !ok { // fetching stopped: shutdown
 				in = nil
 				p.cut(p.b.All(batch.ReasonShutdown)...)
 				continue
 			}
-			if full := p.b.Add(it, time.Now()); full != nil {
-				p.cut(full)
+			now := time.Now()
+			for _, it := range items {
+				if full := p.b.Add(it, now); full != nil {
+					p.cut(full)
+				}
 			}
 		case out <- next:
 			p.queue[0] = nil // the uploader owns it now: do not keep it reachable
@@ -193,7 +196,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 // batching. A fetch asks for half the room left in bodies and half in
 // messages (each charged msgOverhead), but always for at least one largest
 // message, so the bytes held pass MaxInflightBytes by at most one message.
-func (p *Pipeline) pull(ctx context.Context, out chan<- batch.Item) error {
+func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 	defer close(out)
 	backoff := p.cfg.RetryMin
 	for {
@@ -207,11 +210,22 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- batch.Item) error {
 		fetchBytes := max(int(half), p.cfg.MaxMessageBytes)
 		mb, err := p.cfg.Consumer.Fetch(fetchMsgs, jetstream.FetchMaxBytes(fetchBytes), jetstream.FetchMaxWait(time.Second))
 		if err == nil {
-			for m := range mb.Messages() {
+			// Items go to Run in slices of what has arrived (at most
+			// handoff): one channel operation per slice, not per message.
+			var items []batch.Item
+			in := mb.Messages()
+			for m := range in {
 				p.budget.add(heldBytes(m.Data()))
 				if it, ok := p.check(ctx, m); ok {
-					out <- it
+					items = append(items, it)
 				}
+				if len(items) > 0 && (len(items) >= handoff || len(in) == 0) {
+					out <- items
+					items = nil
+				}
+			}
+			if len(items) > 0 {
+				out <- items
 			}
 			err = mb.Error()
 		}
@@ -237,6 +251,9 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- batch.Item) error {
 // at about 1 KiB; without it, small messages would hold several times the
 // bound.
 const msgOverhead = 1024
+
+// handoff is the most items the fetch goroutine hands to Run at once.
+const handoff = 256
 
 func heldBytes(body []byte) int64 { return int64(len(body)) + msgOverhead }
 
