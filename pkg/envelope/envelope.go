@@ -52,12 +52,18 @@ type Meta struct {
 	BatchID    string
 	ReceivedAt time.Time
 	EventCount int
+	// Idempotent marks a request that carried an Idempotency-Key: only then
+	// is the batch id also the Nats-Msg-Id, so JetStream de-duplicates its
+	// retries inside the duplicate window. Other requests carry no message
+	// id, so JetStream keeps no de-duplication state for them.
+	Idempotent bool
 }
 
-// SetHeaders writes m into a JetStream message's headers. The batch id is the
-// message id, so JetStream de-duplicates retries inside its window.
+// SetHeaders writes m into a JetStream message's headers.
 func (m Meta) SetHeaders(h nats.Header) {
-	h.Set(stream.HeaderMsgID, m.BatchID)
+	if m.Idempotent {
+		h.Set(stream.HeaderMsgID, m.BatchID)
+	}
 	h.Set(stream.HeaderTenant, m.Tenant)
 	h.Set(stream.HeaderBatchID, m.BatchID)
 	h.Set(stream.HeaderReceivedAt, m.ReceivedAt.UTC().Format(time.RFC3339Nano))

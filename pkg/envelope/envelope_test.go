@@ -16,8 +16,15 @@ func TestHeadersRoundTrip(t *testing.T) {
 	m := Meta{Tenant: "acme", BatchID: NewBatchID(), ReceivedAt: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), EventCount: 3}
 	h := nats.Header{}
 	m.SetHeaders(h)
-	if h.Get(stream.HeaderMsgID) != m.BatchID {
-		t.Errorf("Nats-Msg-Id = %q, want batch id %q", h.Get(stream.HeaderMsgID), m.BatchID)
+	if got := h.Get(stream.HeaderMsgID); got != "" {
+		t.Errorf("Nats-Msg-Id = %q without an idempotency key, want none", got)
+	}
+	idem := m
+	idem.Idempotent = true
+	hi := nats.Header{}
+	idem.SetHeaders(hi)
+	if hi.Get(stream.HeaderMsgID) != m.BatchID {
+		t.Errorf("Nats-Msg-Id = %q, want batch id %q", hi.Get(stream.HeaderMsgID), m.BatchID)
 	}
 	got, err := MetaFromHeaders(h)
 	if err != nil {

@@ -160,6 +160,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	meta := envelope.Meta{Tenant: key.Tenant, ReceivedAt: start.UTC(), EventCount: batch.Events}
 	if idemKey != "" {
 		meta.BatchID = envelope.BatchIDFor(key.Tenant, idemKey)
+		meta.Idempotent = true
 	} else {
 		meta.BatchID = envelope.NewBatchID()
 	}
