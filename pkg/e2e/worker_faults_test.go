@@ -246,3 +246,44 @@ func metric(t *testing.T, url, name string) float64 {
 	t.Fatalf("metric %s not found at %s", name, url)
 	return 0
 }
+
+// TestWorkerDrainsOnSIGTERM: batches far from any limit are stored and
+// acknowledged when the real worker gets SIGTERM, and it exits cleanly.
+func TestWorkerDrainsOnSIGTERM(t *testing.T) {
+	st := startStack(t, "key-a acme\n", map[string]string{
+		"SLUICE_BATCH_MAX_AGE":    "1h",
+		"SLUICE_SHUTDOWN_TIMEOUT": "20s",
+	})
+	l, wait := runLoad(t, st.ingest, "key-a", "acme", 100, nil)
+	wait()
+	_, js := devtest.JetStream(t, st.nats)
+	cons, err := js.Consumer(t.Context(), stream.EventsStream, stream.Consumer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	devtest.Eventually(t, 20*time.Second, 20*time.Millisecond, func() bool {
+		info, err := cons.Info(t.Context())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 100
+	}, "the worker did not take every message into a batch")
+	if objs := devtest.MustReadObjects(t, st.s3.Client(), devstack.S3Bucket, "raw/"); len(objs) != 0 {
+		t.Fatalf("%d objects before SIGTERM with a one-hour batch age", len(objs))
+	}
+	if err := st.worker.Stop(20 * time.Second); err != nil {
+		t.Fatalf("worker exit after SIGTERM: %v", err)
+	}
+	info, err := cons.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending != 0 || info.NumPending != 0 {
+		t.Errorf("after the drain: %d pending, %d unacknowledged", info.NumPending, info.NumAckPending)
+	}
+	count, _, _ := readLines(t, st)
+	for req, a := range l.accepted {
+		for n := range a.events {
+			if id := fmt.Sprintf("%s-%d", a.batchID, n); count[id] != 1 {
+				t.Errorf("event %s of request %d stored %d times", id, req, count[id])
+			}
+		}
+	}
+}
