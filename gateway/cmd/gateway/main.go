@@ -25,6 +25,7 @@ import (
 	"github.com/sluice-ingest/sluice/gateway/internal/auth"
 	"github.com/sluice-ingest/sluice/gateway/internal/decode"
 	"github.com/sluice-ingest/sluice/gateway/internal/ingest"
+	"github.com/sluice-ingest/sluice/gateway/internal/ratelimit"
 	"github.com/sluice-ingest/sluice/pkg/config"
 	"github.com/sluice-ingest/sluice/pkg/stream"
 	"github.com/sluice-ingest/sluice/pkg/telemetry"
@@ -54,6 +55,7 @@ type settings struct {
 	shutdownTimeout     time.Duration
 	shutdownDelay       time.Duration
 	pprof               bool
+	rate                ratelimit.Settings
 }
 
 func parseSettings(args []string, getenv func(string) string, stdout io.Writer) (settings, error) {
@@ -78,6 +80,7 @@ func parseSettings(args []string, getenv func(string) string, stdout io.Writer) 
 	cs.Duration(&s.shutdownTimeout, "SLUICE_SHUTDOWN_TIMEOUT", 20*time.Second, 0, "longest graceful stop on SIGTERM")
 	cs.Duration(&s.shutdownDelay, "SLUICE_SHUTDOWN_DELAY", 0, 0, "on SIGTERM, time between /readyz turning 503 and the listener closing, for load balancers to notice")
 	cs.Bool(&s.pprof, "SLUICE_PPROF", false, "serve /debug/pprof/ on the admin port")
+	s.rate.Declare(cs)
 	if err := cs.Parse(args, stdout); err != nil {
 		return s, err
 	}
@@ -105,7 +108,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	authn := auth.NoAuth()
 	if s.authMode == "keys" {
-		keys, err := auth.LoadKeysFile(s.keysFile, nil)
+		keys, err := auth.LoadKeysFile(s.keysFile, ratelimit.ValidPolicy)
 		if err != nil {
 			return fmt.Errorf("SLUICE_API_KEYS_FILE: %w", err)
 		}
@@ -137,6 +140,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	streamCfg := s.nats.Config()
 
 	reg := telemetry.NewRegistry()
+	limits, err := ratelimit.New(s.rate, reg, log)
+	if err != nil {
+		return err
+	}
+	defer limits.Close()
 	ready := &readiness{nc: nc, js: js, stream: streamCfg.EventsConfig().Name}
 	admin, err := telemetry.NewAdmin(s.adminAddr, reg, ready.check, s.pprof)
 	if err != nil {
@@ -156,6 +164,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Lag:            lag,
 		Metrics:        ingest.NewMetrics(reg),
 		Log:            log,
+		// A request that costs 1 is limited before its body is decoded.
+		Admit:           limits,
+		AdmitBeforeBody: !limits.WeighsEvents(),
 	})
 	ln, err := net.Listen("tcp", s.httpAddr)
 	if err != nil {
@@ -327,7 +338,7 @@ func (c *certificate) get(*tls.ClientHelloInfo) (*tls.Certificate, error) { retu
 // each with one key set or the other.
 func reloadOnHangup(s settings, authn *auth.Authenticator, certs *certificate, log *slog.Logger) {
 	if s.authMode == "keys" {
-		keys, err := auth.LoadKeysFile(s.keysFile, nil)
+		keys, err := auth.LoadKeysFile(s.keysFile, ratelimit.ValidPolicy)
 		if err != nil {
 			log.Error("SIGHUP: keeping the previous API keys", "err", err)
 		} else {

@@ -1,7 +1,8 @@
 // Package ingest is the gateway's HTTP API: POST /v1/events runs
 // authenticate -> room for the work (broker connected, workers' backlog
 // under its limit, a free in-flight slot) -> decode -> rate limit (the
-// Admitter hook, given the event count) -> publish -> 202, and every refusal
+// Admitter hook, given the event count; before decoding when it counts
+// requests) -> publish -> 202, and every refusal
 // is answered with the contract's status code and JSON error body. It owns
 // the mapping from errors to status codes (toAPIError: never 500 for client
 // input), the bound on requests in flight, and the asynchronous publish

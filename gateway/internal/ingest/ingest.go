@@ -20,7 +20,8 @@ import (
 // Admitter decides whether an authenticated, decoded request may go on
 // (rate limits). events is the request's event count, so a policy may weigh
 // a request by its events; a policy that counts requests ignores it. The
-// handler calls it once per request, after decoding and before publishing.
+// handler calls it once per request, after decoding and before publishing,
+// or, with Config.AdmitBeforeBody, before reading the body (events is 0).
 type Admitter interface {
 	Admit(ctx context.Context, key auth.Key, events int) (Admission, error)
 }
@@ -46,6 +47,10 @@ type Config struct {
 	Admit     Admitter // nil admits everything
 	Publisher Publisher
 	Limits    decode.Limits
+	// AdmitBeforeBody asks Admit before the body is read, with events 0, so
+	// that a refused request costs no decoding. Leave it false for an
+	// Admitter that weighs requests by their event count.
+	AdmitBeforeBody bool
 	// PublishTimeout is the longest wait for the PubAck before answering 503.
 	PublishTimeout time.Duration
 	// MaxInflight bounds the requests being decoded or published at once,
@@ -114,8 +119,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 const maxIdempotencyKey = 256
 
 // events runs authenticate -> admit the work (broker up, backlog, a free
-// slot) -> decode -> rate limit -> publish -> 202. Everything cheap that
-// can refuse a request comes before its body is read.
+// slot) -> decode -> rate limit -> publish -> 202 (rate limit before decode
+// with AdmitBeforeBody). Everything cheap that can refuse a request comes
+// before its body is read.
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	start := h.cfg.Now()
 	if r.Method != http.MethodPost {
@@ -144,6 +150,12 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.release()
+	if h.cfg.AdmitBeforeBody {
+		if err := h.rateLimit(w, r, key, 0); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
 
 	batch, err := h.dec.Decode(http.MaxBytesReader(w, r.Body, lim.MaxBodyBytes), r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"))
 	if err != nil {
@@ -152,9 +164,11 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	}
 	defer batch.Release()
 
-	if err := h.rateLimit(w, r, key, batch.Events); err != nil {
-		h.fail(w, r, err)
-		return
+	if !h.cfg.AdmitBeforeBody {
+		if err := h.rateLimit(w, r, key, batch.Events); err != nil {
+			h.fail(w, r, err)
+			return
+		}
 	}
 
 	meta := envelope.Meta{Tenant: key.Tenant, ReceivedAt: start.UTC(), EventCount: batch.Events}

@@ -1,0 +1,171 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/sluice-ingest/sluice/gateway/internal/auth"
+	"github.com/sluice-ingest/sluice/gateway/internal/ingest"
+	"github.com/sluice-ingest/sluice/limiter"
+)
+
+// Prefix is the prefix of every Redis key the gateway's limiter writes.
+const Prefix = "sluice:rl:"
+
+// Names of the policies in the RateLimit-Policy and RateLimit headers.
+const (
+	nameTenant  = "tenant"  // the key's own policy
+	nameDefault = "default" // SLUICE_RATE_LIMIT
+)
+
+// Admitter limits each tenant to its key's policy, or the default policy,
+// with one limiter key per tenant. It implements ingest.Admitter.
+type Admitter struct {
+	s   Settings
+	rdb redis.UniversalClient // nil when off
+	lim *limiter.Limiter      // nil when off
+	// policies caches parsed policy texts; they come from the keys file, so
+	// there are few.
+	policies sync.Map // string -> limiter.Limit
+}
+
+// New builds the Admitter the settings describe and registers the limiter
+// metrics on reg. Unless limiting is off it creates the Redis client (which
+// dials lazily: a Redis that is down at start is the Mode's business) and
+// the limiter; opts are passed to limiter.New after the settings' own.
+// Close releases both.
+func New(s Settings, reg prometheus.Registerer, log *slog.Logger, opts ...limiter.Option) (*Admitter, error) {
+	a := &Admitter{s: s}
+	if s.Off {
+		log.Info("rate limiting is off (SLUICE_RATE_LIMIT=off)")
+		return a, nil
+	}
+	rc, err := parseRedisURL(s.RedisURL)
+	if err != nil {
+		return nil, fmt.Errorf("SLUICE_REDIS_URL %s: %w", redactURL(s.RedisURL), err)
+	}
+	a.rdb = rc.client()
+	base := []limiter.Option{
+		limiter.WithPrefix(Prefix),
+		limiter.WithMode(s.Mode),
+		limiter.WithDeadline(s.Deadline),
+		limiter.WithObserver(newObserver(reg)),
+	}
+	a.lim = limiter.New(a.rdb, append(base, opts...)...)
+	def := "none (only keys with a policy are limited)"
+	if !s.Default.IsZero() {
+		def = s.Default.String()
+	}
+	log.Info("rate limiting", "default", def, "cost", a.costName(), "on_error", s.Mode.String(),
+		"deadline", s.Deadline, "redis", redactURL(s.RedisURL))
+	return a, nil
+}
+
+// WeighsEvents reports whether a request costs its event count, so that the
+// handler must decode the body before asking (ingest.Config.AdmitBeforeBody
+// is its negation).
+func (a *Admitter) WeighsEvents() bool { return a.s.PerEvent }
+
+func (a *Admitter) costName() string {
+	if a.s.PerEvent {
+		return "events"
+	}
+	return "requests"
+}
+
+// Admit decides whether the key's tenant may send a request of events
+// events now. A tenant without a policy (its key's or the default) is
+// admitted without headers; otherwise the answer carries RateLimit-Policy
+// and RateLimit (the latter left out for a decision made without Redis in
+// ModeOpen, which knows nothing of the remaining quota). An error means no
+// decision: ModeClosed without Redis (ErrUnavailable), or ctx ended.
+func (a *Admitter) Admit(ctx context.Context, key auth.Key, events int) (ingest.Admission, error) {
+	if a.lim == nil {
+		return ingest.Admission{Allowed: true}, nil
+	}
+	lim, name, err := a.policy(key)
+	if err != nil {
+		return ingest.Admission{}, err
+	}
+	if lim.IsZero() {
+		return ingest.Admission{Allowed: true}, nil
+	}
+	cost := 1
+	if a.s.PerEvent {
+		cost = max(events, 1)
+	}
+	res, err := a.lim.Allow(ctx, key.Tenant, lim, cost)
+	hv := limiter.Headers(name, res)
+	h := make(http.Header, 2)
+	h.Set("RateLimit-Policy", hv.Policy)
+	if !res.Fallback || a.s.Mode != limiter.ModeOpen {
+		h.Set("RateLimit", hv.RateLimit)
+	}
+	if err != nil {
+		return ingest.Admission{Header: h}, fmt.Errorf("rate limit tenant %s: %w", key.Tenant, err)
+	}
+	adm := ingest.Admission{Allowed: res.Allowed, RetryAfter: res.RetryAfter, Header: h}
+	if adm.RetryAfter < 0 {
+		// The cost is over the burst: no wait admits this request. Say the
+		// period, like the limiter's Retry-After value.
+		adm.RetryAfter = res.Limit.Period
+	}
+	return adm, nil
+}
+
+// policy returns the limit for key and its header name: the key's own
+// policy, else the default (zero when there is none).
+func (a *Admitter) policy(key auth.Key) (limiter.Limit, string, error) {
+	if key.Policy == "" {
+		return a.s.Default, nameDefault, nil
+	}
+	if l, ok := a.policies.Load(key.Policy); ok {
+		return l.(limiter.Limit), nameTenant, nil
+	}
+	l, err := limiter.ParsePolicy(key.Policy)
+	if err != nil {
+		return limiter.Limit{}, "", fmt.Errorf("policy of tenant %s: %w", key.Tenant, err)
+	}
+	a.policies.Store(key.Policy, l)
+	return l, nameTenant, nil
+}
+
+// Close stops the limiter and closes the Redis client.
+func (a *Admitter) Close() error {
+	if a.lim == nil {
+		return nil
+	}
+	_ = a.lim.Close() // never fails
+	if err := a.rdb.Close(); err != nil {
+		return fmt.Errorf("close redis client: %w", err)
+	}
+	return nil
+}
+
+// redactURL is the URL with its password, if any, written "xxxxx".
+func redactURL(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return "(not a URL)"
+	}
+	authority := rest
+	if i := strings.IndexAny(rest, "/?"); i >= 0 {
+		authority = rest[:i]
+	}
+	at := strings.LastIndexByte(authority, '@')
+	if at < 0 {
+		return raw
+	}
+	user, _, hasPassword := strings.Cut(authority[:at], ":")
+	if !hasPassword {
+		return raw
+	}
+	return scheme + "://" + user + ":xxxxx" + rest[at:]
+}

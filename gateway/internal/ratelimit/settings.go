@@ -1,0 +1,75 @@
+package ratelimit
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sluice-ingest/sluice/limiter"
+	"github.com/sluice-ingest/sluice/pkg/config"
+)
+
+// Settings are the gateway's rate limit settings.
+type Settings struct {
+	// Off disables limiting: every request is admitted, Redis is never used,
+	// and the keys file's policies are only checked.
+	Off bool
+	// Default is the policy of tenants whose key has none; the zero Limit
+	// leaves them unlimited.
+	Default limiter.Limit
+	// PerEvent weighs a request by its event count instead of 1.
+	PerEvent bool
+	// Mode is what a decision becomes when Redis cannot make it.
+	Mode limiter.Mode
+	// Deadline bounds one decision's wait for Redis.
+	Deadline time.Duration
+	// RedisURL is SLUICE_REDIS_URL (see parseRedisURL); it is checked by New,
+	// so that a bad one is reported without the password it may hold.
+	RedisURL string
+}
+
+// DefaultDeadline is the default of SLUICE_LIMITER_DEADLINE.
+const DefaultDeadline = 5 * time.Millisecond
+
+// Declare adds the settings to cs.
+func (s *Settings) Declare(cs *config.Set) {
+	cs.Func("SLUICE_RATE_LIMIT", "", "policy of tenants whose key has none, e.g. 1000/s,burst=2000 or 60000/m; empty: only keys with a policy are limited; off: no limiting at all (Redis unused)", s.parsePolicy)
+	cs.Func("SLUICE_RATE_LIMIT_COST", "requests", "what a policy counts: requests, or events (a request costs its event count and is limited after its body is decoded)", func(v string) error {
+		switch v {
+		case "requests", "events":
+			s.PerEvent = v == "events"
+			return nil
+		}
+		return fmt.Errorf("want requests or events")
+	})
+	cs.Func("SLUICE_LIMITER_ON_ERROR", "open", "when Redis cannot decide in time: open (admit), closed (503 limiter_unavailable) or local (each gateway enforces its share of the policy)", func(v string) error {
+		m, err := limiter.ParseMode(v)
+		s.Mode = m
+		return err
+	})
+	cs.Duration(&s.Deadline, "SLUICE_LIMITER_DEADLINE", DefaultDeadline, 100*time.Microsecond, "longest wait for Redis per decision; then SLUICE_LIMITER_ON_ERROR decides")
+	cs.String(&s.RedisURL, "SLUICE_REDIS_URL", "redis://127.0.0.1:6379", "Redis for rate limits: redis:// or rediss:// (TLS); redis://h1:6379,h2:6379 or redis+cluster:// for a cluster; redis+sentinel://h1:26379,h2:26379/<master> for Sentinel")
+}
+
+func (s *Settings) parsePolicy(v string) error {
+	s.Off, s.Default = false, limiter.Limit{}
+	switch v = strings.TrimSpace(v); v {
+	case "":
+		return nil
+	case "off":
+		s.Off = true
+		return nil
+	}
+	l, err := limiter.ParsePolicy(v)
+	if err != nil {
+		return fmt.Errorf("%w (or off)", err)
+	}
+	s.Default = l
+	return nil
+}
+
+// ValidPolicy checks a keys file's policy text; pass it to auth.LoadKeysFile.
+func ValidPolicy(policy string) error {
+	_, err := limiter.ParsePolicy(policy)
+	return err
+}
