@@ -47,8 +47,9 @@ func (p *Pipeline) landedFor(ctx context.Context, part batch.Partition, seq uint
 		keys, err := p.cfg.Sink.Stored(lctx, part.Tenant, part.Hour)
 		cancel()
 		if err != nil {
+			// Remembered as an empty listing, so an S3 outage costs one
+			// failed listing per partition per storedTTL, not one per message.
 			p.cfg.Log.Warn("list stored objects for a redelivered message", "seq", seq, "err", err)
-			return nil
 		}
 		l = &storedList{at: time.Now(), keys: keys, events: map[uint64]int{}}
 		p.stored[part] = l
