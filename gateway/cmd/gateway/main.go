@@ -93,6 +93,9 @@ func parseSettings(args []string, getenv func(string) string, stdout io.Writer) 
 	if s.shutdownDelay >= s.shutdownTimeout && s.shutdownDelay > 0 {
 		return s, fmt.Errorf("SLUICE_SHUTDOWN_DELAY=%s: must be shorter than SLUICE_SHUTDOWN_TIMEOUT (%s)", s.shutdownDelay, s.shutdownTimeout)
 	}
+	if err := s.rate.Check(); err != nil {
+		return s, err
+	}
 	return s, nil
 }
 

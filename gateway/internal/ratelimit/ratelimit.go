@@ -47,10 +47,10 @@ func New(s Settings, reg prometheus.Registerer, log *slog.Logger, opts ...limite
 		log.Info("rate limiting is off (SLUICE_RATE_LIMIT=off)")
 		return a, nil
 	}
-	rc, err := parseRedisURL(s.RedisURL)
-	if err != nil {
-		return nil, fmt.Errorf("SLUICE_REDIS_URL %s: %w", redactURL(s.RedisURL), err)
+	if err := s.Check(); err != nil {
+		return nil, err
 	}
+	rc, _ := parseRedisURL(s.RedisURL) // checked
 	a.rdb = rc.client()
 	base := []limiter.Option{
 		limiter.WithPrefix(Prefix),

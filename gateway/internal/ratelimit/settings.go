@@ -23,8 +23,7 @@ type Settings struct {
 	Mode limiter.Mode
 	// Deadline bounds one decision's wait for Redis.
 	Deadline time.Duration
-	// RedisURL is SLUICE_REDIS_URL (see parseRedisURL); it is checked by New,
-	// so that a bad one is reported without the password it may hold.
+	// RedisURL is SLUICE_REDIS_URL (see parseRedisURL); Check checks it.
 	RedisURL string
 }
 
@@ -49,6 +48,19 @@ func (s *Settings) Declare(cs *config.Set) {
 	})
 	cs.Duration(&s.Deadline, "SLUICE_LIMITER_DEADLINE", DefaultDeadline, 100*time.Microsecond, "longest wait for Redis per decision; then SLUICE_LIMITER_ON_ERROR decides")
 	cs.String(&s.RedisURL, "SLUICE_REDIS_URL", "redis://127.0.0.1:6379", "Redis for rate limits: redis:// or rediss:// (TLS); redis://h1:6379,h2:6379 or redis+cluster:// for a cluster; redis+sentinel://h1:26379,h2:26379/<master> for Sentinel")
+}
+
+// Check reports a SLUICE_REDIS_URL that cannot be used (unless limiting is
+// off). It is not checked while parsing because the parser's error repeats
+// the value, and the URL may hold a password: this error shows it redacted.
+func (s Settings) Check() error {
+	if s.Off {
+		return nil
+	}
+	if _, err := parseRedisURL(s.RedisURL); err != nil {
+		return fmt.Errorf("SLUICE_REDIS_URL %s: %w", redactURL(s.RedisURL), err)
+	}
+	return nil
 }
 
 func (s *Settings) parsePolicy(v string) error {
