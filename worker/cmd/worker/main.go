@@ -41,10 +41,8 @@ func main() {
 }
 
 type settings struct {
-	natsURL, natsCreds, streamName string
-	replicas                       int
-	streamMaxBytes                 int64
-	logLevel, logFormat            string
+	nats                           stream.Settings
+	log                            telemetry.LogSettings
 	adminAddr                      string
 	consumer                       string
 	workers                        int
@@ -64,13 +62,8 @@ type settings struct {
 func parseSettings(args []string, getenv func(string) string, stdout io.Writer) (settings, error) {
 	var s settings
 	cs := config.New("worker", getenv)
-	cs.String(&s.natsURL, "SLUICE_NATS_URL", "nats://127.0.0.1:4222", "NATS server URL; a comma-separated list for a cluster")
-	cs.String(&s.natsCreds, "SLUICE_NATS_CREDS", "", "NATS credentials (.creds) file")
-	cs.String(&s.streamName, "SLUICE_STREAM", stream.EventsStream, "JetStream stream holding accepted requests")
-	cs.Int(&s.replicas, "SLUICE_STREAM_REPLICAS", 1, 1, "stream replicas: 1 for one server, 3 for a cluster")
-	cs.Bytes(&s.streamMaxBytes, "SLUICE_STREAM_MAX_BYTES", "0", 0, "stream size bound (0 = unlimited)")
-	cs.Enum(&s.logLevel, "SLUICE_LOG_LEVEL", "info", telemetry.LogLevels, "log level")
-	cs.Enum(&s.logFormat, "SLUICE_LOG_FORMAT", "json", telemetry.LogFormats, "log format")
+	s.nats.Declare(cs)
+	s.log.Declare(cs)
 	cs.String(&s.adminAddr, "SLUICE_ADMIN_ADDR", ":9091", "admin listen address: /healthz, /readyz, /metrics")
 	cs.String(&s.consumer, "SLUICE_CONSUMER", stream.Consumer, "durable pull consumer shared by all workers")
 	cs.Int(&s.workers, "SLUICE_WORKERS", 4, 1, "concurrent uploads")
@@ -103,11 +96,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	log, err := telemetry.NewLogger(stderr, s.logFormat, s.logLevel)
+	log, err := s.log.Logger(stderr, "worker")
 	if err != nil {
 		return err
 	}
-	log = log.With("component", "worker")
 	if getenv("GOMEMLIMIT") == "" {
 		// Held bytes are bounded by SLUICE_MAX_INFLIGHT_BYTES; this keeps
 		// the garbage collector's headroom to half of that (plus the
@@ -135,7 +127,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 
-	nc, err := stream.Connect(s.natsURL, s.natsCreds, "sluice-worker", log)
+	nc, err := stream.Connect(s.nats.URL, s.nats.Creds, "sluice-worker", log)
 	if err != nil {
 		return err
 	}
@@ -144,7 +136,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	streamCfg := stream.Config{Name: s.streamName, Replicas: s.replicas, MaxBytes: s.streamMaxBytes}
+	streamCfg := s.nats.Config()
 
 	reg := telemetry.NewRegistry()
 	metrics := pipeline.NewMetrics(reg)
@@ -170,13 +162,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer cancel()
 		_ = admin.Shutdown(sctx)
 	})
+	ensured := make(chan jetstream.Consumer, 1)
 	{
 		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error {
 			cons, err := ensureConsumer(ctx, js, streamCfg, s, log)
-			if err != nil || cons == nil {
-				return err
+			if err != nil {
+				return nil // ctx ended first
 			}
+			ensured <- cons
 			consuming.Store(true)
 			log.Info("worker consuming", "stream", streamCfg.EventsConfig().Name, "consumer", s.consumer,
 				"bucket", s.s3Bucket, "admin", admin.Addr())
@@ -201,9 +195,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// multipart uploads abandoned by a killed worker.
 		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error {
-			cons, err := ensureConsumer(ctx, js, streamCfg, s, log)
-			if err != nil || cons == nil {
-				return err
+			var cons jetstream.Consumer
+			select {
+			case cons = <-ensured:
+			case <-ctx.Done():
+				return nil
 			}
 			name := streamCfg.EventsConfig().Name
 			var eg errgroup.Group
@@ -224,36 +220,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // ensureConsumer creates the streams and the durable consumer, retrying
-// while NATS is unreachable. It returns nil, nil when ctx ends first.
+// while NATS is unreachable. It returns an error only when ctx ended first.
 func ensureConsumer(ctx context.Context, js jetstream.JetStream, cfg stream.Config, s settings, log *slog.Logger) (jetstream.Consumer, error) {
 	// Held messages are kept alive with InProgress (see pipeline.Pipeline),
 	// so AckWait need not cover the batch age and upload time: it only says
 	// how soon a dead worker's messages go to another one.
-	backoff := 100 * time.Millisecond
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := stream.EnsureStreams(cctx, js, cfg)
-		var cons jetstream.Consumer
-		if err == nil {
-			cons, err = stream.EnsureConsumer(cctx, js, cfg.EventsConfig().Name, stream.ConsumerConfig{
-				Name:          s.consumer,
-				AckWait:       s.ackWait,
-				MaxDeliver:    s.maxDeliver,
-				MaxAckPending: s.maxAckPending,
-			})
+	var cons jetstream.Consumer
+	err := stream.Retry(ctx, log, "ensure stream and consumer", func(ctx context.Context) error {
+		if err := stream.EnsureStreams(ctx, js, cfg); err != nil {
+			return err
 		}
-		cancel()
-		if err == nil {
-			return cons, nil
-		}
-		log.Warn("ensure stream and consumer; retrying", "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return nil, nil
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
+		var err error
+		cons, err = stream.EnsureConsumer(ctx, js, cfg.EventsConfig().Name, stream.ConsumerConfig{
+			Name:          s.consumer,
+			AckWait:       s.ackWait,
+			MaxDeliver:    s.maxDeliver,
+			MaxAckPending: s.maxAckPending,
+		})
+		return err
+	})
+	return cons, err
 }
 
 // cleanUploads aborts, now and every hour, multipart uploads left behind by
