@@ -121,7 +121,8 @@ type Object struct {
 
 // Encode writes a batch's events in the line format, compressed, in stream
 // sequence order, so the same messages always give the same bytes. It sorts
-// b.Items by sequence.
+// b.Items by sequence, and writes a message held twice (redelivered while
+// in the batch) once.
 func (s *Sink) Encode(b *batch.Batch) (Object, error) {
 	slices.SortFunc(b.Items, func(x, y batch.Item) int {
 		switch {
@@ -139,7 +140,10 @@ func (s *Sink) Encode(b *batch.Batch) (Object, error) {
 	line := make([]byte, 0, 4096)
 	events := 0
 	seqs := sha256.New()
-	for _, it := range b.Items {
+	for i, it := range b.Items {
+		if i > 0 && it.Seq == b.Items[i-1].Seq {
+			continue // delivered twice while held (keep-alives lost): write it once
+		}
 		seqs.Write(binary.BigEndian.AppendUint64(line[:0], it.Seq))
 		err := envelope.EachEvent(it.Body, func(i int, ev []byte) error {
 			line = envelope.AppendLine(line[:0], it.Meta, i, ev)

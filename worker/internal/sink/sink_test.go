@@ -175,3 +175,22 @@ func (e apiError) Error() string                 { return string(e) }
 func (e apiError) ErrorCode() string             { return string(e) }
 func (e apiError) ErrorMessage() string          { return string(e) }
 func (e apiError) ErrorFault() smithy.ErrorFault { return smithy.FaultServer }
+
+func TestEncodeWritesARedeliveredMessageOnce(t *testing.T) {
+	sk, err := New(&countingS3{}, Config{Bucket: "b", Compression: "none"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := batch.New(batch.Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
+	meta := envelope.Meta{Tenant: "acme", BatchID: "x", ReceivedAt: time.Now(), EventCount: 2}
+	for _, seq := range []uint64{5, 3, 5} {
+		b.Add(batch.Item{Meta: meta, Seq: seq, Body: []byte("{\"a\":1}\n{\"b\":2}\n")}, time.Now())
+	}
+	obj, err := sk.Encode(b.All(batch.ReasonShutdown)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if obj.Events != 4 || obj.Metadata[MetaEventCount] != "4" || obj.FirstSeq != 3 || obj.LastSeq != 5 {
+		t.Errorf("object of seqs 3, 5, 5: %d events, metadata %v", obj.Events, obj.Metadata)
+	}
+}
