@@ -200,6 +200,9 @@ func TestWorkerS3Down(t *testing.T) {
 		peak = max(peak, metric(t, metricsURL, "sluice_worker_inflight_bytes"))
 		return time.Since(down) > 8*time.Second
 	}, "unreachable")
+	devtest.Eventually(t, 10*time.Second, 100*time.Millisecond, func() bool {
+		return metric(t, metricsURL, "sluice_worker_consumer_pending") == 400
+	}, "consumer lag metric does not show the 400 unacknowledged messages")
 	if acked := metric(t, metricsURL, `sluice_worker_messages_total{outcome="acked"}`); acked != 0 {
 		t.Fatalf("%v messages acked while S3 was down", acked)
 	}
