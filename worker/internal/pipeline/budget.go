@@ -5,9 +5,10 @@ import (
 	"sync"
 )
 
-// budget counts the bytes the worker holds: message bodies in open batches,
-// in batches waiting for an uploader and in uploads, plus the encoded
-// object of each upload. The puller waits for room before it fetches.
+// budget counts the bytes the worker holds: each message in an open batch,
+// a batch waiting for an uploader or an upload (its body plus msgOverhead),
+// plus the encoded object of each upload. The fetch goroutine waits for
+// room before it fetches.
 type budget struct {
 	max   int64
 	mu    sync.Mutex
