@@ -23,9 +23,8 @@ const gatewayPkg = "github.com/sluice-ingest/sluice/gateway/cmd/gateway"
 
 // gatewayProc is a gateway binary started by a test.
 type gatewayProc struct {
-	proc        *devtest.Proc
-	url, admin  string
-	allowedSeen int
+	proc       *devtest.Proc
+	url, admin string
 }
 
 // Two gateway processes sharing one Redis admit, together, what the policy
