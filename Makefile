@@ -6,6 +6,7 @@ MODULES     := pkg limiter gateway worker
 GO          ?= go
 VERSITYGW   := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 NATSCLI     := github.com/nats-io/natscli/nats@v0.5.0
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 TEST_FLAGS  ?= -race -count=1 -timeout 20m
 BENCH       ?= .
 BENCH_FLAGS ?= -run '^$$' -bench '$(BENCH)' -benchmem -benchtime 2s
@@ -24,6 +25,9 @@ tools: .bin/versitygw
 
 .bin/versitygw:
 	GOBIN=$(CURDIR)/.bin $(GO) install $(VERSITYGW)
+
+.bin/staticcheck:
+	GOBIN=$(CURDIR)/.bin $(GO) install $(STATICCHECK)
 
 nats-cli: .bin/nats
 
@@ -45,11 +49,10 @@ bench: tools
 		(cd $$m && $(GO) test $(BENCH_FLAGS) ./...); \
 	done
 
-lint:
+lint: .bin/staticcheck
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
-	@if command -v staticcheck >/dev/null; then for m in $(MODULES); do (cd $$m && staticcheck ./...); done; \
-	else echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@latest"; fi
+	@set -e; for m in $(MODULES); do (cd $$m && $(CURDIR)/.bin/staticcheck ./...); done
 
 tidy:
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) mod tidy); done

@@ -307,11 +307,3 @@ func holdLeases(t *testing.T, l *Limiter, spec hammerSpec) {
 	fmt.Fprintf(os.Stdout, "\nHELD %d\n", n)
 	time.Sleep(spec.LeaseHold) // a holder that never releases; the parent kills it
 }
-
-func strconvKeys(prefix string, n int) []string {
-	out := make([]string, n)
-	for i := range n {
-		out[i] = prefix + strconv.Itoa(i)
-	}
-	return out
-}

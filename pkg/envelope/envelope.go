@@ -7,7 +7,6 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"time"
 
@@ -19,13 +18,26 @@ import (
 // ErrBadMeta is returned when a message's headers do not carry valid metadata.
 var ErrBadMeta = errors.New("bad message metadata")
 
-var (
-	tenantRe  = regexp.MustCompile(`^[a-z0-9_-]{1,64}$`)
-	batchIDRe = regexp.MustCompile(`^[a-z0-9_-]{1,128}$`)
-)
-
 // ValidTenant reports whether s is a valid tenant id ([a-z0-9_-]{1,64}).
-func ValidTenant(s string) bool { return tenantRe.MatchString(s) }
+func ValidTenant(s string) bool { return validID(s, 64) }
+
+// validBatchID reports whether s is a valid batch id ([a-z0-9_-]{1,128}).
+func validBatchID(s string) bool { return validID(s, 128) }
+
+// validID matches [a-z0-9_-]{1,max}; it runs for every message, so it is a
+// loop rather than a regular expression.
+func validID(s string, max int) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 var idEncoding = base32.NewEncoding("0123456789abcdefghijklmnopqrstuv").WithPadding(base32.NoPadding)
 
@@ -79,7 +91,7 @@ func MetaFromHeaders(h nats.Header) (Meta, error) {
 		return m, fmt.Errorf("%w: %s %q", ErrBadMeta, stream.HeaderTenant, m.Tenant)
 	}
 	m.BatchID = h.Get(stream.HeaderBatchID)
-	if !batchIDRe.MatchString(m.BatchID) {
+	if !validBatchID(m.BatchID) {
 		return m, fmt.Errorf("%w: %s %q", ErrBadMeta, stream.HeaderBatchID, m.BatchID)
 	}
 	ra := h.Get(stream.HeaderReceivedAt)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,8 +67,19 @@ func TestBatchIDFor(t *testing.T) {
 	if a != BatchIDFor("t1", "k") {
 		t.Error("batch id not stable")
 	}
-	if NewBatchID() == NewBatchID() {
-		t.Error("random batch ids repeat")
+	if x, y := NewBatchID(), NewBatchID(); x == y || !validBatchID(x) {
+		t.Errorf("random batch ids %q and %q: want two different valid ids", x, y)
+	}
+}
+
+func TestValidTenant(t *testing.T) {
+	for s, want := range map[string]bool{
+		"acme": true, "a_b-9": true, strings.Repeat("a", 64): true,
+		"": false, strings.Repeat("a", 65): false, "Acme": false, "a b": false, "a.b": false, "é": false, "a\"": false,
+	} {
+		if got := ValidTenant(s); got != want {
+			t.Errorf("ValidTenant(%q) = %v, want %v", s, got, want)
+		}
 	}
 }
 
