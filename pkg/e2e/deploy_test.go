@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -148,16 +149,16 @@ func TestDockerfilesBuildExistingPackages(t *testing.T) {
 
 // TestComposeEnvironmentRuns starts the gateway and the worker with the
 // environment docker-compose.yml gives them, hosts and ports moved to local
-// servers, and the keys file it mounts; one request must land in S3.
+// servers, and the keys file it mounts; one request must land in S3. Then
+// every metric the Grafana dashboard queries must be on their /metrics.
 func TestComposeEnvironmentRuns(t *testing.T) {
-	nats, s3 := devtest.NATS(t), devtest.S3(t)
+	nats, s3, rds := devtest.NATS(t), devtest.S3(t), devtest.Redis(t)
 	c := loadCompose(t)
 	root, _ := devstack.RepoRoot()
 	httpAddr, gwAdmin, wkAdmin := devtest.Addr(t), devtest.Addr(t), devtest.Addr(t)
-	redis := devtest.Addr(t) // nothing listens: the gateway must start without Redis
 	move := strings.NewReplacer(
 		"nats://nats:4222", nats.URL(),
-		"redis://redis:6379", "redis://"+redis,
+		"redis://redis:6379", rds.URL(),
 		"http://s3:9000", s3.Endpoint(),
 		"/etc/sluice/keys", filepath.Join(root, "deploy/keys.example"),
 	)
@@ -173,6 +174,7 @@ func TestComposeEnvironmentRuns(t *testing.T) {
 	}
 	gw := devtest.Start(t, "gateway", devtest.Binary(t, gatewayPkg), env("gateway", map[string]string{
 		"SLUICE_HTTP_ADDR": httpAddr, "SLUICE_ADMIN_ADDR": gwAdmin,
+		"SLUICE_RATE_LIMIT": "1000/s", // so the limiter's metrics exist
 	}))
 	wk := devtest.Start(t, "worker", devtest.Binary(t, workerPkg), env("worker", map[string]string{
 		"SLUICE_ADMIN_ADDR": wkAdmin, "SLUICE_BATCH_MAX_AGE": "200ms",
@@ -194,4 +196,47 @@ func TestComposeEnvironmentRuns(t *testing.T) {
 		objs := devtest.MustReadObjects(t, s3.Client(), devstack.S3Bucket, "tenant=default/")
 		return len(objs) == 1 && len(objs[0].Lines) == 1 && strings.Contains(objs[0].Lines[0], `"data":{"msg":"hi"}`)
 	}, fmt.Sprintf("the event did not land in s3://%s/tenant=default/", devstack.S3Bucket))
+
+	exposed := scrape(t, "http://"+gwAdmin+"/metrics") + scrape(t, "http://"+wkAdmin+"/metrics")
+	// Counted only when Redis fails; the name must still be in the binary.
+	onlyOnFailure := map[string]string{"sluice_gateway_limiter_backend_errors_total": gatewayPkg}
+	for _, m := range dashboardMetrics(t) {
+		if pkg, ok := onlyOnFailure[m]; ok {
+			bin, err := os.ReadFile(devtest.Binary(t, pkg))
+			if err != nil || !bytes.Contains(bin, []byte(m)) {
+				t.Errorf("dashboard queries %s, which %s does not define", m, pkg)
+			}
+			continue
+		}
+		if !regexp.MustCompile(`(?m)^` + m + `(_bucket|_sum|_count)?[{ ]`).MatchString(exposed) {
+			t.Errorf("dashboard queries %s, which neither the gateway nor the worker exposes", m)
+		}
+	}
+}
+
+func scrape(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// dashboardMetrics lists the sluice_* metric families the dashboard queries.
+func dashboardMetrics(t *testing.T) []string {
+	t.Helper()
+	var names []string
+	for _, m := range regexp.MustCompile(`sluice_[a-z_]+`).FindAllString(string(repoFile(t, "deploy/grafana/dashboards/sluice.json")), -1) {
+		m = strings.TrimSuffix(m, "_bucket")
+		if !slices.Contains(names, m) {
+			names = append(names, m)
+		}
+	}
+	if len(names) < 15 {
+		t.Fatalf("dashboard queries only %d sluice metrics", len(names))
+	}
+	return names
 }

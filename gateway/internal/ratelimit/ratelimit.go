@@ -56,6 +56,7 @@ func New(s Settings, reg prometheus.Registerer, log *slog.Logger, opts ...limite
 		limiter.WithPrefix(Prefix),
 		limiter.WithMode(s.Mode),
 		limiter.WithDeadline(s.Deadline),
+		limiter.WithShadow(s.Shadow),
 		limiter.WithObserver(newObserver(reg)),
 	}
 	a.lim = limiter.New(a.rdb, append(base, opts...)...)

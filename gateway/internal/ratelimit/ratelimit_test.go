@@ -301,3 +301,21 @@ func TestSettingsErrors(t *testing.T) {
 		t.Errorf("ValidPolicy(fast): %v", err)
 	}
 }
+
+// SLUICE_LIMITER_SHADOW admits every request but counts the ones the policy
+// would have refused.
+func TestShadow(t *testing.T) {
+	r := devtest.Redis(t)
+	a, reg := newAdmitter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_RATE_LIMIT": "3/h", "SLUICE_LIMITER_SHADOW": "true"})
+	if n, _ := admitUntilDenied(t, a, auth.Key{Tenant: "acme"}, 1); n != 100 {
+		t.Errorf("shadow mode denied after %d", n)
+	}
+	// The first refusal comes from Redis, the rest from the deny cache.
+	var shadowDenied float64
+	for _, src := range []string{"redis", "deny_cache"} {
+		shadowDenied += counter(t, reg, "sluice_gateway_limiter_decisions_total", map[string]string{"result": "shadow_denied", "source": src})
+	}
+	if shadowDenied != 97 {
+		t.Errorf("decisions_total{result=shadow_denied} = %v, want 97", shadowDenied)
+	}
+}
