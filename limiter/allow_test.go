@@ -274,3 +274,20 @@ func TestNoScriptFallback(t *testing.T) {
 		}
 	}
 }
+
+// A denial decided after an earlier request of the same call on the same
+// key (rolled back with the group) says nothing about the key alone: the
+// deny cache must not keep it.
+func TestDenyCacheIgnoresDenialsBehindTheSameKey(t *testing.T) {
+	_, rdb := startRedis(t)
+	l := newTestLimiter(t, rdb)
+	lim := Limit{Rate: 1, Period: time.Hour}
+	dup := []Request{{Key: "k", Limit: lim, Cost: 1}, {Key: "k", Limit: lim, Cost: 1}}
+	res, err := l.AllowAll(t.Context(), dup)
+	if err != nil || res[0].Allowed || res[1].Allowed {
+		t.Fatalf("two requests on a limit of one: %+v, %v; want both denied", res, err)
+	}
+	if res := mustAllow(t, l, t.Context(), "k", lim, 1); !res.Allowed {
+		t.Fatalf("the key alone, untouched by the denied call: %+v, want allowed", res)
+	}
+}

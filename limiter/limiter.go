@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -228,7 +229,10 @@ func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) ([]Result, error
 		results[i].Remaining = int(o[1])
 		results[i].RetryAfter = time.Duration(o[2]) * time.Microsecond
 		results[i].ResetAfter = time.Duration(o[3]) * time.Microsecond
-		if l.deny != nil && !results[i].Allowed {
+		// A key that came earlier in this call was decided on state its
+		// earlier request had consumed (then rolled back): its RetryAfter
+		// is not the key's own, so it is not cached.
+		if l.deny != nil && !results[i].Allowed && !slices.Contains(keys[:i], keys[i]) {
 			l.deny.put(keys[i], reqs[i].Cost, results[i], now)
 		}
 	}
