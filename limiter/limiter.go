@@ -222,18 +222,19 @@ func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) ([]Result, error
 		return l.fallback(reqs, keys, results, err, alg, start)
 	}
 	l.br.success()
-	now := time.Now()
 	for i := range results {
 		o := out[i*4 : i*4+4]
 		results[i].Allowed = o[0] == 1
 		results[i].Remaining = int(o[1])
 		results[i].RetryAfter = time.Duration(o[2]) * time.Microsecond
 		results[i].ResetAfter = time.Duration(o[3]) * time.Microsecond
-		// A key that came earlier in this call was decided on state its
-		// earlier request had consumed (then rolled back): its RetryAfter
-		// is not the key's own, so it is not cached.
+		// RetryAfter counts from when Redis decided, which is after start:
+		// timed from start, the cached denial never outlives it. A key that
+		// came earlier in this call was decided on state its earlier
+		// request had consumed (then rolled back): its RetryAfter is not
+		// the key's own, so it is not cached.
 		if l.deny != nil && !results[i].Allowed && !slices.Contains(keys[:i], keys[i]) {
-			l.deny.put(keys[i], reqs[i].Cost, results[i], now)
+			l.deny.put(keys[i], reqs[i].Cost, results[i], start)
 		}
 	}
 	l.recycle(c)
