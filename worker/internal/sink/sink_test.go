@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -90,12 +91,21 @@ func TestMultipartAboveThreshold(t *testing.T) {
 	if err := sk.Put(t.Context(), obj); err != nil {
 		t.Fatalf("second multipart put of the same batch: %v", err)
 	}
+	// Another batch under the same key: the multipart upload is
+	// conditional too, so the stored object is not replaced.
+	other := obj
+	other.Metadata = maps.Clone(obj.Metadata)
+	other.Metadata[MetaSeqsHash] = "0"
+	if err := sk.Put(t.Context(), other); !errors.Is(err, ErrConflict) {
+		t.Fatalf("multipart put of another batch under the key: err = %v, want ErrConflict", err)
+	}
 	objs := devtest.MustReadObjects(t, srv.Client(), devstack.S3Bucket, "mp/")
 	if len(objs) != 2 {
 		t.Fatalf("%d objects, want 2", len(objs))
 	}
 	for _, o := range objs {
 		if o.Key == obj.Key && (o.Size != int64(len(obj.Body)) || o.Metadata[MetaEventCount] != fmt.Sprint(obj.Events) ||
+			o.Metadata[MetaSeqsHash] != obj.Metadata[MetaSeqsHash] ||
 			len(o.Lines) != obj.Events) {
 			t.Errorf("multipart object %s: size %d metadata %v lines %d; want size %d and %d events",
 				o.Key, o.Size, o.Metadata, len(o.Lines), len(obj.Body), obj.Events)
