@@ -63,6 +63,10 @@ func keepAlive(items []batch.Item, every time.Duration) func() {
 //   - anything else: keep the batch and its messages, retry until ctx ends,
 //     then Nak them for redelivery.
 func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive func()) bool {
+	if ctx.Err() != nil { // shutdown timeout passed while it waited: do not compress it only to give up
+		p.nakAll(bt)
+		return false
+	}
 	obj, err := p.cfg.Sink.Encode(bt)
 	if err != nil { // a compressor failure: retrying the same bytes cannot help
 		p.deadLetterBatch(ctx, bt, err)
