@@ -196,18 +196,22 @@ func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) ([]Result, error
 	}
 	alg := results[0].Limit.Algorithm
 	if over {
+		l.recycle(c)
 		return l.finish(results, nil, SourceLocal, alg, start)
 	}
 	if l.deny != nil {
 		for i, r := range reqs {
 			if cached, ok := l.deny.get(keys[i], r.Cost, start); ok {
 				results[i] = cached
+				l.recycle(c)
 				return l.finish(results, nil, SourceDenyCache, alg, start)
 			}
 		}
 	}
 	if !l.br.allow(start) {
-		return l.fallback(reqs, keys, results, fmt.Errorf("circuit breaker %s", l.br.State()), alg, start)
+		results, err := l.fallback(reqs, keys, results, fmt.Errorf("circuit breaker %s", l.br.State()), alg, start)
+		l.recycle(c)
+		return results, err
 	}
 	out, err := l.exec(ctx, c)
 	if err != nil {
@@ -444,8 +448,9 @@ type call struct {
 	out     []int64
 	err     error
 	done    chan struct{} // receives one value when out and err are set
-	// answered: the caller received done, so no flusher holds c any more.
-	answered bool
+	// queued: c was handed to the flushers; answered: the caller then
+	// received done, so no flusher holds c any more.
+	queued, answered bool
 
 	// Storage for the common single-request call: one allocation.
 	key1  [1]string
@@ -469,14 +474,15 @@ func (l *Limiter) newCall(n int) *call {
 	return c
 }
 
-// recycle returns a single-request call to the pool once its answer was
-// received (a call abandoned at the deadline may still be written by a
-// flusher and is left to the garbage collector).
+// recycle returns a single-request call to the pool: one never handed to
+// the flushers (answered locally, or by a script call that returned), or
+// one whose answer was received. A call abandoned at the deadline may still
+// be written by a flusher and is left to the garbage collector.
 func (l *Limiter) recycle(c *call) {
-	if !c.answered || len(c.keys) != 1 {
+	if c.queued && !c.answered || len(c.keys) != 1 {
 		return
 	}
-	c.out, c.err, c.answered, c.expires, c.slot = nil, nil, false, time.Time{}, 0
+	c.out, c.err, c.queued, c.answered, c.expires, c.slot = nil, nil, false, false, time.Time{}, 0
 	c.key1, c.lim1, c.cost1, c.slot1 = [1]string{}, [1]Limit{}, [1]int{}, [1]uint16{}
 	l.calls.Put(c)
 }
@@ -496,6 +502,7 @@ func (l *Limiter) await(ctx context.Context, c *call) ([]int64, error) {
 	}
 	// Since Go 1.23 a stopped timer delivers nothing stale: safe to reuse.
 	defer func() { t.Stop(); l.timers.Put(t) }()
+	c.queued = true
 	select {
 	case l.queue <- c: // fast path: room in the queue
 	default:
