@@ -150,23 +150,29 @@ func (a *Admitter) Close() error {
 	return nil
 }
 
-// redactURL is the URL with its password, if any, written "xxxxx".
+// redactURL is the URL with its password, if any, written "xxxxx", and so
+// is the value of every query option whose name holds "password" (such as
+// sentinel_password). The userinfo is taken up to the last '@' before the
+// query, so a password with an unescaped '/' is hidden too.
 func redactURL(raw string) string {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		return "(not a URL)"
 	}
-	authority := rest
-	if i := strings.IndexAny(rest, "/?"); i >= 0 {
-		authority = rest[:i]
+	rest, query, hasQuery := strings.Cut(rest, "?")
+	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
+		if user, _, hasPassword := strings.Cut(rest[:at], ":"); hasPassword {
+			rest = user + ":xxxxx" + rest[at:]
+		}
 	}
-	at := strings.LastIndexByte(authority, '@')
-	if at < 0 {
-		return raw
+	if !hasQuery {
+		return scheme + "://" + rest
 	}
-	user, _, hasPassword := strings.Cut(authority[:at], ":")
-	if !hasPassword {
-		return raw
+	opts := strings.Split(query, "&")
+	for i, o := range opts {
+		if name, _, ok := strings.Cut(o, "="); ok && strings.Contains(strings.ToLower(name), "password") {
+			opts[i] = name + "=xxxxx"
+		}
 	}
-	return scheme + "://" + user + ":xxxxx" + rest[at:]
+	return scheme + "://" + rest + "?" + strings.Join(opts, "&")
 }

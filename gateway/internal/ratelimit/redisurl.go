@@ -65,13 +65,19 @@ func parseRedisURL(raw string) (redisConfig, error) {
 		return redisConfig{}, fmt.Errorf("scheme %q: want redis, rediss, redis+cluster, rediss+cluster, redis+sentinel or rediss+sentinel", scheme)
 	}
 	rest, rawQuery, _ := strings.Cut(rest, "?")
+	// The userinfo ends at the last '@' (a path has none), so a password
+	// with an unescaped '/' is refused below rather than taken for the
+	// host and repeated in the error.
+	userinfo := ""
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		userinfo, rest = rest[:i+1], rest[i+1:]
+		if strings.ContainsAny(userinfo[:i], "/#") {
+			return redisConfig{}, errors.New("user and password: escape the characters / ? # with %XX")
+		}
+	}
 	authority, path := rest, ""
 	if i := strings.IndexByte(rest, '/'); i >= 0 {
 		authority, path = rest[:i], rest[i:]
-	}
-	userinfo := ""
-	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
-		userinfo, authority = authority[:i+1], authority[i+1:]
 	}
 	port := redisPort
 	if kind == "sentinel" {

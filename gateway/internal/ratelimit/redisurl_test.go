@@ -13,6 +13,7 @@ func TestParseRedisURL(t *testing.T) {
 		{"redis://127.0.0.1:6379", "single 127.0.0.1:6379 db=0 tls=false"},
 		{"redis://:s3cret@redis.example:6380/2?dial_timeout=3s", "single redis.example:6380 db=2 tls=false user= password=s3cret"},
 		{"rediss://user:pw@redis.example", "single redis.example:6379 db=0 tls=true user=user password=pw"},
+		{"rediss://user:p@ss@redis.example", "single redis.example:6379 db=0 tls=true user=user password=p@ss"},
 		{"redis://[::1]:7000", "single [::1]:7000 db=0 tls=false"},
 		{"redis://h1:6379,h2:6380,h3", "cluster h1:6379,h2:6380,h3:6379 tls=false"},
 		{"rediss://u:p@h1:6379,h2:6379?pool_size=20", "cluster h1:6379,h2:6379 tls=true user=u password=p"},
@@ -41,6 +42,8 @@ func TestParseRedisURLErrors(t *testing.T) {
 		{"redis://h1:6379,h2:6379/1", "no database number"},
 		{"redis+sentinel://s1:26379", "master name"},
 		{"redis://:hunter2@h:6379/x", "database number"},
+		{"redis://:hun/ter2@h:6379", "escape"},
+		{"redis://:hunter2/@h:6379/1", "escape"},
 		{"redis://:hunter2@h:6379?no_such_option=1", "no_such_option"},
 		{"redis://:hunter2@h:6379?dial_timeout=%zz", "escape"},
 	} {
@@ -63,6 +66,9 @@ func TestRedactURL(t *testing.T) {
 		"redis+sentinel://u@s1/master":        "redis+sentinel://u@s1/master",
 		"redis+sentinel://u:pw@s1,s2/m?db=1/": "redis+sentinel://u:xxxxx@s1,s2/m?db=1/",
 		"nonsense":                            "(not a URL)",
+		"redis://:pa/ss@h:6379":               "redis://:xxxxx@h:6379",
+		"redis+sentinel://s1/m?sentinel_password=spw&dial_timeout=1s":       "redis+sentinel://s1/m?sentinel_password=xxxxx&dial_timeout=1s",
+		"rediss+sentinel://:pw@s1/m?sentinel_username=u&sentinel_password=": "rediss+sentinel://:xxxxx@s1/m?sentinel_username=u&sentinel_password=xxxxx",
 	} {
 		if got := redactURL(in); got != want {
 			t.Errorf("redactURL(%s) = %s, want %s", in, got, want)
