@@ -2,6 +2,7 @@ package limiter
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -107,4 +108,11 @@ func (r *recorder) fallbackActive() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return len(r.fallback) > 0 && r.fallback[len(r.fallback)-1]
+}
+
+// keyTag is the hash tag of key: 16 hex digits of its FNV-64a hash.
+func keyTag(key string) string {
+	var b strings.Builder
+	writeHex(&b, fnv64a(key))
+	return b.String()
 }

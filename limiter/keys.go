@@ -31,13 +31,6 @@ func redisKey(prefix string, alg Algorithm, l Limit, key string) (rkey, tag stri
 	return rkey, rkey[len(prefix)+1 : len(prefix)+17]
 }
 
-// keyTag is the hash tag of key: 16 hex digits of its FNV-64a hash.
-func keyTag(key string) string {
-	var b strings.Builder
-	writeHex(&b, fnv64a(key))
-	return b.String()
-}
-
 func fnv64a(s string) uint64 {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(s); i++ {

@@ -641,10 +641,7 @@ func (l *Limiter) flushGroup(ctx context.Context, calls []*call, rdb redis.Scrip
 // lua/decide.lua): the distinct limits once, then (group, limit, cost) per
 // decision; each call is its own group. refund negates the costs.
 func compose(calls []*call, refund bool) ([]string, []any) {
-	n := 0
-	for _, c := range calls {
-		n += len(c.keys)
-	}
+	n := countKeys(calls)
 	keys := make([]string, 0, n)
 	var limits []Limit
 	seen := map[Limit]int{}
@@ -676,8 +673,8 @@ func compose(calls []*call, refund bool) ([]string, []any) {
 }
 
 func distribute(calls []*call, out []int64, err error) {
-	if err == nil && len(out) != 4*countKeys(calls) {
-		err = fmt.Errorf("decide script returned %d integers, want %d", len(out), 4*countKeys(calls))
+	if want := 4 * countKeys(calls); err == nil && len(out) != want {
+		err = fmt.Errorf("decide script returned %d integers, want %d", len(out), want)
 	}
 	off := 0
 	for _, c := range calls {
