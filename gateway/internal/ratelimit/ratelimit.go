@@ -152,19 +152,20 @@ func (a *Admitter) Close() error {
 
 // redactURL is the URL with its password, if any, written "xxxxx", and so
 // is the value of every query option whose name holds "password" (such as
-// sentinel_password). The userinfo is taken up to the last '@' before the
-// query, so a password with an unescaped '/' is hidden too.
+// sentinel_password). The userinfo is taken up to the last '@', so a
+// password with an unescaped '/' or '?' is hidden too (and, should an
+// option's value hold an '@', more than the password: this is for logs).
 func redactURL(raw string) string {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {
 		return "(not a URL)"
 	}
-	rest, query, hasQuery := strings.Cut(rest, "?")
 	if at := strings.LastIndexByte(rest, '@'); at >= 0 {
 		if user, _, hasPassword := strings.Cut(rest[:at], ":"); hasPassword {
 			rest = user + ":xxxxx" + rest[at:]
 		}
 	}
+	rest, query, hasQuery := strings.Cut(rest, "?")
 	if !hasQuery {
 		return scheme + "://" + rest
 	}

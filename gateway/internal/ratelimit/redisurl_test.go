@@ -67,6 +67,7 @@ func TestRedactURL(t *testing.T) {
 		"redis+sentinel://u:pw@s1,s2/m?db=1/": "redis+sentinel://u:xxxxx@s1,s2/m?db=1/",
 		"nonsense":                            "(not a URL)",
 		"redis://:pa/ss@h:6379":               "redis://:xxxxx@h:6379",
+		"redis://:pa?ss@h:6379":               "redis://:xxxxx@h:6379",
 		"redis+sentinel://s1/m?sentinel_password=spw&dial_timeout=1s":       "redis+sentinel://s1/m?sentinel_password=xxxxx&dial_timeout=1s",
 		"rediss+sentinel://:pw@s1/m?sentinel_username=u&sentinel_password=": "rediss+sentinel://:xxxxx@s1/m?sentinel_username=u&sentinel_password=xxxxx",
 	} {
