@@ -223,6 +223,8 @@ func TestCoalescingManyCallers(t *testing.T) {
 	_, rdb := startRedis(t)
 	l := newTestLimiter(t, rdb, WithDenyCache(false))
 	lim := Limit{Rate: 500, Period: time.Hour}
+	var sent atomic.Int64
+	rdb.AddHook(countHook{&sent})
 	errs := make(chan error, 64)
 	allowed := make(chan int, 64)
 	for g := range 64 {
@@ -254,6 +256,12 @@ func TestCoalescingManyCallers(t *testing.T) {
 	if total != 64*20 {
 		t.Fatalf("allowed %d of %d", total, 64*20)
 	}
+	// Coalesced: 64 concurrent callers share script calls (about 100
+	// commands here; one per decision without coalescing).
+	if n := sent.Load(); 2*n > 64*20 {
+		t.Fatalf("%d Redis commands for %d decisions: hardly coalesced", n, 64*20)
+	}
+	t.Logf("%d Redis commands for %d decisions", sent.Load(), 64*20)
 	for k := range 4 {
 		res := mustAllow(t, l, t.Context(), fmt.Sprintf("k%d", k), lim, 1)
 		if res.Remaining != 500-320-1 {
