@@ -44,7 +44,8 @@ type Config struct {
 	KeepAlive time.Duration
 	// RetryMin and RetryMax bound the backoff between upload attempts.
 	RetryMin, RetryMax time.Duration
-	// ShutdownTimeout bounds the final flush after the context ends.
+	// ShutdownTimeout bounds the final flush, counted from the end of the
+	// last fetch (at most a second after the context ends).
 	ShutdownTimeout time.Duration
 	Metrics         *Metrics
 	Log             *slog.Logger
@@ -105,15 +106,17 @@ func (p *Pipeline) InflightBytes() int64 { return p.budget.Used() }
 
 // Run consumes until ctx ends. Then, in this order, it stops fetching,
 // batches what the last fetch delivered, cuts every open batch, uploads and
-// acknowledges them all within ShutdownTimeout, and returns. Messages it
-// could not store are Nak'ed, so another worker takes them at once.
+// acknowledges them all within ShutdownTimeout of the last fetch's end, and
+// returns. Messages it could not store are Nak'ed, so another worker takes
+// them at once.
 func (p *Pipeline) Run(ctx context.Context) error {
-	// Uploads outlive ctx by at most ShutdownTimeout, so the batches cut at
-	// shutdown still get stored and acknowledged.
+	// Uploads outlive ctx, so the batches cut at shutdown still get stored
+	// and acknowledged. They are given up ShutdownTimeout after fetching
+	// stopped, never while the last fetch is open: a message Nak'ed then
+	// would come straight back into it, once more per Nak, each delivery
+	// counting towards MaxDeliver.
 	uctx, cancelUploads := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelUploads()
-	stop := context.AfterFunc(ctx, func() { time.AfterFunc(p.cfg.ShutdownTimeout, cancelUploads) })
-	defer stop()
 
 	msgs := make(chan []batch.Item)
 	pulled := make(chan error, 1)
@@ -154,6 +157,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		case items, ok := <-in:
 			if !ok { // fetching stopped: shutdown
 				in = nil
+				defer time.AfterFunc(p.cfg.ShutdownTimeout, cancelUploads).Stop()
 				p.cut(p.b.All(batch.ReasonShutdown)...)
 				continue
 			}

@@ -424,3 +424,54 @@ func TestRedeliveredBatchLandsOnce(t *testing.T) {
 		t.Errorf("replay batches: %v, want 1", got)
 	}
 }
+
+// TestShutdownTimeoutNaksWhatIsNotStored: when S3 is down at SIGTERM, the
+// pipeline gives up ShutdownTimeout later, Naks every message it holds (the
+// batch being retried and the batches still waiting for an uploader) so
+// another worker takes them at once, and reports the batches not stored.
+func TestShutdownTimeoutNaksWhatIsNotStored(t *testing.T) {
+	h := newHarness(t, stream.ConsumerConfig{})
+	const msgs = 30
+	for i := range msgs {
+		h.publish([]string{"acme", "beta", "gamma"}[i%3], hourAgo, i, 1, 10)
+	}
+	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 50 * time.Millisecond})
+	cfg.Workers = 1 // one batch retried, the others wait for the uploader
+	cfg.ShutdownTimeout = 300 * time.Millisecond
+	h.s3.down.Store(true)
+	r := h.start(cfg)
+	devtest.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool {
+		return testutil.ToFloat64(cfg.Metrics.uploadRetries) >= 1 && h.consumerPending() == 0 &&
+			testutil.ToFloat64(cfg.Metrics.flushes.WithLabelValues(string(batch.ReasonAge))) >= 3
+	}, "batches not cut and retried")
+	err := r.stop(t)
+	if err == nil || !strings.Contains(err.Error(), "not stored") {
+		t.Fatalf("Run after the shutdown timeout: %v, want batches not stored", err)
+	}
+	if got := testutil.ToFloat64(cfg.Metrics.messages.WithLabelValues("retried")); got != msgs {
+		t.Errorf("messages Nak'ed: %v, want %d", got, msgs)
+	}
+	if got := testutil.ToFloat64(cfg.Metrics.messages.WithLabelValues("acked")); got != 0 {
+		t.Errorf("messages acked with S3 down: %v", got)
+	}
+	if got := h.streamMsgs(); got != msgs {
+		t.Errorf("stream holds %d messages after the stop, want all %d", got, msgs)
+	}
+	// Nak'ed once each, not bounced back into the last fetch: the next
+	// worker gets every one at once (AckWait is 30s), on its second delivery.
+	mb, err := h.cons.Fetch(msgs, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := 0
+	for m := range mb.Messages() {
+		got++
+		if md, err := m.Metadata(); err != nil || md.NumDelivered != 2 {
+			t.Errorf("message after the stop: metadata %+v, %v; want delivered twice", md, err)
+		}
+		_ = m.Nak()
+	}
+	if got != msgs {
+		t.Errorf("the next fetch got %d messages, want all %d at once", got, msgs)
+	}
+}
