@@ -43,10 +43,12 @@ type state struct {
 	index int
 	line  int
 
-	// The top-level object's keys, and the array of events last read:
-	// start and end in out of its first MaxEvents elements, how many it
-	// holds, and the first one that is not an object.
+	// The top-level object's keys (and which of "events" and "data" came
+	// twice), and the array of events last read: start and end in out of
+	// its first MaxEvents elements, how many it holds, and the first one
+	// that is not an object.
 	keys       keySet
+	twice      keySet
 	haveArray  bool
 	arrayField string
 	spans      []int
@@ -118,17 +120,25 @@ func (st *state) jsonBody() error {
 
 // classify decides what the top-level object was: the wrapper when its only
 // key is "events", the classic collection when it has "data" and nothing but
-// "version" and "token" beside it, otherwise a single event.
+// "version" and "token" beside it, otherwise a single event. A wrapper or
+// collection whose array key comes twice is refused (which array would be
+// the events?); an event may repeat any key, as JSON allows.
 func (st *state) classify() error {
+	var field string
 	switch {
 	case st.keys == keyEvents:
-		return st.emitEvents("events")
+		field = "events"
 	case st.keys&keyData != 0 && st.keys&^(keyData|keyMeta) == 0:
-		return st.emitEvents("data")
+		field = "data"
+	default:
+		st.out = append(st.out, '\n')
+		st.events = 1
+		return nil
 	}
-	st.out = append(st.out, '\n')
-	st.events = 1
-	return nil
+	if st.twice != 0 {
+		return errorf(http.StatusBadRequest, "invalid_body", "key %q appears twice", field)
+	}
+	return st.emitEvents(field)
 }
 
 // emitEvents turns out, which holds the compact body, into one line per
@@ -339,7 +349,7 @@ func (st *state) topValue(key []byte) error {
 		k = keyOther
 	}
 	if field != "" && st.keys&k != 0 {
-		return errorf(http.StatusBadRequest, "invalid_body", "key %q appears twice", field)
+		st.twice |= k
 	}
 	st.keys |= k
 	if c, ok := st.skipSpace(); ok && c == '[' && field != "" {
