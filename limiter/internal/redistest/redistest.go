@@ -77,6 +77,7 @@ func (s *Server) launch() {
 	s.tb.Helper()
 	cmd := exec.Command(s.args[0], s.args[1:]...)
 	cmd.Dir = s.dir
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		s.tb.Fatalf("start %s: %v", Binary, err)
 	}
