@@ -93,6 +93,11 @@ func parseSettings(args []string, getenv func(string) string, stdout io.Writer) 
 	if s.shutdownDelay >= s.shutdownTimeout && s.shutdownDelay > 0 {
 		return s, fmt.Errorf("SLUICE_SHUTDOWN_DELAY=%s: must be shorter than SLUICE_SHUTDOWN_TIMEOUT (%s)", s.shutdownDelay, s.shutdownTimeout)
 	}
+	// A request in flight at SIGTERM must get its PubAck or its 503 before
+	// the shutdown timeout cuts the connection (see shutdown).
+	if left := s.shutdownTimeout - s.shutdownDelay; s.shutdownTimeout > 0 && s.publishTimeout >= left {
+		return s, fmt.Errorf("SLUICE_PUBLISH_TIMEOUT=%s: must be shorter than SLUICE_SHUTDOWN_TIMEOUT minus SLUICE_SHUTDOWN_DELAY (%s), so that requests in flight at SIGTERM get their answer", s.publishTimeout, left)
+	}
 	if err := s.rate.Check(); err != nil {
 		return s, err
 	}
@@ -245,8 +250,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // shutdown is the graceful stop, in this order: /readyz answers 503 so load
 // balancers stop sending; after delay the listener closes and idle
 // connections are closed; requests in flight finish (each gets its 202 or
-// 503, and the publish timeout is shorter than the shutdown timeout); at
-// the timeout whatever is left is cut. NATS is closed after this returns.
+// 503: parseSettings keeps the publish timeout shorter than what is left of
+// the shutdown timeout after delay); at the timeout whatever is left is
+// cut. NATS is closed after this returns.
 func shutdown(srv *http.Server, ready *readiness, delay, timeout time.Duration, log *slog.Logger) {
 	ready.stopping.Store(true)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)

@@ -45,6 +45,8 @@ func TestSettingsRefuseBadCombinations(t *testing.T) {
 		{map[string]string{}, "SLUICE_API_KEYS_FILE"},
 		{map[string]string{"SLUICE_AUTH": "none", "SLUICE_TLS_CERT": "c.pem"}, "SLUICE_TLS_KEY"},
 		{map[string]string{"SLUICE_AUTH": "none", "SLUICE_SHUTDOWN_DELAY": "30s"}, "SLUICE_SHUTDOWN_DELAY"},
+		{map[string]string{"SLUICE_AUTH": "none", "SLUICE_PUBLISH_TIMEOUT": "20s"}, "SLUICE_PUBLISH_TIMEOUT"},
+		{map[string]string{"SLUICE_AUTH": "none", "SLUICE_SHUTDOWN_TIMEOUT": "5s", "SLUICE_SHUTDOWN_DELAY": "4s"}, "SLUICE_PUBLISH_TIMEOUT"},
 		{map[string]string{"SLUICE_AUTH": "none", "SLUICE_MAX_INFLIGHT": "0"}, "SLUICE_MAX_INFLIGHT"},
 		{map[string]string{"SLUICE_AUTH": "none", "SLUICE_MAX_CONSUMER_LAG": "-1"}, "SLUICE_MAX_CONSUMER_LAG"},
 		{map[string]string{"SLUICE_AUTH": "none", "SLUICE_MAX_DEPTH": "x"}, "SLUICE_MAX_DEPTH"},
