@@ -87,9 +87,10 @@ type Pipeline struct {
 	// counts batches handed to uploaders. Both belong to Run's goroutine.
 	queue []*batch.Batch
 	busy  int
-	// stored caches partition listings for redelivered messages; it
-	// belongs to the fetch goroutine.
-	stored map[batch.Partition]*storedList
+	// stored caches partition listings for redelivered messages, and no
+	// lookup is made before lookupsOff; both belong to the fetch goroutine.
+	stored     map[batch.Partition]*storedList
+	lookupsOff time.Time
 }
 
 // New returns a pipeline.

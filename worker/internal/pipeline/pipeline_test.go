@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -473,5 +474,41 @@ func TestShutdownTimeoutNaksWhatIsNotStored(t *testing.T) {
 	}
 	if got != msgs {
 		t.Errorf("the next fetch got %d messages, want all %d at once", got, msgs)
+	}
+}
+
+// failingList is the real client whose listings fail, counted.
+type failingList struct {
+	*faultyS3
+	lists atomic.Int64
+}
+
+func (f *failingList) ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
+	f.lists.Add(1)
+	return nil, errSlowDown
+}
+
+// TestFailedLookupPausesLookups: redelivered messages of many partitions
+// while S3 fails cost one failed listing, not one per partition: the
+// lookups run on the fetch goroutine, where the rest of the fetch waits
+// without keep-alives.
+func TestFailedLookupPausesLookups(t *testing.T) {
+	h := newHarness(t, stream.ConsumerConfig{})
+	c := &failingList{faultyS3: h.s3}
+	sk, err := sink.New(c, sink.Config{Bucket: devstack.S3Bucket, Prefix: h.prefix, Compression: "gzip"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
+	cfg.Sink = sk
+	p := New(cfg)
+	for i, tenant := range []string{"acme", "beta", "gamma", "delta"} {
+		part := batch.Partition{Tenant: tenant, Hour: hourAgo.Truncate(time.Hour)}
+		if l := p.landedFor(t.Context(), part, uint64(i+1)); l != nil {
+			t.Errorf("landed object %+v with S3 failing", l)
+		}
+	}
+	if n := c.lists.Load(); n != 1 {
+		t.Errorf("%d listings for 4 partitions with S3 failing, want 1", n)
 	}
 }

@@ -23,8 +23,9 @@ import (
 // and its messages are acked without a second copy. What this does not
 // cover is in the README ("Duplicates and exactly-once").
 
-// storedTTL is how long a partition's listing is reused. The objects that
-// matter were stored before their messages came back (AckWait later).
+// storedTTL is how long a partition's listing is reused, and how long
+// lookups stop after one failed. The objects that matter were stored
+// before their messages came back (AckWait later).
 const storedTTL = 30 * time.Second
 
 type storedList struct {
@@ -36,8 +37,20 @@ type storedList struct {
 // landedFor returns the stored object whose key's sequence range holds seq,
 // or nil. It only costs S3 calls for redelivered messages. Errors mean nil:
 // the message is then batched as a fresh one, which can only add a
-// duplicate, never lose it. It runs on the fetch goroutine only.
+// duplicate, never lose it. It runs on the fetch goroutine only, where the
+// rest of the fetch waits without keep-alives: after a failed call it asks
+// S3 nothing for storedTTL, so an S3 outage costs one failed call (at most
+// 5s) per storedTTL, not one per partition or object, and does not hold
+// the fetch until AckWait.
 func (p *Pipeline) landedFor(ctx context.Context, part batch.Partition, seq uint64) *batch.Landed {
+	if time.Now().Before(p.lookupsOff) {
+		return nil
+	}
+	failed := func(what string, err error) *batch.Landed {
+		p.cfg.Log.Warn(what+"; redelivered messages are batched as new ones for a while", "seq", seq, "err", err)
+		p.lookupsOff = time.Now().Add(storedTTL)
+		return nil
+	}
 	l := p.stored[part]
 	if l == nil || time.Since(l.at) > storedTTL {
 		if len(p.stored) > 1024 {
@@ -47,9 +60,7 @@ func (p *Pipeline) landedFor(ctx context.Context, part batch.Partition, seq uint
 		keys, err := p.cfg.Sink.Stored(lctx, part.Tenant, part.Hour)
 		cancel()
 		if err != nil {
-			// Remembered as an empty listing, so an S3 outage costs one
-			// failed listing per partition per storedTTL, not one per message.
-			p.cfg.Log.Warn("list stored objects for a redelivered message", "seq", seq, "err", err)
+			return failed("list stored objects for a redelivered message", err)
 		}
 		l = &storedList{at: time.Now(), keys: keys, events: map[uint64]int{}}
 		p.stored[part] = l
@@ -70,8 +81,8 @@ func (p *Pipeline) landedFor(ctx context.Context, part batch.Partition, seq uint
 		n, err = p.cfg.Sink.StoredEvents(hctx, *best)
 		cancel()
 		if err != nil {
-			p.cfg.Log.Warn("read a stored object's event count", "key", best.String(), "err", err)
-			n = -1
+			l.events[best.FirstSeq] = -1
+			return failed("read the event count of "+best.String(), err)
 		}
 		l.events[best.FirstSeq] = n
 	}
