@@ -202,7 +202,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				return nil
 			}
 			name := streamCfg.EventsConfig().Name
-			var eg errgroup.Group
+			// A job that fails stops the others and the worker, rather than
+			// leaving it running without, say, its dead-letter watch.
+			eg, ctx := errgroup.WithContext(ctx)
 			eg.Go(func() error { return pipeline.WatchLag(ctx, cons, 5*time.Second, metrics) })
 			eg.Go(func() error {
 				return pipeline.WatchMaxDeliveries(ctx, nc, js, name, s.consumer, metrics, log.With("component", "dead-letter"))
