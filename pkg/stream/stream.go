@@ -138,8 +138,6 @@ type ConsumerConfig struct {
 	MaxDeliver int
 	// MaxAckPending bounds messages delivered but not yet acknowledged.
 	MaxAckPending int
-	// BackOff spaces redeliveries after a Nak without delay.
-	BackOff []time.Duration
 }
 
 // EnsureConsumer creates or updates the durable pull consumer shared by all
