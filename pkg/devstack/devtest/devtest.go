@@ -81,14 +81,17 @@ func Redis(t testing.TB) *devstack.Redis {
 }
 
 var (
-	buildMu  sync.Mutex
-	buildDir string
-	built    = map[string]string{}
+	buildMu sync.Mutex
+	built   = map[string]string{}
 )
 
 // Binary builds a main package of the workspace (e.g.
 // "github.com/sluice-ingest/sluice/gateway/cmd/gateway") once per test
-// process and returns the executable's path.
+// process and returns the executable's path. Executables live in
+// .bin/test/race or .bin/test/plain under the repository root, one per
+// package, so test runs reuse them instead of each leaving a directory of
+// binaries in the system temp dir. Each build is renamed into place, so a
+// process running the previous one (another test binary's) is undisturbed.
 func Binary(t testing.TB, pkg string) string {
 	t.Helper()
 	buildMu.Lock()
@@ -96,24 +99,36 @@ func Binary(t testing.TB, pkg string) string {
 	if p, ok := built[pkg]; ok {
 		return p
 	}
-	if buildDir == "" {
-		d, err := os.MkdirTemp("", "sluice-bin-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		buildDir = d
+	root, err := devstack.RepoRoot()
+	if err != nil {
+		t.Fatalf("build %s: %v", pkg, err)
 	}
-	out := filepath.Join(buildDir, filepath.Base(pkg))
-	args := []string{"build", "-o", out}
+	flavour := "plain"
+	args := []string{"build"}
 	if raceEnabled {
+		flavour = "race"
 		args = append(args, "-race")
 	}
-	cmd := exec.Command("go", append(args, pkg)...)
-	if root, err := devstack.RepoRoot(); err == nil {
-		cmd.Dir = root
+	dir := filepath.Join(root, ".bin", "test", flavour)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
 	}
+	name := filepath.Base(pkg)
+	tmp, err := os.CreateTemp(dir, name+".tmp*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = tmp.Close()
+	cmd := exec.Command("go", append(args, "-o", tmp.Name(), pkg)...)
+	cmd.Dir = root
 	if b, err := cmd.CombinedOutput(); err != nil {
+		_ = os.Remove(tmp.Name())
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
+	}
+	out := filepath.Join(dir, name)
+	if err := os.Rename(tmp.Name(), out); err != nil {
+		_ = os.Remove(tmp.Name())
+		t.Fatal(err)
 	}
 	built[pkg] = out
 	return out
