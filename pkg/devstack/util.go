@@ -77,7 +77,8 @@ func FindBinary(name, envVar string) (string, error) {
 	return "", fmt.Errorf("%w: %s (set %s, run `make tools`, or put it on PATH)", ErrNotFound, name, envVar)
 }
 
-// stopProcess asks a child to stop with SIGTERM and kills it after grace.
+// stopProcess asks a child to stop with an interrupt (SIGINT, which
+// redis-server and versitygw both stop on) and kills it after grace.
 func stopProcess(cmd *exec.Cmd, done <-chan struct{}, grace time.Duration) {
 	if cmd.Process == nil {
 		return

@@ -153,7 +153,3 @@ func Lines(b []byte) []string {
 	}
 	return out
 }
-
-func freePort() (int, error) { return devstack.FreePort() }
-
-func itoa(i int) string { return fmt.Sprint(i) }

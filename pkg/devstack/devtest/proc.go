@@ -3,13 +3,17 @@ package devtest
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sluice-ingest/sluice/pkg/devstack"
 )
 
 // Proc is a program started by a test, with its output captured.
@@ -99,17 +103,19 @@ func WaitReady(t testing.TB, p *Proc, url string) {
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := http.DefaultClient.Do(req)
+		last := fmt.Sprint(err)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return
 			}
+			last = resp.Status
 		}
 		select {
 		case <-p.done:
 			t.Fatalf("%s exited before it was ready: %v\n%s", p.Name, p.err, p.Output())
 		case <-ctx.Done():
-			t.Fatalf("%s not ready at %s: %v\n%s", p.Name, url, err, p.Output())
+			t.Fatalf("%s not ready at %s: %s\n%s", p.Name, url, last, p.Output())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -131,9 +137,9 @@ func Eventually(t testing.TB, timeout, interval time.Duration, cond func() bool,
 // Addr returns a free 127.0.0.1:port.
 func Addr(t testing.TB) string {
 	t.Helper()
-	p, err := freePort()
+	p, err := devstack.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return "127.0.0.1:" + itoa(p)
+	return "127.0.0.1:" + strconv.Itoa(p)
 }
