@@ -512,3 +512,47 @@ func TestFailedLookupPausesLookups(t *testing.T) {
 		t.Errorf("%d listings for 4 partitions with S3 failing, want 1", n)
 	}
 }
+
+// TestOpenBatchOutlivesAckWait: messages in a batch that stays open for
+// more than twice AckWait are kept alive (InProgress), never redelivered,
+// and stored once when the batch is cut.
+func TestOpenBatchOutlivesAckWait(t *testing.T) {
+	const ackWait = 2 * time.Second
+	h := newHarness(t, stream.ConsumerConfig{AckWait: ackWait})
+	const msgs = 5
+	for i := range msgs {
+		h.publish("acme", hourAgo, i, 2, 10)
+	}
+	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
+	cfg.KeepAlive = ackWait / 3 // as the worker sets it
+	r := h.start(cfg)
+	devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool {
+		return r.p.InflightBytes() > 0 && h.consumerPending() == 0
+	}, "messages not fetched")
+	// Holding the batch past AckWait is the point: watch the consumer all along.
+	for held := time.Now(); time.Since(held) < 2*ackWait+ackWait/2; time.Sleep(100 * time.Millisecond) {
+		info, err := h.cons.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.NumRedelivered != 0 || info.NumAckPending != msgs {
+			t.Fatalf("after %s in an open batch: %d redelivered, %d held; want 0 and %d",
+				time.Since(held).Round(time.Millisecond), info.NumRedelivered, info.NumAckPending, msgs)
+		}
+	}
+	if err := r.stop(t); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	ids := checkObjects(t, h.objects())
+	if len(ids) != msgs*2 {
+		t.Errorf("%d events stored, want %d", len(ids), msgs*2)
+	}
+	for id, n := range ids {
+		if n != 1 {
+			t.Errorf("event %s stored %d times", id, n)
+		}
+	}
+	if got := h.streamMsgs(); got != 0 {
+		t.Errorf("%d messages left unacknowledged", got)
+	}
+}
