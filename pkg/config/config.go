@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -186,9 +187,15 @@ func ParseBytes(s string) (int64, error) {
 		"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
 		"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
 	}[strings.ToLower(unit)]
+	if n, err := strconv.ParseInt(num, 10, 64); err == nil && mult == 1 && n >= 0 {
+		return n, nil // a plain byte count, exact up to math.MaxInt64
+	}
 	f, err := strconv.ParseFloat(num, 64)
 	if err != nil || mult == 0 || f < 0 {
 		return 0, fmt.Errorf("not a size (e.g. 1048576, 64KiB, 8MiB, 1GB)")
+	}
+	if f*mult >= math.MaxInt64 { // float64(math.MaxInt64) is 2^63
+		return 0, fmt.Errorf("too large (at most %d bytes)", int64(math.MaxInt64))
 	}
 	return int64(f * mult), nil
 }

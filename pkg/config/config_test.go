@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -13,13 +14,14 @@ func env(m map[string]string) func(string) string { return func(k string) string
 func TestParseBytes(t *testing.T) {
 	for in, want := range map[string]int64{
 		"0": 0, "512": 512, "64KiB": 64 << 10, "8MiB": 8 << 20, "1GB": 1e9, "2 gib": 2 << 30, "1.5KiB": 1536, "10b": 10,
+		"9223372036854775807": math.MaxInt64, "8388607TiB": 8388607 << 40,
 	} {
 		got, err := ParseBytes(in)
 		if err != nil || got != want {
 			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "MiB", "-1", "12XB", "1e3"} {
+	for _, in := range []string{"", "MiB", "-1", "12XB", "1e3", "9223372036854775808", "8388608TiB", "99999999999TiB"} {
 		if _, err := ParseBytes(in); err == nil {
 			t.Errorf("ParseBytes(%q) succeeded", in)
 		}
