@@ -37,9 +37,10 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("sluice: %d %s: %s", e.Status, e.Code, e.Message)
 }
 
-// Temporary reports whether a retry can succeed (429 and 5xx).
+// Temporary reports whether a retry can succeed: 408 (the body did not
+// arrive in time), 429 and 5xx.
 func (e *APIError) Temporary() bool {
-	return e.Status == http.StatusTooManyRequests || e.Status >= 500
+	return e.Status == http.StatusRequestTimeout || e.Status == http.StatusTooManyRequests || e.Status >= 500
 }
 
 // Client sends events to one gateway. It is safe for concurrent use.
@@ -97,7 +98,10 @@ func (c *Client) Send(ctx context.Context, events ...any) (Result, error) {
 }
 
 // SendRaw posts an already encoded JSON body with the given idempotency key,
-// retrying temporary failures.
+// retrying temporary failures (see APIError.Temporary) and transport errors
+// up to the retry count: after the answer's Retry-After when it has one,
+// else after a jittered exponential backoff; every wait is capped by the
+// maximum backoff. An error returned because ctx ended wraps ctx's error.
 func (c *Client) SendRaw(ctx context.Context, body []byte, contentType, idempotencyKey string) (Result, error) {
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
@@ -115,7 +119,7 @@ func (c *Client) SendRaw(ctx context.Context, body []byte, contentType, idempote
 		}
 		select {
 		case <-ctx.Done():
-			return Result{}, fmt.Errorf("%w (gave up waiting to retry: %v)", err, ctx.Err())
+			return Result{}, fmt.Errorf("%w (gave up waiting to retry: %w)", err, ctx.Err())
 		case <-time.After(min(wait, c.maxBackoff)):
 		}
 		backoff = min(2*backoff, c.maxBackoff)

@@ -1,6 +1,8 @@
 package client
 
 import (
+	"cmp"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -16,10 +18,11 @@ import (
 // gatewayScript answers with the given statuses in turn, recording each
 // request's idempotency key and decoded body.
 type gatewayScript struct {
-	mu       sync.Mutex
-	statuses []int
-	keys     []string
-	bodies   []string
+	mu         sync.Mutex
+	retryAfter string // Retry-After of refusals; "0" when empty
+	statuses   []int
+	keys       []string
+	bodies     []string
 }
 
 func (g *gatewayScript) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -45,7 +48,7 @@ func (g *gatewayScript) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(status)
 		json.NewEncoder(w).Encode(Result{Accepted: 2, BatchID: "b1"})
 	default:
-		w.Header().Set("Retry-After", "0")
+		w.Header().Set("Retry-After", cmp.Or(g.retryAfter, "0"))
 		w.WriteHeader(status)
 		json.NewEncoder(w).Encode(map[string]string{"error": "overloaded", "message": "busy"})
 	}
@@ -96,5 +99,22 @@ func TestGivesUpAfterRetries(t *testing.T) {
 	}
 	if len(g.keys) != 3 {
 		t.Errorf("%d requests, want 3", len(g.keys))
+	}
+}
+
+func TestHonoursRetryAfterAndStopsWithTheContext(t *testing.T) {
+	g := &gatewayScript{statuses: []int{http.StatusRequestTimeout, 202}, retryAfter: "60"}
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	// 408 is retried, after the answer's Retry-After (60s), which outlives ctx.
+	_, err := New(srv.URL, "k").Send(ctx, 1)
+	var apiErr *APIError
+	if !errors.Is(err, context.DeadlineExceeded) || !errors.As(err, &apiErr) || apiErr.Status != http.StatusRequestTimeout || apiErr.RetryAfter != time.Minute {
+		t.Fatalf("err = %v, want the 408 with Retry-After 60s and the context's deadline", err)
+	}
+	if len(g.keys) != 1 {
+		t.Errorf("%d requests, want 1 (the retry waits for Retry-After)", len(g.keys))
 	}
 }
