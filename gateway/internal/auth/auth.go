@@ -147,14 +147,12 @@ func (a *Authenticator) Authenticate(r *http.Request) (Key, error) {
 	return k, nil
 }
 
-// KeyFromRequest returns the key from `Authorization: Bearer <key>` or
-// `X-API-Key`, or "".
+// KeyFromRequest returns the key from `Authorization: Bearer <key>`, else
+// from `X-API-Key` (so another Authorization scheme, such as one a proxy
+// adds, does not hide it), or "".
 func KeyFromRequest(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); h != "" {
-		if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(tok)
-		}
-		return ""
+	if scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "Bearer") {
+		return strings.TrimSpace(tok)
 	}
 	return strings.TrimSpace(r.Header.Get("X-API-Key"))
 }

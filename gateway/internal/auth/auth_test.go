@@ -43,6 +43,29 @@ func TestParseKeysAndAuthenticate(t *testing.T) {
 	}
 }
 
+// X-API-Key is read when Authorization holds another scheme; a Bearer
+// token comes first.
+func TestKeyFromRequest(t *testing.T) {
+	for _, tt := range []struct{ authorization, apiKey, want string }{
+		{"Basic dXNlcjpwdw==", "k1", "k1"},
+		{"Bearer k2", "k1", "k2"},
+		{"Bearer  k2 ", "", "k2"},
+		{"Basic dXNlcjpwdw==", "", ""},
+		{"", " k1 ", "k1"},
+	} {
+		r := httptest.NewRequest("POST", "/v1/events", nil)
+		if tt.authorization != "" {
+			r.Header.Set("Authorization", tt.authorization)
+		}
+		if tt.apiKey != "" {
+			r.Header.Set("X-API-Key", tt.apiKey)
+		}
+		if got := KeyFromRequest(r); got != tt.want {
+			t.Errorf("Authorization %q, X-API-Key %q: %q, want %q", tt.authorization, tt.apiKey, got, tt.want)
+		}
+	}
+}
+
 func TestParseKeysRejects(t *testing.T) {
 	for _, file := range []string{
 		"onlykey\n",
