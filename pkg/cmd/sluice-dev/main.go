@@ -152,7 +152,10 @@ Ctrl-C stops everything.
 
 	select {
 	case <-ctx.Done():
-		logf("stopping")
+		// A second Ctrl-C now ends this process at once; the kernel then
+		// kills every child (Pdeathsig), so nothing is left running.
+		stop()
+		logf("stopping (Ctrl-C again to kill everything at once)")
 		return nil
 	case err := <-exited:
 		return fmt.Errorf("a child process exited: %w", err)
