@@ -13,6 +13,7 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -299,14 +300,19 @@ func (s *Sink) StoredEvents(ctx context.Context, k objkey.Key) (int, error) {
 	return n, nil
 }
 
-// AbortStale aborts multipart uploads under the prefix that started more
-// than olderThan ago: uploads of a worker that was killed mid-upload. No
-// upload of a live worker takes that long. It returns how many it aborted.
+// AbortStale aborts multipart uploads of Sluice objects under the prefix
+// that started more than olderThan ago: uploads of a worker that was killed
+// mid-upload. No upload of a live worker takes that long. Only keys that
+// follow the object key contract under this prefix are touched, so other
+// writers to a shared bucket keep their uploads. It returns how many it
+// aborted.
 func (s *Sink) AbortStale(ctx context.Context, olderThan time.Duration) (int, error) {
-	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(s.cfg.Bucket)}
-	if s.cfg.Prefix != "" {
-		in.Prefix = aws.String(s.cfg.Prefix)
+	prefix := strings.Trim(s.cfg.Prefix, "/")
+	listPrefix := "tenant="
+	if prefix != "" {
+		listPrefix = prefix + "/tenant="
 	}
+	in := &s3.ListMultipartUploadsInput{Bucket: aws.String(s.cfg.Bucket), Prefix: aws.String(listPrefix)}
 	cutoff := time.Now().Add(-olderThan)
 	aborted := 0
 	for {
@@ -317,6 +323,9 @@ func (s *Sink) AbortStale(ctx context.Context, olderThan time.Duration) (int, er
 		for _, u := range out.Uploads {
 			if u.Initiated == nil || u.Initiated.After(cutoff) {
 				continue
+			}
+			if k, err := objkey.Parse(aws.ToString(u.Key)); err != nil || k.Prefix != prefix {
+				continue // not an object of this worker's layout
 			}
 			if _, err := s.s3.AbortMultipartUpload(ctx, &s3.AbortMultipartUploadInput{
 				Bucket: aws.String(s.cfg.Bucket), Key: u.Key, UploadId: u.UploadId,

@@ -136,20 +136,24 @@ func TestFailedMultipartIsAborted(t *testing.T) {
 	if n := uploadsLeft(t, srv.Client()); n != 0 {
 		t.Errorf("%d multipart uploads left after a failed put", n)
 	}
-	// A worker killed mid-upload leaves one behind.
-	if _, err := srv.Client().CreateMultipartUpload(t.Context(), &s3.CreateMultipartUploadInput{
-		Bucket: aws.String(devstack.S3Bucket), Key: aws.String("mp/abandoned.ndjson"),
-	}); err != nil {
-		t.Fatal(err)
+	// A worker killed mid-upload leaves one behind; other writers to the
+	// bucket have uploads of their own, also under the prefix's letters.
+	abandoned := "mp/tenant=acme/dt=2026-11-25/hour=10/00000000000000000001-00000000000000000009.ndjson"
+	for _, key := range []string{abandoned, "mp/other-app/part.bin", "mpx/tenant=acme/dt=2026-11-25/hour=10/00000000000000000001-00000000000000000009.ndjson", "elsewhere.bin"} {
+		if _, err := srv.Client().CreateMultipartUpload(t.Context(), &s3.CreateMultipartUploadInput{
+			Bucket: aws.String(devstack.S3Bucket), Key: aws.String(key),
+		}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if n, err := sk.AbortStale(t.Context(), time.Hour); err != nil || n != 0 {
 		t.Fatalf("AbortStale(1h) of a fresh upload: %d, %v; want 0", n, err)
 	}
 	if n, err := sk.AbortStale(t.Context(), -time.Minute); err != nil || n != 1 {
-		t.Fatalf("AbortStale: %d, %v; want 1", n, err)
+		t.Fatalf("AbortStale: %d, %v; want 1 (only the Sluice object under the prefix)", n, err)
 	}
-	if n := uploadsLeft(t, srv.Client()); n != 0 {
-		t.Errorf("%d multipart uploads left after AbortStale", n)
+	if n := uploadsLeft(t, srv.Client()); n != 3 {
+		t.Errorf("%d multipart uploads left after AbortStale, want the 3 that are not Sluice's", n)
 	}
 }
 
