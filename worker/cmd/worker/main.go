@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"runtime/debug"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/nats-io/nats.go/jetstream"
@@ -109,7 +111,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Debug("memory limit set", "bytes", limit)
 	}
 
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	// An S3 request whose body was sent but which never answers would hold
+	// an upload slot and its messages (kept alive) forever: bound the wait
+	// for the response, which does not depend on the object's size. The
+	// upload is then retried like any other failure.
+	httpClient := awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.ResponseHeaderTimeout = 2 * time.Minute
+	})
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithHTTPClient(httpClient))
 	if err != nil {
 		return fmt.Errorf("aws config: %w", err)
 	}
