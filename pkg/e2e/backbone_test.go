@@ -103,8 +103,12 @@ func post(t *testing.T, client *http.Client, url, key string, req, n int) (accep
 	case 3:
 		if n == 1 {
 			body, _ = json.Marshal(evs[0])
-		} else {
-			body, _ = json.Marshal(evs)
+			break
+		}
+		ct = "application/x-ndjson"
+		for _, ev := range evs {
+			line, _ := json.Marshal(ev)
+			body = append(append(body, line...), '\n')
 		}
 	}
 	r, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, url, bytes.NewReader(body))
