@@ -18,6 +18,13 @@ func Connect(url, creds, name string, log *slog.Logger) (*nats.Conn, error) {
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
 		nats.Timeout(2 * time.Second),
+		// A server that is connected but frozen must not block writes for
+		// the library's default minute, nor go unnoticed for its default
+		// four minutes of pings: cut the connection after 5s of blocked
+		// writes or 3 unanswered pings 5s apart, and reconnect elsewhere.
+		nats.FlusherTimeout(5 * time.Second),
+		nats.PingInterval(5 * time.Second),
+		nats.MaxPingsOutstanding(3),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			log.Warn("nats disconnected", "err", err)
 		}),
