@@ -115,8 +115,6 @@ type Object struct {
 	Key      string
 	Body     []byte
 	Events   int
-	FirstSeq uint64
-	LastSeq  uint64
 	Metadata map[string]string
 }
 
@@ -161,11 +159,9 @@ func (s *Sink) Encode(b *batch.Batch) (Object, error) {
 	}
 	key := objkey.Key{Prefix: s.cfg.Prefix, Tenant: b.Tenant, Hour: b.Hour, FirstSeq: b.FirstSeq, LastSeq: b.LastSeq, Ext: s.ext}
 	return Object{
-		Key:      key.String(),
-		Body:     buf.Bytes(),
-		Events:   events,
-		FirstSeq: b.FirstSeq,
-		LastSeq:  b.LastSeq,
+		Key:    key.String(),
+		Body:   buf.Bytes(),
+		Events: events,
 		Metadata: map[string]string{
 			MetaEventCount: strconv.Itoa(events),
 			MetaFirstSeq:   strconv.FormatUint(b.FirstSeq, 10),

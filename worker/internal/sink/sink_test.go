@@ -204,7 +204,7 @@ func TestEncodeWritesARedeliveredMessageOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if obj.Events != 4 || obj.Metadata[MetaEventCount] != "4" || obj.FirstSeq != 3 || obj.LastSeq != 5 {
+	if obj.Events != 4 || obj.Metadata[MetaEventCount] != "4" || obj.Metadata[MetaFirstSeq] != "3" || obj.Metadata[MetaLastSeq] != "5" {
 		t.Errorf("object of seqs 3, 5, 5: %d events, metadata %v", obj.Events, obj.Metadata)
 	}
 }
