@@ -116,16 +116,25 @@ func (s *Server) Client(tb testing.TB) *redis.Client {
 
 // Kill ends the server with SIGKILL and waits for it to exit.
 func (s *Server) Kill() {
+	cmd := s.take()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+}
+
+// take detaches the running process (resumed, in case it was paused), or
+// returns nil when none runs.
+func (s *Server) take() *exec.Cmd {
 	s.mu.Lock()
 	cmd := s.cmd
 	s.cmd = nil
 	s.mu.Unlock()
-	if cmd == nil {
-		return
+	if cmd != nil {
+		_ = cmd.Process.Signal(syscall.SIGCONT)
 	}
-	_ = cmd.Process.Signal(syscall.SIGCONT)
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
+	return cmd
 }
 
 // Restart starts the server again on the same port (after Kill).
@@ -150,14 +159,10 @@ func (s *Server) signal(sig syscall.Signal) {
 }
 
 func (s *Server) stop() {
-	s.mu.Lock()
-	cmd := s.cmd
-	s.cmd = nil
-	s.mu.Unlock()
+	cmd := s.take()
 	if cmd == nil {
 		return
 	}
-	_ = cmd.Process.Signal(syscall.SIGCONT)
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
