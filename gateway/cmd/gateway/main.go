@@ -248,13 +248,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 }
 
 // shutdown is the graceful stop, in this order: /readyz answers 503 so load
-// balancers stop sending; after delay the listener closes and idle
+// balancers stop sending and keep-alives end; after delay the listener closes and idle
 // connections are closed; requests in flight finish (each gets its 202 or
 // 503: parseSettings keeps the publish timeout shorter than what is left of
 // the shutdown timeout after delay); at the timeout whatever is left is
 // cut. NATS is closed after this returns.
 func shutdown(srv *http.Server, ready *readiness, delay, timeout time.Duration, log *slog.Logger) {
 	ready.stopping.Store(true)
+	// From now on every answer closes its connection, so clients stop
+	// reusing keep-alive connections while the listener is still open: a
+	// request sent on an idle connection just as Shutdown closes it is the
+	// one a client cannot tell from a dropped request.
+	srv.SetKeepAlivesEnabled(false)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	log.Info("stopping: /readyz answers 503", "delay", delay, "timeout", timeout)
