@@ -188,10 +188,10 @@ func post(ctx context.Context, c *http.Client, url, key, idem, body string) (int
 
 // postTraced is post, reporting through fresh whether the request went out
 // on a new connection (not a reused keep-alive one).
-func postTraced(ctx context.Context, c *http.Client, url, key, idem, body string, fresh *bool) (int, accepted, error) {
+func postTraced(ctx context.Context, c *http.Client, url, key, idem, body string, fresh *atomic.Bool) (int, accepted, error) {
 	if fresh != nil {
 		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-			GotConn: func(info httptrace.GotConnInfo) { *fresh = !info.Reused },
+			GotConn: func(info httptrace.GotConnInfo) { fresh.Store(!info.Reused) },
 		})
 	}
 	r, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
@@ -223,7 +223,8 @@ func postTraced(ctx context.Context, c *http.Client, url, key, idem, body string
 // The load's requests carry an Idempotency-Key, as a retrying client's
 // should; that lets the HTTP client replay a request that raced the server
 // closing an idle keep-alive connection, so what is left is a request the
-// gateway answered or one it never took: connection refused, or a new
+// gateway answered or one it never took: a connection refused or reset
+// while being set up, or a new
 // connection reset after SIGTERM because it was still in the kernel's accept
 // queue when the listener closed (the gateway never read it; it only cuts a
 // request it read at the shutdown timeout, which this test stays well under).
@@ -248,12 +249,12 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		wg.Go(func() {
 			for i := 0; ; i++ {
 				body := fmt.Sprintf(`{"events":[{"w":%d,"i":%d},{"pad":"%s"}]}`, w, i, strings.Repeat("p", i%200))
-				var fresh bool
+				var fresh atomic.Bool
 				status, a, err := postTraced(t.Context(), client, url, "", fmt.Sprintf("w%d-%d", w, i), body, &fresh)
 				switch {
-				case errors.Is(err, syscall.ECONNREFUSED):
-					return // the gateway no longer accepts connections
-				case err != nil && fresh && sigtermed.Load():
+				case isDialError(err):
+					return // refused or reset while connecting: the gateway no longer accepts connections
+				case err != nil && fresh.Load() && sigtermed.Load():
 					notTaken.Add(1)
 					return // reset in the accept queue: never taken
 				case err != nil:
@@ -465,4 +466,11 @@ func writePEM(t *testing.T, path, typ string, der []byte) {
 func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+// isDialError reports whether err happened while connecting, before any
+// byte of the request could reach the gateway.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
