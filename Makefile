@@ -52,6 +52,7 @@ bench: tools
 lint: .bin/staticcheck
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+	@set -e; for m in $(MODULES); do (cd $$m && GOOS=darwin $(GO) vet ./...); done
 	@set -e; for m in $(MODULES); do (cd $$m && $(CURDIR)/.bin/staticcheck ./...); done
 
 tidy:
