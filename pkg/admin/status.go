@@ -1,0 +1,177 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-ingest/sluice/pkg/stream"
+)
+
+// Status is what the streams and the consumers of the events stream say
+// about the cluster at one moment.
+type Status struct {
+	Server    Server     `json:"server"`
+	Events    StreamInfo `json:"events"`
+	Consumers []Consumer `json:"consumers"`
+	DLQ       StreamInfo `json:"dlq"`
+	// DLQTenants counts the dead letters of each tenant.
+	DLQTenants map[string]uint64 `json:"dlq_tenants"`
+}
+
+// Server is the NATS server the command is connected to.
+type Server struct {
+	URL     string `json:"url"`
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+// StreamInfo is the state and limits of one stream.
+type StreamInfo struct {
+	Name     string    `json:"name"`
+	Created  time.Time `json:"created"`
+	Messages uint64    `json:"messages"`
+	Bytes    uint64    `json:"bytes"`
+	FirstSeq uint64    `json:"first_seq"`
+	LastSeq  uint64    `json:"last_seq"`
+	// FirstTime and LastTime are when the oldest and the newest message
+	// still held were stored; nil when the stream is empty.
+	FirstTime *time.Time `json:"first_time"`
+	LastTime  *time.Time `json:"last_time"`
+	Deleted   int        `json:"deleted"`
+	Limits    Limits     `json:"limits"`
+	// Leader and Replicas are set in a NATS cluster.
+	Leader   string    `json:"leader,omitempty"`
+	Replicas []Replica `json:"replicas,omitempty"`
+}
+
+// Limits are a stream's bounds; -1 (or 0 for MaxAge) means unlimited.
+type Limits struct {
+	MaxBytes   int64         `json:"max_bytes"`
+	MaxMsgs    int64         `json:"max_msgs"`
+	MaxAge     time.Duration `json:"max_age"`
+	MaxMsgSize int32         `json:"max_msg_size"`
+	Discard    string        `json:"discard"`
+	Retention  string        `json:"retention"`
+	Storage    string        `json:"storage"`
+	Duplicates time.Duration `json:"duplicate_window"`
+	Replicas   int           `json:"replicas"`
+}
+
+// Replica is a follower of a stream in a NATS cluster.
+type Replica struct {
+	Name    string `json:"name"`
+	Current bool   `json:"current"`
+	Offline bool   `json:"offline"`
+	Lag     uint64 `json:"lag"`
+}
+
+// Consumer is one consumer of the events stream.
+type Consumer struct {
+	Name string `json:"name"`
+	// Workers marks the workers' durable consumer (SLUICE_CONSUMER).
+	Workers bool `json:"workers"`
+	// Pending is messages not yet delivered; AckPending delivered and not
+	// yet acknowledged; Redelivered delivered more than once and not yet
+	// acknowledged.
+	Pending     uint64 `json:"pending"`
+	AckPending  int    `json:"ack_pending"`
+	Redelivered int    `json:"redelivered"`
+	// Waiting is the pull requests waiting at the server for messages:
+	// each running worker keeps one open while it has room for more.
+	Waiting int `json:"waiting_pulls"`
+	// LastDelivered and LastAcked are when the server last delivered a
+	// message and last moved the ack floor.
+	LastDelivered *time.Time    `json:"last_delivered"`
+	LastAcked     *time.Time    `json:"last_acked"`
+	AckFloorSeq   uint64        `json:"ack_floor_seq"`
+	MaxAckPending int           `json:"max_ack_pending"`
+	MaxDeliver    int           `json:"max_deliver"`
+	AckWait       time.Duration `json:"ack_wait"`
+	Paused        bool          `json:"paused"`
+}
+
+// GetStatus reads the status of the events stream named events, its
+// consumers (workers names the workers' one) and the dead-letter stream.
+// Either stream missing is ErrStreamMissing. A missing workers consumer is
+// no error: Consumers then simply holds no entry with Workers set.
+func GetStatus(ctx context.Context, js jetstream.JetStream, events, workers string) (Status, error) {
+	var s Status
+	nc := js.Conn()
+	s.Server = Server{URL: nc.ConnectedUrlRedacted(), Name: nc.ConnectedServerName(), Version: nc.ConnectedServerVersion()}
+	ev, err := openStream(ctx, js, events)
+	if err != nil {
+		return s, err
+	}
+	info, err := ev.Info(ctx)
+	if err != nil {
+		return s, fmt.Errorf("stream info %s: %w", events, err)
+	}
+	s.Events = streamInfo(info)
+	cl := ev.ListConsumers(ctx)
+	for ci := range cl.Info() {
+		s.Consumers = append(s.Consumers, consumer(ci, workers))
+	}
+	if err := cl.Err(); err != nil {
+		return s, fmt.Errorf("list consumers of %s: %w", events, err)
+	}
+	dlq, err := openStream(ctx, js, stream.DLQStream)
+	if err != nil {
+		return s, err
+	}
+	info, err = dlq.Info(ctx, jetstream.WithSubjectFilter(stream.DLQSubject(">")))
+	if err != nil {
+		return s, fmt.Errorf("stream info %s: %w", stream.DLQStream, err)
+	}
+	s.DLQ = streamInfo(info)
+	s.DLQTenants = map[string]uint64{}
+	for subject, n := range info.State.Subjects {
+		s.DLQTenants[strings.TrimPrefix(subject, stream.DLQSubject(""))] = n
+	}
+	return s, nil
+}
+
+func streamInfo(info *jetstream.StreamInfo) StreamInfo {
+	c, st := info.Config, info.State
+	out := StreamInfo{
+		Name: c.Name, Created: info.Created.UTC(),
+		Messages: st.Msgs, Bytes: st.Bytes, FirstSeq: st.FirstSeq, LastSeq: st.LastSeq, Deleted: st.NumDeleted,
+		Limits: Limits{
+			MaxBytes: c.MaxBytes, MaxMsgs: c.MaxMsgs, MaxAge: c.MaxAge, MaxMsgSize: c.MaxMsgSize,
+			Discard: c.Discard.String(), Retention: c.Retention.String(), Storage: c.Storage.String(),
+			Duplicates: c.Duplicates, Replicas: c.Replicas,
+		},
+	}
+	if st.Msgs > 0 {
+		first, last := st.FirstTime.UTC(), st.LastTime.UTC()
+		out.FirstTime, out.LastTime = &first, &last
+	}
+	if info.Cluster != nil {
+		out.Leader = info.Cluster.Leader
+		for _, p := range info.Cluster.Replicas {
+			out.Replicas = append(out.Replicas, Replica{Name: p.Name, Current: p.Current, Offline: p.Offline, Lag: p.Lag})
+		}
+	}
+	return out
+}
+
+func consumer(ci *jetstream.ConsumerInfo, workers string) Consumer {
+	return Consumer{
+		Name: ci.Name, Workers: ci.Name == workers,
+		Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered, Waiting: ci.NumWaiting,
+		LastDelivered: utc(ci.Delivered.Last), LastAcked: utc(ci.AckFloor.Last), AckFloorSeq: ci.AckFloor.Stream,
+		MaxAckPending: ci.Config.MaxAckPending, MaxDeliver: ci.Config.MaxDeliver, AckWait: ci.Config.AckWait,
+		Paused: ci.Paused,
+	}
+}
+
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
