@@ -49,16 +49,18 @@ type StreamInfo struct {
 }
 
 // Limits are a stream's bounds; -1 (or 0 for MaxAge) means unlimited.
+// Discard is new or old, Retention limits, interest or workqueue, Storage
+// file or memory.
 type Limits struct {
-	MaxBytes   int64         `json:"max_bytes"`
-	MaxMsgs    int64         `json:"max_msgs"`
-	MaxAge     time.Duration `json:"max_age"`
-	MaxMsgSize int32         `json:"max_msg_size"`
-	Discard    string        `json:"discard"`
-	Retention  string        `json:"retention"`
-	Storage    string        `json:"storage"`
-	Duplicates time.Duration `json:"duplicate_window"`
-	Replicas   int           `json:"replicas"`
+	MaxBytes   int64    `json:"max_bytes"`
+	MaxMsgs    int64    `json:"max_msgs"`
+	MaxAge     Duration `json:"max_age"`
+	MaxMsgSize int32    `json:"max_msg_size"`
+	Discard    string   `json:"discard"`
+	Retention  string   `json:"retention"`
+	Storage    string   `json:"storage"`
+	Duplicates Duration `json:"duplicate_window"`
+	Replicas   int      `json:"replicas"`
 }
 
 // Replica is a follower of a stream in a NATS cluster.
@@ -85,13 +87,13 @@ type Consumer struct {
 	Waiting int `json:"waiting_pulls"`
 	// LastDelivered and LastAcked are when the server last delivered a
 	// message and last moved the ack floor.
-	LastDelivered *time.Time    `json:"last_delivered"`
-	LastAcked     *time.Time    `json:"last_acked"`
-	AckFloorSeq   uint64        `json:"ack_floor_seq"`
-	MaxAckPending int           `json:"max_ack_pending"`
-	MaxDeliver    int           `json:"max_deliver"`
-	AckWait       time.Duration `json:"ack_wait"`
-	Paused        bool          `json:"paused"`
+	LastDelivered *time.Time `json:"last_delivered"`
+	LastAcked     *time.Time `json:"last_acked"`
+	AckFloorSeq   uint64     `json:"ack_floor_seq"`
+	MaxAckPending int        `json:"max_ack_pending"`
+	MaxDeliver    int        `json:"max_deliver"`
+	AckWait       Duration   `json:"ack_wait"`
+	Paused        bool       `json:"paused"`
 }
 
 // GetStatus reads the status of the events stream named events, its
@@ -140,9 +142,10 @@ func streamInfo(info *jetstream.StreamInfo) StreamInfo {
 		Name: c.Name, Created: info.Created.UTC(),
 		Messages: st.Msgs, Bytes: st.Bytes, FirstSeq: st.FirstSeq, LastSeq: st.LastSeq, Deleted: st.NumDeleted,
 		Limits: Limits{
-			MaxBytes: c.MaxBytes, MaxMsgs: c.MaxMsgs, MaxAge: c.MaxAge, MaxMsgSize: c.MaxMsgSize,
-			Discard: c.Discard.String(), Retention: c.Retention.String(), Storage: c.Storage.String(),
-			Duplicates: c.Duplicates, Replicas: c.Replicas,
+			MaxBytes: c.MaxBytes, MaxMsgs: c.MaxMsgs, MaxAge: Duration(c.MaxAge), MaxMsgSize: c.MaxMsgSize,
+			Discard:   strings.ToLower(strings.TrimPrefix(c.Discard.String(), "Discard")),
+			Retention: strings.ToLower(c.Retention.String()), Storage: strings.ToLower(c.Storage.String()),
+			Duplicates: Duration(c.Duplicates), Replicas: c.Replicas,
 		},
 	}
 	if st.Msgs > 0 {
@@ -163,7 +166,7 @@ func consumer(ci *jetstream.ConsumerInfo, workers string) Consumer {
 		Name: ci.Name, Workers: ci.Name == workers,
 		Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered, Waiting: ci.NumWaiting,
 		LastDelivered: utc(ci.Delivered.Last), LastAcked: utc(ci.AckFloor.Last), AckFloorSeq: ci.AckFloor.Stream,
-		MaxAckPending: ci.Config.MaxAckPending, MaxDeliver: ci.Config.MaxDeliver, AckWait: ci.Config.AckWait,
+		MaxAckPending: ci.Config.MaxAckPending, MaxDeliver: ci.Config.MaxDeliver, AckWait: Duration(ci.Config.AckWait),
 		Paused: ci.Paused,
 	}
 }
@@ -174,4 +177,19 @@ func utc(t *time.Time) *time.Time {
 	}
 	u := t.UTC()
 	return &u
+}
+
+// Duration is a time.Duration written in JSON as its string ("2m0s").
+type Duration time.Duration
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText writes d as time.Duration's String does.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads what MarshalText wrote.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	*d = Duration(v)
+	return err
 }

@@ -79,9 +79,9 @@ func printStream(w io.Writer, st admin.StreamInfo, now time.Time) {
 		fmt.Fprintf(w, "  deleted          %d inside the range\n", st.Deleted)
 	}
 	fmt.Fprintf(w, "  limits           max bytes %s, max messages %s, max age %s, discard %s\n",
-		size(l.MaxBytes), count(l.MaxMsgs), age(l.MaxAge), l.Discard)
+		size(l.MaxBytes), count(l.MaxMsgs), age(time.Duration(l.MaxAge)), l.Discard)
 	fmt.Fprintf(w, "  storage          %s, %s retention, %d replica(s), duplicate window %s\n", l.Storage, l.Retention, l.Replicas, l.Duplicates)
-	if st.Leader != "" {
+	if len(st.Replicas) > 0 {
 		peers := []string{st.Leader + " (leader)"}
 		for _, r := range st.Replicas {
 			state := "current"
