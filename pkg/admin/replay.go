@@ -74,9 +74,15 @@ func (r *Replayer) Publish(ctx context.Context, dl DeadLetter) (*jetstream.PubAc
 	if err != nil {
 		return nil, err
 	}
-	ack, err := r.dlq.js.PublishMsg(ctx, m, jetstream.WithExpectStream(r.events))
+	// No Nats-Expected-Stream header: the stream would keep it with the
+	// message, and the worker copies headers into a dead letter, whose
+	// publish to another stream it would then fail.
+	ack, err := r.dlq.js.PublishMsg(ctx, m)
 	if err != nil {
 		return nil, fmt.Errorf("publish dead letter %d to %s: %w", dl.Seq, m.Subject, err)
+	}
+	if ack.Stream != r.events {
+		return nil, fmt.Errorf("publish dead letter %d to %s: stored in stream %s, not %s", dl.Seq, m.Subject, ack.Stream, r.events)
 	}
 	return ack, nil
 }

@@ -37,8 +37,9 @@ type StreamInfo struct {
 	Bytes    uint64    `json:"bytes"`
 	FirstSeq uint64    `json:"first_seq"`
 	LastSeq  uint64    `json:"last_seq"`
-	// FirstTime and LastTime are when the oldest and the newest message
-	// still held were stored; nil when the stream is empty.
+	// FirstTime is when the oldest message held was stored, nil when the
+	// stream is empty; LastTime when the last message (LastSeq) was, held
+	// or not, nil when there never was one.
 	FirstTime *time.Time `json:"first_time"`
 	LastTime  *time.Time `json:"last_time"`
 	Deleted   int        `json:"deleted"`
@@ -149,8 +150,12 @@ func streamInfo(info *jetstream.StreamInfo) StreamInfo {
 		},
 	}
 	if st.Msgs > 0 {
-		first, last := st.FirstTime.UTC(), st.LastTime.UTC()
-		out.FirstTime, out.LastTime = &first, &last
+		first := st.FirstTime.UTC()
+		out.FirstTime = &first
+	}
+	if !st.LastTime.IsZero() { // kept when the stream is empty again
+		last := st.LastTime.UTC()
+		out.LastTime = &last
 	}
 	if info.Cluster != nil {
 		out.Leader = info.Cluster.Leader

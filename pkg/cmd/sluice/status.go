@@ -32,9 +32,6 @@ func statusCmd(fs *flag.FlagSet) action {
 func printStatus(w io.Writer, s admin.Status, workers string, now time.Time) {
 	fmt.Fprintf(w, "server %s (%s, nats-server %s)\n\n", s.Server.URL, s.Server.Name, s.Server.Version)
 	printStream(w, s.Events, now)
-	if s.Events.LastSeq > 0 {
-		fmt.Fprintf(w, "  last accepted    seq %d at %s\n", s.Events.LastSeq, when(s.Events.LastTime, now))
-	}
 	fmt.Fprintln(w)
 
 	found := false
@@ -74,6 +71,8 @@ func printStream(w io.Writer, st admin.StreamInfo, now time.Time) {
 	if st.Messages > 0 {
 		fmt.Fprintf(w, "  oldest           seq %d at %s\n", st.FirstSeq, when(st.FirstTime, now))
 		fmt.Fprintf(w, "  newest           seq %d at %s\n", st.LastSeq, when(st.LastTime, now))
+	} else if st.LastTime != nil {
+		fmt.Fprintf(w, "  last stored      seq %d at %s, no longer held\n", st.LastSeq, when(st.LastTime, now))
 	}
 	if st.Deleted > 0 {
 		fmt.Fprintf(w, "  deleted          %d inside the range\n", st.Deleted)

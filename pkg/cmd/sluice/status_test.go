@@ -51,7 +51,7 @@ func TestStatus(t *testing.T) {
 	for _, want := range []string{
 		"stream SLUICE_EVENTS (created ",
 		"  messages         3 (",
-		"  last accepted    seq 3 at ",
+		"  newest           seq 3 at ",
 		"consumer sluice-workers (the workers')\n  lag              3 not yet delivered, 0 delivered and not acknowledged (max 1000), 0 of them redelivered\n",
 		"  workers          NONE PULLING: messages wait and no worker asks for them\n",
 		"stream SLUICE_DLQ (created ",
