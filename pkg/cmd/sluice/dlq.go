@@ -146,7 +146,11 @@ func dlqPurgeCmd(fs *flag.FlagSet) action {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(a.out, "purged %d dead letters\n", n)
+		noun := "dead letters"
+		if n == 1 {
+			noun = "dead letter"
+		}
+		fmt.Fprintf(a.out, "purged %d %s\n", n, noun)
 		return nil
 	}}
 }
