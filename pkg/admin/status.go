@@ -114,6 +114,7 @@ func GetStatus(ctx context.Context, js jetstream.JetStream, events, workers stri
 		return s, fmt.Errorf("stream info %s: %w", events, err)
 	}
 	s.Events = streamInfo(info)
+	s.Consumers = []Consumer{}
 	cl := ev.ListConsumers(ctx)
 	for ci := range cl.Info() {
 		s.Consumers = append(s.Consumers, consumer(ci, workers))
