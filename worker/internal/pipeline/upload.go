@@ -67,6 +67,11 @@ func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive fun
 		p.nakAll(bt)
 		return false
 	}
+	if p.Writable() != nil { // this worker cannot write: another one will (writable.go)
+		stopKeepAlive()
+		p.handBack(bt)
+		return true
+	}
 	obj, err := p.cfg.Sink.Encode(bt)
 	if err != nil { // a compressor failure: retrying the same bytes cannot help
 		p.deadLetterBatch(ctx, bt, err)
@@ -91,6 +96,12 @@ func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive fun
 		case errors.Is(err, sink.ErrConflict), sink.Permanent(err):
 			p.cfg.Log.Error("batch can never be stored; dead-lettering", "key", obj.Key, "err", err)
 			p.deadLetterBatch(ctx, bt, err)
+			return true
+		}
+		if sink.Unwritable(err) { // the worker is broken, not the batch (writable.go)
+			p.cannotWrite(err)
+			stopKeepAlive()
+			p.handBack(bt)
 			return true
 		}
 		if ctx.Err() != nil {
