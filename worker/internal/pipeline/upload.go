@@ -17,7 +17,7 @@ import (
 // stored, dead-lettered if it can never be stored, Nak'ed if ctx ended
 // first. It keeps the messages alive with InProgress while it works, and
 // releases the batch's bytes from the budget at the end. It reports whether
-// every message was stored or dead-lettered.
+// every message was stored, dead-lettered or handed back to other workers.
 func (p *Pipeline) upload(ctx context.Context, bt *batch.Batch) bool {
 	defer p.budget.release(held(bt))
 	stop := keepAlive(bt.Items, p.cfg.KeepAlive)
@@ -60,6 +60,8 @@ func keepAlive(items []batch.Item, every time.Duration) func() {
 //   - sink.ErrConflict: the key holds another batch with the same first
 //     and last sequence: split the batch in two and store each half;
 //   - permanent: dead-letter every message with the error;
+//   - sink.Unwritable: this worker cannot write at all: hand every message
+//     back to the other workers (writable.go);
 //   - anything else: keep the batch and its messages, retry until ctx ends,
 //     then Nak them for redelivery.
 func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive func()) bool {
