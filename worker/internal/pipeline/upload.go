@@ -69,7 +69,7 @@ func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive fun
 		p.nakAll(bt)
 		return false
 	}
-	if p.Writable() != nil { // this worker cannot write: another one will (writable.go)
+	if p.refused() { // this worker cannot write: another one will (writable.go)
 		stopKeepAlive()
 		p.handBack(bt)
 		return true

@@ -48,6 +48,13 @@ func (p *Pipeline) Writable() error {
 	return p.writable.err
 }
 
+// refused is whether S3 has refused this worker's writes (rather than not
+// checked yet).
+func (p *Pipeline) refused() bool {
+	err := p.Writable()
+	return err != nil && err != errNotChecked
+}
+
 // cannotWrite records an error for which sink.Unwritable holds.
 func (p *Pipeline) cannotWrite(err error) {
 	w := &p.writable
@@ -76,11 +83,21 @@ func (p *Pipeline) canWrite() {
 }
 
 // waitWritable holds the fetch goroutine while the worker cannot write or
-// has not checked yet, checking every RetryMax. A check that fails in a way
-// that may heal (S3 unreachable, 5xx) lets fetching go on: uploads then
-// retry as in any S3 outage. It returns false when ctx ends first.
+// has not checked yet. After a refusal it checks again every RetryMax, the
+// first time RetryMax after the refusal, so that even a check that passes
+// while uploads are refused costs each message at most one delivery per
+// RetryMax. A check that fails in a way that may heal (S3 unreachable, 5xx)
+// lets fetching go on: uploads then retry as in any S3 outage. It returns
+// false when ctx ends first.
 func (p *Pipeline) waitWritable(ctx context.Context) bool {
 	for p.Writable() != nil {
+		if p.refused() {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-time.After(p.cfg.RetryMax):
+			}
+		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := p.cfg.Sink.CheckWritable(cctx)
 		cancel()
@@ -95,11 +112,6 @@ func (p *Pipeline) waitWritable(ctx context.Context) bool {
 			return true
 		}
 		p.cannotWrite(err)
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(p.cfg.RetryMax):
-		}
 	}
 	return true
 }
@@ -117,7 +129,7 @@ func (p *Pipeline) handBack(bt *batch.Batch) {
 // handBackOpen hands back every open batch while the worker cannot write.
 // Run calls it at each keep-alive tick.
 func (p *Pipeline) handBackOpen() {
-	if err := p.Writable(); err == nil || err == errNotChecked {
+	if !p.refused() {
 		return
 	}
 	for _, bt := range p.b.All(batch.ReasonShutdown) { // the reason is not counted: the batch is not cut
