@@ -92,9 +92,11 @@ type Consumer struct {
 	LastAcked     *time.Time `json:"last_acked"`
 	AckFloorSeq   uint64     `json:"ack_floor_seq"`
 	MaxAckPending int        `json:"max_ack_pending"`
-	MaxDeliver    int        `json:"max_deliver"`
-	AckWait       Duration   `json:"ack_wait"`
-	Paused        bool       `json:"paused"`
+	// MaxDeliver is the server's bound, -1 when the workers count
+	// deliveries themselves.
+	MaxDeliver int      `json:"max_deliver"`
+	AckWait    Duration `json:"ack_wait"`
+	Paused     bool     `json:"paused"`
 }
 
 // GetStatus reads the status of the events stream named events, its

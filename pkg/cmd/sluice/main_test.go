@@ -33,7 +33,7 @@ func newCluster(t *testing.T) cluster {
 	if err := stream.EnsureStreams(t.Context(), js, stream.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := stream.EnsureConsumer(t.Context(), js, "", stream.ConsumerConfig{AckWait: time.Minute, MaxDeliver: 5}); err != nil {
+	if _, err := stream.EnsureConsumer(t.Context(), js, "", stream.ConsumerConfig{AckWait: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	return cluster{n: n, js: js}

@@ -107,7 +107,7 @@ func printConsumer(w io.Writer, c admin.Consumer, now time.Time) {
 	fmt.Fprintf(w, "  waiting pulls    %d\n", c.Waiting)
 	fmt.Fprintf(w, "  last delivery    %s\n", when(c.LastDelivered, now))
 	fmt.Fprintf(w, "  last ack         %s (ack floor seq %d)\n", when(c.LastAcked, now), c.AckFloorSeq)
-	fmt.Fprintf(w, "  settings         ack wait %s, max deliver %s\n", c.AckWait, count(int64(c.MaxDeliver)))
+	fmt.Fprintf(w, "  ack wait         %s\n", c.AckWait)
 	if c.Paused {
 		fmt.Fprintln(w, "  paused           yes: nothing is delivered until it is resumed")
 	}

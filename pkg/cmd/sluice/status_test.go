@@ -41,7 +41,7 @@ func TestStatus(t *testing.T) {
 		s.Events.Limits.Retention != "workqueue" || s.Events.Limits.MaxBytes != -1 || time.Duration(s.Events.Limits.Duplicates) != stream.DuplicateWindow {
 		t.Errorf("events %+v", s.Events)
 	}
-	if len(s.Consumers) != 1 || !s.Consumers[0].Workers || s.Consumers[0].Pending != 3 || s.Consumers[0].AckPending != 0 || s.Consumers[0].MaxDeliver != 5 {
+	if len(s.Consumers) != 1 || !s.Consumers[0].Workers || s.Consumers[0].Pending != 3 || s.Consumers[0].AckPending != 0 || s.Consumers[0].MaxDeliver != -1 {
 		t.Errorf("consumers %+v", s.Consumers)
 	}
 	if s.DLQ.Messages != 3 || len(s.DLQTenants) != 2 || s.DLQTenants["acme"] != 1 || s.DLQTenants["beta"] != 2 {

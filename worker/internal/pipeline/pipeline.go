@@ -35,10 +35,18 @@ type Config struct {
 	MaxMessageBytes int
 	// FetchMessages bounds the messages of one fetch request.
 	FetchMessages int
-	// MaxDeliver is the consumer's MaxDeliver: a message delivered for the
-	// MaxDeliver-th time goes to the dead-letter stream instead of a batch.
-	// Zero means unlimited.
+	// MaxDeliver is SLUICE_MAX_DELIVER: a message delivered for the
+	// MaxDeliver-th time or later (the server's count, in its metadata)
+	// goes to the dead-letter stream instead of a batch. The consumer
+	// itself redelivers without limit. Zero means unlimited.
 	MaxDeliver int
+	// DeadLetterRetry is how long a message whose dead letter was refused
+	// waits in the events stream before it is delivered (and its dead
+	// letter tried) again.
+	DeadLetterRetry time.Duration
+	// HandBackDelay is how long a message handed back by a worker that
+	// cannot write waits before it is delivered to any worker again.
+	HandBackDelay time.Duration
 	// KeepAlive is how often messages held in batches and uploads are told
 	// InProgress. It must be well under the consumer's AckWait.
 	KeepAlive time.Duration
@@ -70,6 +78,12 @@ func (c *Config) defaults() {
 	if c.RetryMax < c.RetryMin {
 		c.RetryMax = max(10*time.Second, c.RetryMin)
 	}
+	if c.DeadLetterRetry <= 0 {
+		c.DeadLetterRetry = 30 * time.Second
+	}
+	if c.HandBackDelay <= 0 {
+		c.HandBackDelay = 5 * time.Second
+	}
 }
 
 // Pipeline consumes, batches, uploads and acknowledges.
@@ -91,6 +105,10 @@ type Pipeline struct {
 	// lookup is made before lookupsOff; both belong to the fetch goroutine.
 	stored     map[batch.Partition]*storedList
 	lookupsOff time.Time
+	// writable is whether the worker can write to S3 (writable.go);
+	// refusedLog throttles the log of refused dead letters.
+	writable   writable
+	refusedLog logEvery
 }
 
 // New returns a pipeline.
@@ -99,7 +117,9 @@ func New(cfg Config) *Pipeline {
 	if cfg.MaxInflightBytes <= 0 {
 		cfg.MaxInflightBytes = 256 << 20
 	}
-	return &Pipeline{cfg: cfg, b: batch.New(cfg.Limits), budget: newBudget(cfg.MaxInflightBytes), stored: map[batch.Partition]*storedList{}}
+	p := &Pipeline{cfg: cfg, b: batch.New(cfg.Limits), budget: newBudget(cfg.MaxInflightBytes), stored: map[batch.Partition]*storedList{}}
+	p.writable.err, p.writable.log.every, p.refusedLog.every = errNotChecked, time.Minute, time.Minute
+	return p
 }
 
 // InflightBytes is the bytes held now in batches and uploads.
@@ -180,6 +200,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		case <-timer.C:
 			p.cut(p.b.Due(time.Now())...)
 		case <-keep.C:
+			p.handBackOpen()
 			p.keepWaiting()
 		}
 	}
@@ -207,6 +228,9 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 	for {
 		room := p.budget.waitRoom(ctx)
 		if ctx.Err() != nil {
+			return nil
+		}
+		if !p.waitWritable(ctx) {
 			return nil
 		}
 		// Half the room for bodies, half for the per-message overhead.
@@ -281,7 +305,7 @@ func (p *Pipeline) check(ctx context.Context, m jetstream.Msg) (batch.Item, bool
 	}
 	var meta envelope.Meta
 	if err == nil {
-		meta, err = envelope.MetaFromHeaders(m.Headers())
+		meta, err = envelope.MetaOf(m.Subject(), m.Headers())
 	}
 	if err == nil {
 		err = checkBody(m.Data(), meta.EventCount)

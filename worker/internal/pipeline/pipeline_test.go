@@ -16,7 +16,6 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sluice-ingest/sluice/pkg/devstack"
@@ -238,7 +237,7 @@ func TestConflictSplitsTheBatch(t *testing.T) {
 // with Sluice-Error and Sluice-Deliveries; the good messages around them
 // land.
 func TestPoisonAndMaxDeliverGoToDLQ(t *testing.T) {
-	h := newHarness(t, stream.ConsumerConfig{MaxDeliver: 3, AckWait: 5 * time.Second})
+	h := newHarness(t, stream.ConsumerConfig{AckWait: 5 * time.Second})
 	// the message that will exhaust MaxDeliver, delivered and Nak'ed twice
 	tired := h.publish("acme", hourAgo, 2, 1, 10)
 	h.fetchAndNak(2)
@@ -257,6 +256,7 @@ func TestPoisonAndMaxDeliverGoToDLQ(t *testing.T) {
 	h.publish("acme", hourAgo, 3, 2, 10)
 
 	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
+	cfg.MaxDeliver = 3
 	h.start(cfg)
 	dl := h.dlq(3)
 	byReason := map[string]*jetstream.RawStreamMsg{}
@@ -290,29 +290,30 @@ func TestPoisonAndMaxDeliverGoToDLQ(t *testing.T) {
 }
 
 // TestLostLastDeliveryGoesToDLQ: a message whose last allowed delivery was
-// never settled (its worker died) is announced by the server, copied to the
-// DLQ and removed from the events stream.
+// never settled (its worker died) comes back after AckWait, as the consumer
+// redelivers without limit, and the next worker dead-letters it.
 func TestLostLastDeliveryGoesToDLQ(t *testing.T) {
-	h := newHarness(t, stream.ConsumerConfig{MaxDeliver: 2, AckWait: 5 * time.Second})
-	m := NewMetrics(prometheus.NewRegistry())
-	ctx, cancel := context.WithCancel(t.Context())
-	watched := make(chan error, 1)
-	go func() {
-		watched <- WatchMaxDeliveries(ctx, h.nc, h.js, stream.EventsStream, stream.Consumer, m, testLogger())
-	}()
-	t.Cleanup(func() { cancel(); <-watched })
-	if err := h.nc.Flush(); err != nil {
+	h := newHarness(t, stream.ConsumerConfig{AckWait: time.Second})
+	id := h.publish("acme", hourAgo, 1, 1, 10)
+	h.fetchAndNak(1)
+	// the second and last delivery, to a worker that dies holding it
+	mb, err := h.cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
 		t.Fatal(err)
 	}
-	id := h.publish("acme", hourAgo, 1, 1, 10)
-	h.fetchAndNak(2)
-	// The server notices the exhausted message when a pull asks for more.
-	h.fetchAndNak(1)
+	for range mb.Messages() {
+	}
+	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
+	cfg.MaxDeliver = 2
+	h.start(cfg)
 	dl := h.dlq(1)
-	if dl[0].Header.Get(stream.HeaderBatchID) != id || dl[0].Header.Get(stream.HeaderDeliveries) != "2" {
+	if dl[0].Header.Get(stream.HeaderBatchID) != id || dl[0].Header.Get(stream.HeaderDeliveries) != "3" {
 		t.Errorf("dead letter headers %v", dl[0].Header)
 	}
 	devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool { return h.streamMsgs() == 0 }, "message not removed from the stream")
+	if objs := h.objects(); len(objs) != 0 {
+		t.Errorf("%d objects stored from a message past MaxDeliver", len(objs))
+	}
 }
 
 // TestTwoWorkersShareTheConsumer: two pipelines on one durable consumer

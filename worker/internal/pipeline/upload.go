@@ -17,7 +17,7 @@ import (
 // stored, dead-lettered if it can never be stored, Nak'ed if ctx ended
 // first. It keeps the messages alive with InProgress while it works, and
 // releases the batch's bytes from the budget at the end. It reports whether
-// every message was stored or dead-lettered.
+// every message was stored, dead-lettered or handed back to other workers.
 func (p *Pipeline) upload(ctx context.Context, bt *batch.Batch) bool {
 	defer p.budget.release(held(bt))
 	stop := keepAlive(bt.Items, p.cfg.KeepAlive)
@@ -60,12 +60,19 @@ func keepAlive(items []batch.Item, every time.Duration) func() {
 //   - sink.ErrConflict: the key holds another batch with the same first
 //     and last sequence: split the batch in two and store each half;
 //   - permanent: dead-letter every message with the error;
+//   - sink.Unwritable: this worker cannot write at all: hand every message
+//     back to the other workers (writable.go);
 //   - anything else: keep the batch and its messages, retry until ctx ends,
 //     then Nak them for redelivery.
 func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive func()) bool {
 	if ctx.Err() != nil { // shutdown timeout passed while it waited: do not compress it only to give up
 		p.nakAll(bt)
 		return false
+	}
+	if p.refused() { // this worker cannot write: another one will (writable.go)
+		stopKeepAlive()
+		p.handBack(bt)
+		return true
 	}
 	obj, err := p.cfg.Sink.Encode(bt)
 	if err != nil { // a compressor failure: retrying the same bytes cannot help
@@ -91,6 +98,12 @@ func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive fun
 		case errors.Is(err, sink.ErrConflict), sink.Permanent(err):
 			p.cfg.Log.Error("batch can never be stored; dead-lettering", "key", obj.Key, "err", err)
 			p.deadLetterBatch(ctx, bt, err)
+			return true
+		}
+		if sink.Unwritable(err) { // the worker is broken, not the batch (writable.go)
+			p.cannotWrite(err)
+			stopKeepAlive()
+			p.handBack(bt)
 			return true
 		}
 		if ctx.Err() != nil {

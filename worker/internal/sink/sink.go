@@ -343,8 +343,9 @@ var permanentCodes = []string{"EntityTooLarge", "KeyTooLongError", "MetadataTooL
 
 // Permanent is the one place that decides whether an upload error is worth
 // a retry. Only an error about the object itself is permanent; everything
-// else (network, 5xx, throttling, credentials, a missing bucket) may heal
-// and is retried, because the batch's messages must not be dropped while an
+// else (network, 5xx, throttling) may heal and is retried, or is about the
+// writer, not the object (Unwritable: credentials, permissions, a missing
+// bucket), because the batch's messages must not be dropped while an
 // operator fixes S3. ErrConflict is not permanent: the caller re-cuts.
 func Permanent(err error) bool {
 	return slices.Contains(permanentCodes, errorCode(err))
