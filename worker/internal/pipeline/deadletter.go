@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -54,6 +55,12 @@ func publishDeadLetter(ctx context.Context, js jetstream.JetStream, subject stri
 	}
 	dl := nats.NewMsg(stream.DLQSubject(tenant))
 	for k, v := range h {
+		// A publisher's expectations (Nats-Expected-Stream, -Last-Sequence,
+		// ...) were about SLUICE_EVENTS: copied, the DLQ would refuse every
+		// copy, and the message would never leave the stream.
+		if strings.HasPrefix(k, "Nats-Expected") {
+			continue
+		}
 		dl.Header[k] = v
 	}
 	dl.Header.Set(stream.HeaderMsgID, "dlq-"+strconv.FormatUint(seq, 10)+"-"+h.Get(stream.HeaderMsgID))

@@ -144,3 +144,23 @@ func TestForeignTenantHeaderGoesToDLQ(t *testing.T) {
 	}
 	devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool { return h.streamMsgs() == 0 }, "stream not empty")
 }
+
+// TestPoisonWithExpectationsGoesToDLQ: a poison message published with
+// Nats-Expected-Stream (true of SLUICE_EVENTS, false of the DLQ) still
+// reaches the DLQ, and leaves the events stream.
+func TestPoisonWithExpectationsGoesToDLQ(t *testing.T) {
+	h := newHarness(t, stream.ConsumerConfig{})
+	poison := nats.NewMsg(stream.EventsSubject("acme"))
+	meta := envelope.Meta{Tenant: "acme", BatchID: envelope.NewBatchID(), ReceivedAt: hourAgo, EventCount: 1}
+	meta.SetHeaders(poison.Header)
+	poison.Data = []byte("not json\n")
+	if _, err := h.js.PublishMsg(t.Context(), poison, jetstream.WithExpectStream(stream.EventsStream)); err != nil {
+		t.Fatal(err)
+	}
+	h.start(h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond}))
+	dl := h.dlq(1)
+	if dl[0].Header.Get(stream.HeaderBatchID) != meta.BatchID || dl[0].Header.Get("Nats-Expected-Stream") != "" {
+		t.Errorf("dead letter headers %v", dl[0].Header)
+	}
+	devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool { return h.streamMsgs() == 0 }, "stream not empty")
+}
