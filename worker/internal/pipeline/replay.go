@@ -69,9 +69,11 @@ type replay struct {
 	lists   map[listKey]*cached[[]objkey.Key]
 	objects map[string]*cached[sink.Stored]
 
-	out  chan<- []batch.Item
-	wg   sync.WaitGroup
-	quit chan struct{}
+	out chan<- []batch.Item
+	// workers are the lookups; alive is the keep-alive, stopped by quit
+	// once the lookups are done.
+	workers, alive sync.WaitGroup
+	quit           chan struct{}
 }
 
 type listKey struct {
@@ -100,9 +102,9 @@ func newReplay(s3 storedObjects, keepAlive time.Duration, warn func(string, ...a
 func (r *replay) start(out chan<- []batch.Item) {
 	r.out, r.quit, r.closing = out, make(chan struct{}), false
 	for i := range lookupWorkers {
-		r.wg.Go(func() { r.work(i) })
+		r.workers.Go(func() { r.work(i) })
 	}
-	r.wg.Go(r.keepWaitingAlive)
+	r.alive.Go(r.keepWaitingAlive)
 }
 
 // add queues a redelivered message for its lookup.
@@ -119,8 +121,9 @@ func (r *replay) stop() {
 	r.closing = true
 	r.mu.Unlock()
 	r.wake.Broadcast()
+	r.workers.Wait()
 	close(r.quit)
-	r.wg.Wait()
+	r.alive.Wait()
 }
 
 // work is lookup worker i: it looks up queued messages until stop and the
