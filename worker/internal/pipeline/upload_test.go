@@ -69,16 +69,23 @@ func TestSplitSettlesBothHalves(t *testing.T) {
 	if got := testutil.ToFloat64(cfg.Metrics.messages.WithLabelValues("retried")); got != msgs {
 		t.Errorf("messages Nak'ed: %v, want %d", got, msgs)
 	}
-	mb, err := h.cons.Fetch(msgs, jetstream.FetchMaxWait(3*time.Second))
+	if got := h.fetchAndNakAll(msgs, 3*time.Second); got != msgs {
+		t.Errorf("the next fetch got %d messages, want all %d at once (AckWait is 30s)", got, msgs)
+	}
+}
+
+// fetchAndNakAll fetches up to n messages within wait, Naks them and
+// returns how many came.
+func (h *harness) fetchAndNakAll(n int, wait time.Duration) int {
+	h.t.Helper()
+	mb, err := h.cons.Fetch(n, jetstream.FetchMaxWait(wait))
 	if err != nil {
-		t.Fatal(err)
+		h.t.Fatal(err)
 	}
 	got := 0
 	for m := range mb.Messages() {
 		got++
 		_ = m.Nak()
 	}
-	if got != msgs {
-		t.Errorf("the next fetch got %d messages, want all %d at once (AckWait is 30s)", got, msgs)
-	}
+	return got
 }
