@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -21,6 +22,12 @@ import (
 // (objkey.StreamTag), which goes into its object's metadata, into the key
 // when the plain key holds another incarnation's object, and into the
 // partition a batch is gathered in.
+//
+// The server takes an ack by stream sequence alone: an ack for a message
+// of a deleted stream, sent once the stream is recreated, would settle the
+// new message with the same sequence, held by some worker that may yet
+// fail. So the messages of an incarnation known to be gone are neither
+// acked nor Nak'ed: their stream has nothing left to settle.
 
 // incarnationTTL is how long the stream's creation time is trusted without
 // other cause to read it again.
@@ -37,6 +44,22 @@ type incarnation struct {
 	// reconnects is the connection's reconnect count when tag was read.
 	lastDelivery uint64
 	reconnects   uint64
+	// gone holds the tags of incarnations known to be deleted; uploads
+	// read it.
+	gone sync.Map
+}
+
+// deleted records that incarnation tag is gone.
+func (in *incarnation) deleted(tag string) {
+	if tag != "" {
+		in.gone.Store(tag, true)
+	}
+}
+
+// isDeleted reports whether incarnation tag is known to be gone.
+func (in *incarnation) isDeleted(tag string) bool {
+	_, gone := in.gone.Load(tag)
+	return gone
 }
 
 // of returns the incarnation of a message just delivered. It reads the
@@ -56,7 +79,11 @@ func (in *incarnation) of(ctx context.Context, md *jetstream.MsgMetadata) (strin
 		if err != nil {
 			return "", fmt.Errorf("read the creation time of stream %s: %w", in.stream, err)
 		}
-		in.tag, in.read, in.reconnects = objkey.StreamTag(st.CachedInfo().Created), time.Now(), reconnects
+		tag := objkey.StreamTag(st.CachedInfo().Created)
+		if tag != in.tag {
+			in.deleted(in.tag)
+		}
+		in.tag, in.read, in.reconnects = tag, time.Now(), reconnects
 	}
 	in.lastDelivery = md.Sequence.Consumer
 	return in.tag, nil

@@ -122,3 +122,48 @@ func TestIncarnationFollowsARecreatedStream(t *testing.T) {
 		t.Errorf("after the stream was recreated: incarnation %q, %v; want %q", got, err, h.streamTag())
 	}
 }
+
+// TestAcksNeverReachARecreatedStream: the server takes an ack by stream
+// sequence alone. A worker still storing the messages of a deleted stream
+// when the stream is recreated must not ack them: the acks would settle
+// the new messages with the same sequences, held by another worker.
+func TestAcksNeverReachARecreatedStream(t *testing.T) {
+	h := newHarness(t, stream.ConsumerConfig{})
+	const msgs = 5
+	for i := range msgs {
+		h.publish("acme", hourAgo, i, 1, 10)
+	}
+	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
+	r := h.start(cfg)
+	devtest.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool { return r.p.InflightBytes() >= msgs*msgOverhead },
+		"messages not fetched")
+	h.s3.down.Store(true) // the final flush waits for S3
+	h.recreateStream()
+	for i := range msgs {
+		h.publish("acme", hourAgo, msgs+i, 1, 10)
+	}
+	// Another worker holds the new messages, same sequences, not yet stored.
+	mb, err := h.cons.Fetch(msgs, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := 0
+	for range mb.Messages() {
+		held++
+	}
+	if held != msgs {
+		t.Fatalf("holding %d new messages, want %d", held, msgs)
+	}
+	devtest.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool { return testutil.ToFloat64(cfg.Metrics.uploadRetries) >= 1 },
+		"the old messages' flush not retried")
+	h.s3.down.Store(false)
+	if err := r.stop(t); err == nil {
+		t.Error("Run went on after its consumer was deleted")
+	}
+	if ids := checkObjects(t, h.objects()); len(ids) != msgs {
+		t.Errorf("%d old events stored, want %d", len(ids), msgs)
+	}
+	if got := h.streamMsgs(); got != msgs {
+		t.Errorf("the new stream holds %d messages, want the %d held by the other worker", got, msgs)
+	}
+}

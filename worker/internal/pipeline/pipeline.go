@@ -251,6 +251,7 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 			backoff = p.cfg.RetryMin
 			continue
 		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+			p.inc.deleted(p.inc.tag) // perhaps with its stream: settle nothing of it
 			return fmt.Errorf("fetch: %w", err)
 		}
 		p.cfg.Log.Warn("fetch failed; retrying", "err", err, "in", backoff)

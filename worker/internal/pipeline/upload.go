@@ -119,6 +119,11 @@ func (p *Pipeline) ack(bt *batch.Batch, obj sink.Object, key string) {
 	p.cfg.Metrics.objects.Inc()
 	p.cfg.Metrics.objectBytes.Observe(float64(len(obj.Body)))
 	p.cfg.Metrics.events.Add(float64(obj.Events))
+	if p.inc.isDeleted(bt.Stream) {
+		p.cfg.Log.Warn("object stored; its messages' stream or consumer was deleted, so they are not acked: "+
+			"an ack would settle the message with the same sequence in the new one", "key", key, "messages", len(bt.Items))
+		return
+	}
 	for _, it := range bt.Items {
 		if err := it.Msg.Ack(); err != nil {
 			// The object is stored; a lost ack means a redelivery, which
@@ -131,6 +136,11 @@ func (p *Pipeline) ack(bt *batch.Batch, obj sink.Object, key string) {
 }
 
 func (p *Pipeline) nakAll(bt *batch.Batch) {
+	if p.inc.isDeleted(bt.Stream) {
+		p.cfg.Log.Warn("batch not stored; its messages' consumer (perhaps with their stream) was deleted, so there is nothing to hand them back to",
+			"messages", len(bt.Items))
+		return
+	}
 	for _, it := range bt.Items {
 		_ = it.Msg.Nak()
 	}
