@@ -46,6 +46,10 @@ const lookupWorkers = 4
 // lookupTimeout bounds one S3 call of a lookup.
 const lookupTimeout = 5 * time.Second
 
+// maxCached bounds the listings and the object metadata kept: past it,
+// the cache starts again empty.
+const maxCached = 1024
+
 // storedObjects is what lookups ask S3.
 type storedObjects interface {
 	Stored(ctx context.Context, tenant string, hour time.Time) ([]objkey.Key, error)
@@ -233,7 +237,7 @@ func lookup[K comparable, T any](r *replay, cache map[K]*cached[T], key K, what 
 	}
 	c := cache[key]
 	if c == nil || (ttl > 0 && time.Since(c.at) > ttl) {
-		if len(cache) > 4096 {
+		if len(cache) > maxCached {
 			clear(cache)
 		}
 		c = &cached[T]{ready: make(chan struct{}), at: time.Now()}
