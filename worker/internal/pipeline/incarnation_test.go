@@ -1,12 +1,15 @@
 package pipeline
 
 import (
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/sluice-ingest/sluice/pkg/devstack"
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/objkey"
 	"github.com/sluice-ingest/sluice/pkg/stream"
@@ -165,5 +168,49 @@ func TestAcksNeverReachARecreatedStream(t *testing.T) {
 	}
 	if got := h.streamMsgs(); got != msgs {
 		t.Errorf("the new stream holds %d messages, want the %d held by the other worker", got, msgs)
+	}
+}
+
+// TestIncarnationAfterTheServerLostItsStore: a single-replica server that
+// comes back without its store has a new stream whose delivery sequences
+// may well be above the last one the worker saw; the reconnect alone makes
+// the worker read the stream's creation time again.
+func TestIncarnationAfterTheServerLostItsStore(t *testing.T) {
+	dir := t.TempDir()
+	n, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Shutdown)
+	nc, js := devtest.JetStream(t, n)
+	if err := stream.EnsureStreams(t.Context(), js, stream.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	in := &incarnation{js: js, stream: stream.EventsStream}
+	delivery := &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Consumer: 1, Stream: 1}}
+	first, err := in.of(t.Context(), delivery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.Shutdown()
+	if err := os.RemoveAll(filepath.Join(dir, "jetstream")); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, nc.IsConnected, "client not reconnected")
+	if err := stream.EnsureStreams(t.Context(), js, stream.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(t.Context(), stream.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := objkey.StreamTag(st.CachedInfo().Created)
+	delivery.Sequence.Consumer = 1000 // the new consumer has delivered more meanwhile
+	got, err := in.of(t.Context(), delivery)
+	if err != nil || got != want || got == first {
+		t.Errorf("after the store was lost: incarnation %q, %v; want %q (was %q)", got, err, want, first)
 	}
 }
