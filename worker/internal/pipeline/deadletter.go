@@ -16,13 +16,15 @@ import (
 )
 
 // deadLetter copies m to the dead-letter stream with the reason, then
-// terminates it. If the copy is refused (the DLQ is full, NATS is away), m
+// terminates it, unless its stream incarnation is gone (settled is false):
+// then the copy is all there is, and nothing is sent to the new stream,
+// where the same sequence names another message (incarnation.go). If the copy is refused (the DLQ is full, NATS is away), m
 // is Nak'ed with a delay of DeadLetterRetry instead and stays in the events
 // stream: the consumer redelivers without limit, so it comes back, and as
 // its deliveries are still at or past MaxDeliver (or it is still poison) the
 // copy is tried again. A message is thus always in S3, in the DLQ or
 // deliverable; never in none of them.
-func (p *Pipeline) deadLetter(ctx context.Context, m jetstream.Msg, deliveries uint64, cause error) {
+func (p *Pipeline) deadLetter(ctx context.Context, m jetstream.Msg, deliveries uint64, cause error, settle bool) {
 	var seq uint64
 	if md, err := m.Metadata(); err == nil {
 		seq = md.Sequence.Stream
@@ -34,11 +36,15 @@ func (p *Pipeline) deadLetter(ctx context.Context, m jetstream.Msg, deliveries u
 			p.cfg.Log.Error("dead-letter publish refused; message kept in the stream and tried again later",
 				"seq", seq, "retry_in", p.cfg.DeadLetterRetry, "refused_since_last_log", skipped, "err", err)
 		}
-		_ = m.NakWithDelay(p.cfg.DeadLetterRetry)
-		p.cfg.Metrics.messages.WithLabelValues("retried").Inc()
+		if settle {
+			_ = m.NakWithDelay(p.cfg.DeadLetterRetry)
+			p.cfg.Metrics.messages.WithLabelValues("retried").Inc()
+		}
 		return
 	}
-	_ = m.Term()
+	if settle {
+		_ = m.Term()
+	}
 	p.cfg.Metrics.messages.WithLabelValues("dead_lettered").Inc()
 	p.cfg.Log.Warn("message dead-lettered", "subject", m.Subject(), "seq", seq, "deliveries", deliveries, "reason", cause)
 }

@@ -3,6 +3,7 @@
 // of a bounded set of uploaders and acknowledge its messages only after the
 // object is stored. It owns acknowledgement, keep-alives (InProgress),
 // retries, dead-lettering (it counts deliveries itself), handing messages
-// back when it cannot write, and the regathering of redelivered messages
-// into the batch they were stored in; it must not know the object format.
+// back when it cannot write, the stream incarnation of every message and
+// the regathering of redelivered messages into the batch they were stored
+// in; it must not know the object format.
 package pipeline

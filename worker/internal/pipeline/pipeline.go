@@ -29,9 +29,9 @@ type Config struct {
 	// fetching until an upload finishes.
 	MaxInflightBytes int64
 	// MaxMessageBytes is the largest message the server can deliver (the
-	// NATS max_payload). A fetch always asks for at least this many bytes,
-	// or a large message would never be delivered; it is the bound's
-	// overshoot.
+	// NATS max_payload, headers and body). A fetch always has room for
+	// one such message with its subjects (fetchSlack), or a large message
+	// would never be delivered; it is the bound's overshoot.
 	MaxMessageBytes int
 	// FetchMessages bounds the messages of one fetch request.
 	FetchMessages int
@@ -101,10 +101,10 @@ type Pipeline struct {
 	// counts batches handed to uploaders. Both belong to Run's goroutine.
 	queue []*batch.Batch
 	busy  int
-	// stored caches partition listings for redelivered messages, and no
-	// lookup is made before lookupsOff; both belong to the fetch goroutine.
-	stored     map[batch.Partition]*storedList
-	lookupsOff time.Time
+	// inc is the stream's incarnation, kept by the fetch goroutine; replay
+	// looks up redelivered messages among stored objects.
+	inc    *incarnation
+	replay *replay
 	// writable is whether the worker can write to S3 (writable.go);
 	// refusedLog throttles the log of refused dead letters.
 	writable   writable
@@ -117,7 +117,11 @@ func New(cfg Config) *Pipeline {
 	if cfg.MaxInflightBytes <= 0 {
 		cfg.MaxInflightBytes = 256 << 20
 	}
-	p := &Pipeline{cfg: cfg, b: batch.New(cfg.Limits), budget: newBudget(cfg.MaxInflightBytes), stored: map[batch.Partition]*storedList{}}
+	p := &Pipeline{
+		cfg: cfg, b: batch.New(cfg.Limits), budget: newBudget(cfg.MaxInflightBytes),
+		inc:    &incarnation{js: cfg.JS, stream: cfg.Consumer.CachedInfo().Stream},
+		replay: newReplay(cfg.Sink, cfg.KeepAlive, cfg.Log.Warn),
+	}
 	p.writable.err, p.writable.log.every, p.refusedLog.every = errNotChecked, time.Minute, time.Minute
 	return p
 }
@@ -220,10 +224,15 @@ func (p *Pipeline) Run(ctx context.Context) error {
 // the good ones to out, and closes out when ctx ends and the last fetch is
 // delivered. Checking here, off Run's goroutine, runs it in parallel with
 // batching. A fetch asks for half the room left in bodies and half in
-// messages (each charged msgOverhead), but always for at least one largest
-// message, so the bytes held pass MaxInflightBytes by at most one message.
+// messages (each charged msgOverhead); with less room than that for a
+// largest message, it asks for one message, so the bytes held pass
+// MaxInflightBytes by at most one message. Redelivered messages go to
+// their lookups, which send them to out; out is closed once they are all
+// sent.
 func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 	defer close(out)
+	p.replay.start(out)
+	defer p.replay.stop()
 	backoff := p.cfg.RetryMin
 	for {
 		room := p.budget.waitRoom(ctx)
@@ -236,7 +245,10 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 		// Half the room for bodies, half for the per-message overhead.
 		half := min(room/2, 1<<30)
 		fetchMsgs := int(min(max(half/msgOverhead, 1), int64(p.cfg.FetchMessages)))
-		fetchBytes := max(int(half), p.cfg.MaxMessageBytes)
+		fetchBytes := int(half)
+		if fetchBytes < p.cfg.MaxMessageBytes+fetchSlack {
+			fetchMsgs, fetchBytes = 1, p.cfg.MaxMessageBytes+fetchSlack
+		}
 		mb, err := p.cfg.Consumer.Fetch(fetchMsgs, jetstream.FetchMaxBytes(fetchBytes), jetstream.FetchMaxWait(time.Second))
 		if err == nil {
 			// Items go to Run in slices of what has arrived (at most
@@ -263,6 +275,7 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 			backoff = p.cfg.RetryMin
 			continue
 		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+			p.inc.deleted(p.inc.tag) // perhaps with its stream: settle nothing of it
 			return fmt.Errorf("fetch: %w", err)
 		}
 		p.cfg.Log.Warn("fetch failed; retrying", "err", err, "in", backoff)
@@ -281,6 +294,13 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 // bound.
 const msgOverhead = 1024
 
+// fetchSlack is room in a fetch beside the largest message's headers and
+// body: the server counts each message's subject and ack reply subject
+// against the fetch's byte limit too. A subject fits the publisher's
+// control line (4 KiB by default); an ack reply holds the stream and
+// consumer names and a few numbers.
+const fetchSlack = 5 << 10
+
 // handoff is the most items the fetch goroutine hands to Run at once.
 const handoff = 256
 
@@ -289,9 +309,11 @@ func heldBytes(body []byte) int64 { return int64(len(body)) + msgOverhead }
 // held is what the budget charges for a batch's messages.
 func held(bt *batch.Batch) int64 { return bt.Bytes + int64(len(bt.Items))*msgOverhead }
 
-// check turns a message into a batch item. A message that can never be
-// stored, or that reached MaxDeliver, goes to the dead-letter stream instead
-// and its bytes are released.
+// check turns a message into a batch item, tagged with its stream
+// incarnation. A message that can never be stored, or that reached
+// MaxDeliver, goes to the dead-letter stream instead and its bytes are
+// released. ok is false too for a redelivered message: it goes to its
+// lookup, which hands it to Run.
 func (p *Pipeline) check(ctx context.Context, m jetstream.Msg) (batch.Item, bool) {
 	md, err := m.Metadata()
 	var deliveries uint64
@@ -311,13 +333,19 @@ func (p *Pipeline) check(ctx context.Context, m jetstream.Msg) (batch.Item, bool
 		err = checkBody(m.Data(), meta.EventCount)
 	}
 	if err != nil {
-		p.deadLetter(ctx, m, deliveries, err)
+		p.deadLetter(ctx, m, deliveries, err, true)
 		p.budget.release(heldBytes(m.Data()))
 		return batch.Item{}, false
 	}
 	it := batch.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m}
+	var tagged bool
+	if it.Stream, tagged = p.streamOf(ctx, m, md); !tagged {
+		p.budget.release(heldBytes(m.Data()))
+		return batch.Item{}, false
+	}
 	if deliveries > 1 {
-		it.Landed = p.landedFor(ctx, batch.PartitionOf(meta), it.Seq)
+		p.replay.add(it)
+		return batch.Item{}, false
 	}
 	return it, true
 }

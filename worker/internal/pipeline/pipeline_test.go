@@ -178,7 +178,7 @@ func TestSameBatchTwiceIsOneObject(t *testing.T) {
 	sk := h.sink("zstd", 0)
 	b := batch.New(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
 	for i, seq := range []uint64{7, 9, 12} {
-		b.Add(batch.Item{Meta: metaAt(hourAgo, 2), Seq: seq, Body: []byte(fmt.Sprintf("{\"a\":%d}\n{\"b\":%d}\n", i, i))}, time.Now())
+		b.Add(batch.Item{Meta: metaAt(hourAgo, 2), Seq: seq, Body: []byte(fmt.Sprintf("{\"a\":%d}\n{\"b\":%d}\n", i, i)), Stream: h.streamTag()}, time.Now())
 	}
 	bt := b.All(batch.ReasonShutdown)[0]
 	obj, err := sk.Encode(bt)
@@ -186,14 +186,14 @@ func TestSameBatchTwiceIsOneObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 2 {
-		if err := sk.Put(t.Context(), obj); err != nil {
+		if _, err := sk.Put(t.Context(), obj); err != nil {
 			t.Fatalf("put %d: %v", i+1, err)
 		}
 	}
 	other := obj
 	other.Metadata = maps.Clone(obj.Metadata)
 	other.Metadata[sink.MetaSeqsHash] = "0"
-	if err := sk.Put(t.Context(), other); !errors.Is(err, sink.ErrConflict) {
+	if _, err := sk.Put(t.Context(), other); !errors.Is(err, sink.ErrConflict) {
 		t.Fatalf("put of another batch under the key: err = %v, want ErrConflict", err)
 	}
 	objs := h.objects()
@@ -203,7 +203,8 @@ func TestSameBatchTwiceIsOneObject(t *testing.T) {
 }
 
 // TestConflictSplitsTheBatch: when the key a batch maps to already holds
-// other messages, the pipeline splits the batch and stores every event.
+// other messages of the same stream incarnation, the pipeline splits the
+// batch and stores every event.
 func TestConflictSplitsTheBatch(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	for i := range 4 {
@@ -212,7 +213,7 @@ func TestConflictSplitsTheBatch(t *testing.T) {
 	key := objkey.Key{Prefix: h.prefix, Tenant: "acme", Hour: hourAgo.Truncate(time.Hour), FirstSeq: 1, LastSeq: 4, Ext: objkey.ExtGzip}
 	_, err := h.s3srv.Client().PutObject(t.Context(), &s3.PutObjectInput{
 		Bucket: aws.String(devstack.S3Bucket), Key: aws.String(key.String()), Body: bytes.NewReader(emptyGzip()),
-		Metadata: map[string]string{sink.MetaEventCount: "0", sink.MetaFirstSeq: "1", sink.MetaLastSeq: "4"},
+		Metadata: map[string]string{sink.MetaEventCount: "0", sink.MetaFirstSeq: "1", sink.MetaLastSeq: "4", sink.MetaStreamCreated: h.streamTag()},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -491,8 +492,7 @@ func (f *failingList) ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...
 
 // TestFailedLookupPausesLookups: redelivered messages of many partitions
 // while S3 fails cost one failed listing, not one per partition: the
-// lookups run on the fetch goroutine, where the rest of the fetch waits
-// without keep-alives.
+// messages waiting for their lookups are not held up for long.
 func TestFailedLookupPausesLookups(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	c := &failingList{faultyS3: h.s3}
@@ -504,8 +504,9 @@ func TestFailedLookupPausesLookups(t *testing.T) {
 	cfg.Sink = sk
 	p := New(cfg)
 	for i, tenant := range []string{"acme", "beta", "gamma", "delta"} {
-		part := batch.Partition{Tenant: tenant, Hour: hourAgo.Truncate(time.Hour)}
-		if l := p.landedFor(t.Context(), part, uint64(i+1)); l != nil {
+		meta := metaAt(hourAgo, 1)
+		meta.Tenant = tenant
+		if l := p.replay.landed(batch.Item{Meta: meta, Seq: uint64(i + 1), Stream: "s"}); l != nil {
 			t.Errorf("landed object %+v with S3 failing", l)
 		}
 	}
