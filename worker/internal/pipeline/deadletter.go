@@ -16,20 +16,21 @@ import (
 )
 
 // deadLetter copies m to the dead-letter stream with the reason, then
-// terminates it, unless its stream incarnation is gone (settled is false):
-// then the copy is all there is, and nothing is sent to the new stream,
-// where the same sequence names another message (incarnation.go). If the copy is refused (the DLQ is full, NATS is away), m
+// terminates it, unless its stream incarnation (tag) is gone: then the copy
+// is all there is, and nothing is sent to the new stream, where the same
+// sequence names another message (incarnation.go). If the copy is refused (the DLQ is full, NATS is away), m
 // is Nak'ed with a delay of DeadLetterRetry instead and stays in the events
 // stream: the consumer redelivers without limit, so it comes back, and as
 // its deliveries are still at or past MaxDeliver (or it is still poison) the
 // copy is tried again. A message is thus always in S3, in the DLQ or
 // deliverable; never in none of them.
-func (p *Pipeline) deadLetter(ctx context.Context, m jetstream.Msg, deliveries uint64, cause error, settle bool) {
+func (p *Pipeline) deadLetter(ctx context.Context, m jetstream.Msg, deliveries uint64, cause error, tag string) {
+	settle := !p.inc.isDeleted(tag)
 	var seq uint64
 	if md, err := m.Metadata(); err == nil {
 		seq = md.Sequence.Stream
 	}
-	err := publishDeadLetter(ctx, p.cfg.JS, m.Subject(), m.Headers(), m.Data(), seq, deliveries, cause)
+	err := publishDeadLetter(ctx, p.cfg.JS, m.Subject(), m.Headers(), m.Data(), tag, seq, deliveries, cause)
 	if err != nil {
 		p.cfg.Metrics.deadLettersRefused.Inc()
 		if ok, skipped := p.refusedLog.allow(time.Now()); ok {
@@ -52,9 +53,11 @@ func (p *Pipeline) deadLetter(ctx context.Context, m jetstream.Msg, deliveries u
 // publishDeadLetter publishes a copy of a message to SLUICE_DLQ on
 // sluice.dlq.<tenant>, the tenant of its subject (what NATS permissions
 // grant, unlike a header), with its original headers plus Sluice-Error and
-// Sluice-Deliveries. Its Nats-Msg-Id is derived from the stream sequence,
-// so two workers dead-lettering the same message store it once.
-func publishDeadLetter(ctx context.Context, js jetstream.JetStream, subject string, h nats.Header, data []byte, seq, deliveries uint64, cause error) error {
+// Sluice-Deliveries. Its Nats-Msg-Id is derived from the stream incarnation
+// (tag) and sequence, so two workers dead-lettering the same message store
+// it once, and a recreated stream's message with the same sequence is not
+// taken for it.
+func publishDeadLetter(ctx context.Context, js jetstream.JetStream, subject string, h nats.Header, data []byte, tag string, seq, deliveries uint64, cause error) error {
 	tenant, ok := stream.TenantOf(subject)
 	if !ok || !envelope.ValidTenant(tenant) {
 		tenant = "_invalid"
@@ -69,7 +72,7 @@ func publishDeadLetter(ctx context.Context, js jetstream.JetStream, subject stri
 		}
 		dl.Header[k] = v
 	}
-	dl.Header.Set(stream.HeaderMsgID, "dlq-"+strconv.FormatUint(seq, 10)+"-"+h.Get(stream.HeaderMsgID))
+	dl.Header.Set(stream.HeaderMsgID, "dlq-"+tag+"-"+strconv.FormatUint(seq, 10)+"-"+h.Get(stream.HeaderMsgID))
 	dl.Header.Set(stream.HeaderError, cause.Error())
 	dl.Header.Set(stream.HeaderDeliveries, strconv.FormatUint(deliveries, 10))
 	dl.Data = data

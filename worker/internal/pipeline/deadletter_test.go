@@ -164,3 +164,30 @@ func TestPoisonWithExpectationsGoesToDLQ(t *testing.T) {
 	}
 	devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool { return h.streamMsgs() == 0 }, "stream not empty")
 }
+
+// TestDeadLettersOfTwoIncarnations: poison messages with the same stream
+// sequence in two incarnations of the stream (recreated within the DLQ's
+// duplicate window) are two dead letters, not one taken for the other.
+func TestDeadLettersOfTwoIncarnations(t *testing.T) {
+	h := newHarness(t, stream.ConsumerConfig{})
+	publishPoison := func() {
+		m := nats.NewMsg(stream.EventsSubject("acme"))
+		meta := envelope.Meta{Tenant: "acme", BatchID: envelope.NewBatchID(), ReceivedAt: hourAgo, EventCount: 1}
+		meta.SetHeaders(m.Header)
+		m.Data = []byte("not json\n")
+		if _, err := h.js.PublishMsg(t.Context(), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lim := batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond}
+	publishPoison()
+	r := h.start(h.config(lim))
+	h.dlq(1)
+	if err := r.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	h.recreateStream()
+	publishPoison()
+	h.start(h.config(lim))
+	h.dlq(2)
+}

@@ -316,10 +316,18 @@ func held(bt *batch.Batch) int64 { return bt.Bytes + int64(len(bt.Items))*msgOve
 // lookup, which hands it to Run.
 func (p *Pipeline) check(ctx context.Context, m jetstream.Msg) (batch.Item, bool) {
 	md, err := m.Metadata()
-	var deliveries uint64
+	var (
+		deliveries uint64
+		tag        string
+	)
 	if err != nil {
 		err = fmt.Errorf("message metadata: %w", err)
 	} else {
+		var tagged bool
+		if tag, tagged = p.streamOf(ctx, m, md); !tagged {
+			p.budget.release(heldBytes(m.Data()))
+			return batch.Item{}, false
+		}
 		deliveries = md.NumDelivered
 		if p.cfg.MaxDeliver > 0 && deliveries >= uint64(p.cfg.MaxDeliver) {
 			err = fmt.Errorf("delivered %d times, MaxDeliver is %d", deliveries, p.cfg.MaxDeliver)
@@ -333,16 +341,11 @@ func (p *Pipeline) check(ctx context.Context, m jetstream.Msg) (batch.Item, bool
 		err = checkBody(m.Data(), meta.EventCount)
 	}
 	if err != nil {
-		p.deadLetter(ctx, m, deliveries, err, true)
+		p.deadLetter(ctx, m, deliveries, err, tag)
 		p.budget.release(heldBytes(m.Data()))
 		return batch.Item{}, false
 	}
-	it := batch.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m}
-	var tagged bool
-	if it.Stream, tagged = p.streamOf(ctx, m, md); !tagged {
-		p.budget.release(heldBytes(m.Data()))
-		return batch.Item{}, false
-	}
+	it := batch.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m, Stream: tag}
 	if deliveries > 1 {
 		p.replay.add(it)
 		return batch.Item{}, false

@@ -166,6 +166,6 @@ func (p *Pipeline) deadLetterBatch(ctx context.Context, bt *batch.Batch, cause e
 		if md, err := it.Msg.Metadata(); err == nil {
 			n = md.NumDelivered
 		}
-		p.deadLetter(ctx, it.Msg, n, cause, !p.inc.isDeleted(bt.Stream))
+		p.deadLetter(ctx, it.Msg, n, cause, bt.Stream)
 	}
 }
