@@ -30,7 +30,7 @@ func parquetSink(t *testing.T, compression string) *Sink {
 
 // ndjsonLines is what the NDJSON format writes for b: the lines a Parquet
 // object's rows must match.
-func ndjsonLines(t *testing.T, b *batch.Batch) []string {
+func ndjsonLines(t testing.TB, b *batch.Batch) []string {
 	t.Helper()
 	sk, err := New(&countingS3{}, Config{Bucket: "b", Compression: "none"})
 	if err != nil {
