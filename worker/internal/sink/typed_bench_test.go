@@ -178,25 +178,11 @@ func encodeTyped(b *batch.Batch) ([]byte, int, error) {
 //
 //	cd worker && go test -run '^$' -bench EncodeTyped -benchtime 10x -count 3 ./internal/sink/
 func BenchmarkEncodeTyped(b *testing.B) {
-	batch := logBatch(2000, 25)
-	lines := 0
-	for _, l := range ndjsonLines(b, batch) {
-		lines += len(l) + 1
-	}
-	b.SetBytes(int64(lines))
-	var size, events int
-	cpu0 := cpuTime(b)
-	for b.Loop() {
-		body, n, err := encodeTyped(batch)
-		if err != nil {
-			b.Fatal(err)
-		}
-		size, events = len(body), n
-	}
-	cpu := cpuTime(b) - cpu0
-	b.ReportMetric(float64(lines)*float64(b.N)/1e6/cpu.Seconds(), "MB/cpu-s")
-	b.ReportMetric(float64(size)/float64(events), "B/event")
-	b.ReportMetric(float64(events)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b50k := logBatch(2000, 25)
+	benchEncode(b, b50k, func() (int, int, error) {
+		body, n, err := encodeTyped(b50k)
+		return len(body), n, err
+	})
 }
 
 // TestEncodeTypedReadsBack keeps the benchmark honest: its file holds every
