@@ -46,9 +46,9 @@ const (
 	// batch came from: a stream deleted and recreated numbers its messages
 	// from 1 again, so sequences alone do not name messages.
 	MetaStreamCreated = "sluice-stream-created"
-	// MetaContentHash is the hex SHA-256 of the object's uncompressed
-	// lines, whatever the compression: the same messages give the same
-	// digest, other messages another.
+	// MetaContentHash is the hex SHA-256 of the batch's events as
+	// uncompressed NDJSON lines, whatever the format and compression: the
+	// same messages give the same digest, other messages another.
 	MetaContentHash = "sluice-content-sha256"
 )
 
