@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/parquet-go/parquet-go/compress"
+
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/objkey"
 	"github.com/sluice-ingest/sluice/worker/internal/batch"
@@ -39,6 +41,9 @@ type format struct {
 	// encoder returns an encoder writing into buf, and a func that gives
 	// its buffers back once the encoder finished (or failed).
 	encoder func(s *Sink, buf *bytes.Buffer) (encoder, func())
+	// codec is Parquet's page codec, one for the sink, so that its pool of
+	// compressors serves every object.
+	codec compress.Codec
 }
 
 // formatFor resolves a format and compression name, each empty for its
@@ -58,10 +63,11 @@ func formatFor(name, compression string) (format, string, error) {
 		if compression == "" {
 			compression = "zstd"
 		}
-		if _, err := parquetCodec(compression); err != nil {
+		codec, err := parquetCodec(compression)
+		if err != nil {
 			return format{}, "", err
 		}
-		return format{ext: objkey.ExtParquet, contentType: "application/vnd.apache.parquet", encoder: newParquetEncoder}, compression, nil
+		return format{ext: objkey.ExtParquet, contentType: "application/vnd.apache.parquet", encoder: newParquetEncoder, codec: codec}, compression, nil
 	}
 	return format{}, "", fmt.Errorf("unknown format %q (want %s or %s)", name, FormatNDJSON, FormatParquet)
 }

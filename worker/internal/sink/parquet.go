@@ -71,9 +71,8 @@ type parquetEncoder struct {
 }
 
 func newParquetEncoder(s *Sink, buf *bytes.Buffer) (encoder, func()) {
-	codec, _ := parquetCodec(s.cfg.Compression) // checked by New
 	w := parquet.NewGenericWriter[ParquetRow](buf,
-		parquet.Compression(codec),
+		parquet.Compression(s.format.codec),
 		// Version 1 data pages: every engine reads them; some older
 		// readers do not read version 2.
 		parquet.DataPageVersion(1),
