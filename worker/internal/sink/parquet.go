@@ -73,9 +73,12 @@ type parquetEncoder struct {
 func newParquetEncoder(s *Sink, buf *bytes.Buffer) (encoder, func()) {
 	w := parquet.NewGenericWriter[ParquetRow](buf,
 		parquet.Compression(s.format.codec),
-		// Version 1 data pages: every engine reads them; some older
-		// readers do not read version 2.
+		// Version 1 data pages and PLAIN strings (parquet-go's default for
+		// strings is DELTA_LENGTH_BYTE_ARRAY): every engine reads them,
+		// some older readers do not read version 2 pages or the delta
+		// encodings. zstd leaves no size difference to gain.
 		parquet.DataPageVersion(1),
+		parquet.DefaultEncodingFor(parquet.ByteArray, &parquet.Plain),
 		// Minimum and maximum of a JSON text say nothing a query can use;
 		// they are left out of the page index and the page statistics.
 		parquet.SkipPageBounds("data"),
