@@ -173,7 +173,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 
 	meta := envelope.Meta{Tenant: key.Tenant, ReceivedAt: start.UTC(), EventCount: batch.Events}
 	if idemKey != "" {
-		meta.BatchID = envelope.BatchIDFor(key.Tenant, idemKey)
+		meta.BatchID = idempotentBatchID(key.Tenant, idemKey, batch.Body)
 		meta.Idempotent = true
 	} else {
 		meta.BatchID = envelope.NewBatchID()
