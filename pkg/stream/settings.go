@@ -15,6 +15,8 @@ type Settings struct {
 	Stream   string
 	Replicas int
 	MaxBytes int64
+	// DuplicateWindow is the events stream's de-duplication window.
+	DuplicateWindow time.Duration
 }
 
 // Declare adds the settings to cs.
@@ -24,11 +26,12 @@ func (s *Settings) Declare(cs *config.Set) {
 	cs.String(&s.Stream, "SLUICE_STREAM", EventsStream, "JetStream stream holding accepted requests")
 	cs.Int(&s.Replicas, "SLUICE_STREAM_REPLICAS", 1, 1, "stream replicas: 1 for one server, 3 for a NATS cluster")
 	cs.Bytes(&s.MaxBytes, "SLUICE_STREAM_MAX_BYTES", "0", 0, "stream size bound (0 = unlimited); when full, the gateway answers 503 stream_full")
+	cs.Duration(&s.DuplicateWindow, "SLUICE_DUPLICATE_WINDOW", DefaultDuplicateWindow, time.Second, "how long a retry with the same Idempotency-Key is stored once; every NATS server keeps each id in memory that long (about 200 bytes per request)")
 }
 
 // Config is the stream configuration these settings describe.
 func (s Settings) Config() Config {
-	return Config{Name: s.Stream, Replicas: s.Replicas, MaxBytes: s.MaxBytes}
+	return Config{Name: s.Stream, Replicas: s.Replicas, MaxBytes: s.MaxBytes, DuplicateWindow: s.DuplicateWindow}
 }
 
 // Retry calls fn until it succeeds or ctx ends, backing off from 100ms to 5s

@@ -30,9 +30,10 @@ const (
 	HeaderDeliveries = "Sluice-Deliveries"
 )
 
-// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id: a retry with
-// the same Idempotency-Key inside it is stored once.
-const DuplicateWindow = 2 * time.Minute
+// DefaultDuplicateWindow is how long JetStream remembers a Nats-Msg-Id unless
+// Config.DuplicateWindow says otherwise: a retry with the same
+// Idempotency-Key inside it is stored once.
+const DefaultDuplicateWindow = 2 * time.Minute
 
 // EventsSubject is the subject a tenant's requests are published on.
 func EventsSubject(tenant string) string { return eventsSubjectPrefix + tenant }
@@ -49,6 +50,10 @@ type Config struct {
 	// MaxBytes bounds the events stream; when full, publishes are refused
 	// (discard new). Zero or negative means unlimited.
 	MaxBytes int64
+	// DuplicateWindow is how long the events stream remembers a message id
+	// (every server keeps each id in memory for that long); zero means
+	// DefaultDuplicateWindow.
+	DuplicateWindow time.Duration
 }
 
 func (c Config) eventsName() string {
@@ -68,7 +73,7 @@ func (c Config) EventsConfig() jetstream.StreamConfig {
 		Retention:   jetstream.WorkQueuePolicy,
 		Discard:     jetstream.DiscardNew,
 		MaxBytes:    maxBytes(c.MaxBytes),
-		Duplicates:  DuplicateWindow,
+		Duplicates:  c.duplicateWindow(),
 		Replicas:    replicas(c.Replicas),
 	}
 }
@@ -85,6 +90,13 @@ func (c Config) DLQConfig() jetstream.StreamConfig {
 		MaxBytes:    maxBytes(c.MaxBytes),
 		Replicas:    replicas(c.Replicas),
 	}
+}
+
+func (c Config) duplicateWindow() time.Duration {
+	if c.DuplicateWindow <= 0 {
+		return DefaultDuplicateWindow
+	}
+	return c.DuplicateWindow
 }
 
 func maxBytes(n int64) int64 {
