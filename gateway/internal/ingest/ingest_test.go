@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sluice-ingest/sluice/gateway/internal/auth"
+	"github.com/sluice-ingest/sluice/gateway/internal/decode"
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/stream"
@@ -484,5 +485,25 @@ func TestMetrics(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.inflightRequests) + testutil.ToFloat64(m.inflightPublishes); got != 0 {
 		t.Errorf("in flight after the requests ended: %v", got)
+	}
+}
+
+// The decoded limit follows the broker's max_payload when that is smaller:
+// a body that decodes past it is refused by the decoder (413, naming the
+// limit) as soon as it passes it, and nothing is published.
+func TestDecodedLimitFollowsTheBroker(t *testing.T) {
+	g := startGateway(t, gatewayOptions{})
+	if got := g.handler.CapDecodedBytes(65 << 10); got != 64<<10 {
+		t.Fatalf("decoded limit under a 65 KiB max_payload = %d, want 64 KiB", got)
+	}
+	a := g.post(`[{"a":"` + strings.Repeat("x", 70<<10) + `"}]`)
+	if a.status != http.StatusRequestEntityTooLarge || a.Error != "decoded_too_large" || !strings.Contains(a.Message, "65536 bytes") {
+		t.Fatalf("body over the broker's size: %+v", a)
+	}
+	if n := g.streamInfo().State.Msgs; n != 0 {
+		t.Fatalf("stream holds %d messages, want 0", n)
+	}
+	if got := g.handler.CapDecodedBytes(64 << 20); got != decode.DefaultMaxDecodedBytes {
+		t.Fatalf("decoded limit under a 64 MiB max_payload = %d, want the configured %d", got, decode.DefaultMaxDecodedBytes)
 	}
 }
