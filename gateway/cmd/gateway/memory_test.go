@@ -129,3 +129,22 @@ func podMemoryLimit(t *testing.T) int64 {
 	}
 	return n
 }
+
+// Settings whose memory bound is over the container's limit are refused,
+// naming what to lower; the defaults fit a 1 GiB container.
+func TestSettingsMustFitTheContainer(t *testing.T) {
+	env := map[string]string{"SLUICE_AUTH": "none"}
+	s, err := parseSettings(nil, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.checkMemory(1 << 30); err != nil {
+		t.Errorf("defaults in 1 GiB: %v", err)
+	}
+	if err := s.checkMemory(512 << 20); err == nil || !strings.Contains(err.Error(), "SLUICE_MAX_INFLIGHT_BYTES") || !strings.Contains(err.Error(), "512 MiB") {
+		t.Errorf("defaults in 512 MiB: err = %v, want one naming the settings and the limit", err)
+	}
+	if p := s.memory(); p.bound() != 636<<20 {
+		t.Errorf("bound with the defaults = %d MiB, the README says 636", p.bound()>>20)
+	}
+}
