@@ -1,6 +1,7 @@
 package devstack
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"strings"
@@ -18,6 +19,8 @@ type NATSOptions struct {
 	StoreDir string
 	// Debug turns on the server's own logging to stderr.
 	Debug bool
+	// MaxPayload is the largest message the server takes; 0 means 8 MiB.
+	MaxPayload int32
 	// Sync is JetStream's sync_interval: how often written messages are
 	// fsynced, as a duration, or "always" (before every acknowledgement).
 	// Empty means $SLUICE_DEV_NATS_SYNC, else DefaultNATSSync.
@@ -86,7 +89,7 @@ func (n *NATS) start() error {
 		StoreDir:     n.opts.StoreDir,
 		NoSigs:       true,
 		NoLog:        !n.opts.Debug,
-		MaxPayload:   8 << 20,
+		MaxPayload:   cmp.Or(n.opts.MaxPayload, 8<<20),
 		SyncInterval: interval,
 		SyncAlways:   always,
 	}

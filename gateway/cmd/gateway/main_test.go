@@ -143,7 +143,13 @@ func startBinary(t *testing.T, env map[string]string) *binaryGateway {
 // startBinaryAt runs the gateway executable bin (see startBinary).
 func startBinaryAt(t *testing.T, bin string, env map[string]string) *binaryGateway {
 	t.Helper()
-	g := &binaryGateway{nats: devtest.NATS(t)}
+	return startBinaryOn(t, devtest.NATS(t), bin, env)
+}
+
+// startBinaryOn runs the gateway executable bin against n.
+func startBinaryOn(t *testing.T, n *devstack.NATS, bin string, env map[string]string) *binaryGateway {
+	t.Helper()
+	g := &binaryGateway{nats: n}
 	httpAddr, adminAddr := devtest.Addr(t), devtest.Addr(t)
 	full := map[string]string{
 		"SLUICE_NATS_URL":   g.nats.URL(),
@@ -187,6 +193,7 @@ type accepted struct {
 	Accepted int    `json:"accepted"`
 	BatchID  string `json:"batch_id"`
 	Error    string `json:"error"`
+	Message  string `json:"message"`
 }
 
 func post(ctx context.Context, c *http.Client, url, key, idem, body string) (int, accepted, error) {

@@ -148,3 +148,31 @@ func TestSettingsMustFitTheContainer(t *testing.T) {
 		t.Errorf("bound with the defaults = %d MiB, the README says 636", p.bound()>>20)
 	}
 }
+
+// Against a NATS server taking messages of at most 256 KiB, the gateway
+// lowers its decoded limit to that (less room for headers), says so, and
+// refuses a body decoding past it with 413 decoded_too_large naming the
+// limit, before publishing; a body under it is stored.
+func TestDecodedLimitFollowsMaxPayload(t *testing.T) {
+	n, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: t.TempDir(), MaxPayload: 256 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Shutdown)
+	g := startBinaryOn(t, n, devtest.Binary(t, gatewayPkg), map[string]string{"SLUICE_AUTH": "none"})
+	url := "http://" + g.ingest + "/v1/events"
+	c := &http.Client{}
+	status, a, err := post(t.Context(), c, url, "", "", `[{"a":"`+strings.Repeat("x", 300<<10)+`"}]`)
+	if err != nil || status != http.StatusRequestEntityTooLarge || a.Error != "decoded_too_large" || !strings.Contains(a.Message, "261120 bytes") {
+		t.Fatalf("300 KiB body: %d %+v %v", status, a, err)
+	}
+	if status, _, err := post(t.Context(), c, url, "", "", `[{"a":"`+strings.Repeat("x", 200<<10)+`"}]`); err != nil || status != http.StatusAccepted {
+		t.Fatalf("200 KiB body: %d %v", status, err)
+	}
+	if ids := g.batchIDs(t); len(ids) != 1 {
+		t.Fatalf("stream holds %d messages, want 1", len(ids))
+	}
+	if !strings.Contains(g.proc.Output(), "over the NATS max_payload") {
+		t.Error("no warning that the decoded limit was lowered")
+	}
+}
