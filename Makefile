@@ -19,6 +19,7 @@ build:
 	$(GO) build -o bin/worker ./worker/cmd/worker
 	$(GO) build -o bin/sluice-dev ./pkg/cmd/sluice-dev
 	$(GO) build -o bin/sluice-load ./pkg/cmd/sluice-load
+	$(GO) build -o bin/sluice ./pkg/cmd/sluice
 
 # Pinned tools, built once into .bin/ (versitygw takes about two minutes).
 tools: .bin/versitygw
@@ -52,6 +53,7 @@ bench: tools
 lint: .bin/staticcheck
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	@set -e; for m in $(MODULES); do (cd $$m && $(GO) vet ./...); done
+	@set -e; for m in $(MODULES); do (cd $$m && GOOS=darwin $(GO) vet ./...); done
 	@set -e; for m in $(MODULES); do (cd $$m && $(CURDIR)/.bin/staticcheck ./...); done
 
 tidy:

@@ -4,4 +4,5 @@ package devstack
 
 import "os/exec"
 
-func dieWithParent(*exec.Cmd) {}
+// DieWithParent does nothing here: only Linux has a parent-death signal.
+func DieWithParent(*exec.Cmd) {}

@@ -67,7 +67,7 @@ func StartRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
 		"--bind", "127.0.0.1", "--port", strconv.Itoa(opts.Port),
 		"--save", "", "--appendonly", "no", "--dir", opts.Dir)
 	r.cmd.Stdout, r.cmd.Stderr = opts.Log, opts.Log
-	dieWithParent(r.cmd)
+	DieWithParent(r.cmd)
 	if err := r.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start redis-server: %w", err)
 	}

@@ -85,7 +85,7 @@ func (s *S3) start(ctx context.Context) error {
 		"--port", s.Addr(), "--quiet",
 		"posix", s.opts.Dir)
 	cmd.Stdout, cmd.Stderr = s.opts.Log, s.opts.Log
-	dieWithParent(cmd)
+	DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start versitygw: %w", err)
 	}

@@ -120,7 +120,7 @@ func drain(b *testing.B, bin string, n *devstack.NATS, s3srv *devstack.S3, js je
 		"AWS_REGION":             devstack.S3Region,
 	})
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	devstack.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}

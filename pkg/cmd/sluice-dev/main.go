@@ -153,8 +153,9 @@ Ctrl-C stops everything.
 
 	select {
 	case <-ctx.Done():
-		// A second Ctrl-C now ends this process at once; the kernel then
-		// kills every child (Pdeathsig), so nothing is left running.
+		// A second Ctrl-C now ends this process at once. On Linux the
+		// kernel then kills every child (devstack.DieWithParent); elsewhere
+		// the terminal's Ctrl-C reaches them too, being in its process group.
 		stop()
 		logf("stopping (Ctrl-C again to kill everything at once)")
 		return nil
@@ -180,7 +181,7 @@ func startChild(bin string, env map[string]string, exited chan<- error) (*child,
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	devstack.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}

@@ -50,7 +50,7 @@ func Start(t testing.TB, name, bin string, env map[string]string) *Proc {
 	p := &Proc{Name: name, cmd: exec.Command(bin), done: make(chan struct{}), out: &syncBuffer{}}
 	p.cmd.Env = Env(env)
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	devstack.DieWithParent(p.cmd)
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
