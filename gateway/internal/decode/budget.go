@@ -1,8 +1,9 @@
 package decode
 
 import (
-	"net/http"
 	"sync/atomic"
+
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 )
 
 // budget counts the bytes that decodings in flight hold beyond their fixed
@@ -28,8 +29,7 @@ func (b *budget) give(n int64) { b.used.Add(-n) }
 
 // ErrBusy refuses a body because the decodings in flight already hold
 // Limits.MaxInflightBytes: the request is fine and can be sent again.
-var ErrBusy = &Error{Status: http.StatusServiceUnavailable, Code: "overloaded",
-	Message: "the gateway holds too many bytes of requests in flight; retry later"}
+var ErrBusy = errorf(apierror.Overloaded, "the gateway holds too many bytes of requests in flight; retry later")
 
 // charge reserves n more bytes for st; put gives back all st holds.
 func (st *state) charge(n int64) error {

@@ -3,10 +3,11 @@ package decode
 import (
 	"io"
 	"mime"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 )
 
 // Limits bound what one request may carry, and what all requests being
@@ -160,10 +161,10 @@ func mediaType(ct string) (ndjson bool, err error) {
 	}
 	mt, params, perr := mime.ParseMediaType(ct)
 	if perr != nil {
-		return false, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "cannot parse Content-Type %q", ct)
+		return false, errorf(apierror.UnsupportedMediaType, "cannot parse Content-Type %q", ct)
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
-		return false, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "charset %q is not accepted; send UTF-8", cs)
+		return false, errorf(apierror.UnsupportedMediaType, "charset %q is not accepted; send UTF-8", cs)
 	}
 	switch mt {
 	case "application/json", "text/plain":
@@ -171,7 +172,7 @@ func mediaType(ct string) (ndjson bool, err error) {
 	case "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonl":
 		return true, nil
 	}
-	return false, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type",
+	return false, errorf(apierror.UnsupportedMediaType,
 		"Content-Type %q is not accepted; send application/json or application/x-ndjson", mt)
 }
 
@@ -197,6 +198,6 @@ func encoding(ce string) (contentEncoding, error) {
 	case strings.EqualFold(ce, "zstd"):
 		return zstded, nil
 	}
-	return identity, errorf(http.StatusUnsupportedMediaType, "unsupported_encoding",
+	return identity, errorf(apierror.UnsupportedEncoding,
 		"Content-Encoding %q is not accepted; send gzip, zstd or identity", ce)
 }

@@ -8,27 +8,30 @@ import (
 	"os"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 )
 
-// Error is a refusal of client input: it maps to Status with a JSON body
-// {"error": Code, "message": Message}. Status is a 4xx, but for ErrBusy.
+// Error is a refusal of client input: it maps to Status (the catalogue's
+// for Code) with a JSON body {"error": Code, "message": Message}. Status is
+// a 4xx, but for ErrBusy.
 type Error struct {
 	Status  int
-	Code    string
+	Code    apierror.Code
 	Message string
 }
 
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
+func (e *Error) Error() string { return string(e.Code) + ": " + e.Message }
 
-func errorf(status int, code, format string, args ...any) *Error {
-	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+func errorf(code apierror.Code, format string, args ...any) *Error {
+	return &Error{Status: code.Status(), Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 // errEmpty is the answer to a body without a single non-blank byte.
-var errEmpty = &Error{Status: http.StatusBadRequest, Code: "empty_body", Message: "request body is empty"}
+var errEmpty = errorf(apierror.EmptyBody, "request body is empty")
 
 func tooManyEvents(max int) *Error {
-	return errorf(http.StatusRequestEntityTooLarge, "too_many_events", "request carries more than the limit of %d events", max)
+	return errorf(apierror.TooManyEvents, "request carries more than the limit of %d events", max)
 }
 
 // position is where the parser is, for error messages: field[index]
@@ -49,11 +52,11 @@ func (p *parser) ended(where string) *Error {
 }
 
 func (p *parser) syntax(format string, args ...any) *Error {
-	return errorf(http.StatusBadRequest, "malformed_body", "%s: %s", p.at(), fmt.Sprintf(format, args...))
+	return errorf(apierror.MalformedBody, "%s: %s", p.at(), fmt.Sprintf(format, args...))
 }
 
 func (p *parser) tooDeep() *Error {
-	return errorf(http.StatusRequestEntityTooLarge, "too_deep", "%s: objects and arrays nested deeper than the limit of %d levels", p.at(), p.maxDepth)
+	return errorf(apierror.TooDeep, "%s: objects and arrays nested deeper than the limit of %d levels", p.at(), p.maxDepth)
 }
 
 // at says where the parser is: the event (as an element of its array, or a
@@ -85,11 +88,11 @@ func bodyReadError(err error, tooLarge func() *Error) *Error {
 	case errors.As(err, &mbe):
 		return tooLarge()
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return errorf(http.StatusRequestTimeout, "request_timeout", "the request body was not received in time")
+		return errorf(apierror.RequestTimeout, "the request body was not received in time")
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return errorf(http.StatusBadRequest, "malformed_body", "the request body ended before its announced length")
+		return errorf(apierror.MalformedBody, "the request body ended before its announced length")
 	}
-	return errorf(http.StatusBadRequest, "malformed_body", "reading the request body: %v", err)
+	return errorf(apierror.MalformedBody, "reading the request body: %v", err)
 }
 
 // readError maps an error (other than io.EOF) met while reading the decoded
@@ -108,7 +111,7 @@ func (st *state) readError(err error) *Error {
 		return st.windowTooLarge()
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) {
-		return errorf(http.StatusBadRequest, "malformed_body", "%s body is truncated", st.enc)
+		return errorf(apierror.MalformedBody, "%s body is truncated", st.enc)
 	}
-	return errorf(http.StatusBadRequest, "malformed_body", "%s body is corrupt: %v", st.enc, err)
+	return errorf(apierror.MalformedBody, "%s body is corrupt: %v", st.enc, err)
 }

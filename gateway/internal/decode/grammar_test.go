@@ -8,6 +8,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"unicode/utf8"
+
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 )
 
 // plainHooks runs the grammar without a decoding around it: out grows
@@ -22,7 +24,7 @@ func (h plainHooks) grow(need int) error {
 }
 
 func (h plainHooks) readError(err error) *Error {
-	return errorf(400, "read_error", "%v", err)
+	return errorf(apierror.MalformedBody, "read: %v", err)
 }
 
 // parseValue runs the grammar alone over one JSON value and what follows

@@ -2,7 +2,8 @@ package decode
 
 import (
 	"io"
-	"net/http"
+
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 )
 
 // limitReader reads at most limit bytes from r; reading more fails with
@@ -24,10 +25,9 @@ func newLimitReader(r io.Reader, limit int64, wire bool) limitReader {
 
 func (l *limitReader) over() *Error {
 	if l.wire {
-		return errorf(http.StatusRequestEntityTooLarge, "body_too_large",
-			"request body exceeds the limit of %d bytes on the wire", l.limit)
+		return BodyTooLarge(l.limit)
 	}
-	return errorf(http.StatusRequestEntityTooLarge, "decoded_too_large",
+	return errorf(apierror.DecodedTooLarge,
 		"request body exceeds the limit of %d bytes after decompression", l.limit)
 }
 
@@ -51,4 +51,10 @@ func (l *limitReader) Read(b []byte) (int, error) {
 		return n, err // a decompressor's error: readError names the encoding
 	}
 	return 0, l.err
+}
+
+// BodyTooLarge refuses a body over limit bytes on the wire, whether its
+// Content-Length says so or reading it finds out.
+func BodyTooLarge(limit int64) *Error {
+	return errorf(apierror.BodyTooLarge, "request body exceeds the limit of %d bytes on the wire", limit)
 }

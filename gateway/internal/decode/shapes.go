@@ -1,6 +1,8 @@
 package decode
 
-import "net/http"
+import (
+	"github.com/sluice-ingest/sluice/pkg/apierror"
+)
 
 // The body shapes: which JSON bodies carry events, and where. These rules
 // drive the grammar (grammar.go) and turn what it copied into one line per
@@ -60,7 +62,7 @@ func (st *state) jsonBody() error {
 		}
 		return st.classify()
 	case kind(c) != "":
-		return errorf(http.StatusBadRequest, "invalid_body", "body must be a JSON object or an array of objects, got %s", kind(c))
+		return errorf(apierror.InvalidBody, "body must be a JSON object or an array of objects, got %s", kind(c))
 	}
 	return st.syntax("invalid character %s at the start of the body", quoteByte(c))
 }
@@ -83,7 +85,7 @@ func (st *state) classify() error {
 		return nil
 	}
 	if st.twice != 0 {
-		return errorf(http.StatusBadRequest, "invalid_body", "key %q appears twice", field)
+		return errorf(apierror.InvalidBody, "key %q appears twice", field)
 	}
 	return st.emitEvents(field)
 }
@@ -94,13 +96,13 @@ func (st *state) emitEvents(field string) error {
 	lim := st.d.lim
 	switch {
 	case !st.haveArray || st.arrayField != field:
-		return errorf(http.StatusBadRequest, "invalid_body", "%q must be an array of event objects", field)
+		return errorf(apierror.InvalidBody, "%q must be an array of event objects", field)
 	case st.bad >= 0:
-		return errorf(http.StatusBadRequest, "invalid_event", "%s: each event must be a JSON object, got %s", elementName(field, st.bad), st.badKind)
+		return errorf(apierror.InvalidEvent, "%s: each event must be a JSON object, got %s", elementName(field, st.bad), st.badKind)
 	case st.count > lim.MaxEvents:
 		return tooManyEvents(lim.MaxEvents)
 	case st.count == 0:
-		return errorf(http.StatusBadRequest, "no_events", "request carries no events")
+		return errorf(apierror.NoEvents, "request carries no events")
 	}
 	// Each element starts after the '[' or ',' before it, so the write
 	// position never passes the start of the element being moved.
@@ -131,7 +133,7 @@ func (st *state) ndjsonBody() error {
 		}
 		blank = false
 		if k := kind(c); c != '{' && k != "" {
-			return errorf(http.StatusBadRequest, "invalid_event", "line %d: each event must be a JSON object, got %s", st.pos.line, k)
+			return errorf(apierror.InvalidEvent, "line %d: each event must be a JSON object, got %s", st.pos.line, k)
 		}
 		if st.events == lim.MaxEvents {
 			return tooManyEvents(lim.MaxEvents)
@@ -186,7 +188,7 @@ func (st *state) eventsArray(depth int, field string, strict bool) error {
 		st.pos.index = st.count
 		if k := kind(c); c != '{' && k != "" {
 			if strict {
-				return errorf(http.StatusBadRequest, "invalid_event", "%s: each event must be a JSON object, got %s", elementName(field, st.count), k)
+				return errorf(apierror.InvalidEvent, "%s: each event must be a JSON object, got %s", elementName(field, st.count), k)
 			}
 			if st.bad < 0 {
 				st.bad, st.badKind = st.count, k

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sluice-ingest/sluice/gateway/internal/auth"
 	"github.com/sluice-ingest/sluice/gateway/internal/decode"
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/stream"
 )
@@ -106,7 +107,7 @@ func NewHandler(cfg Config) *Handler {
 	}
 	h.mux.HandleFunc("/v1/events", h.events)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		h.fail(w, r, &apiError{http.StatusNotFound, "not_found", "no such endpoint: " + r.URL.Path + "; POST /v1/events", 0})
+		h.fail(w, r, refuse(apierror.NotFound, "no such endpoint: "+r.URL.Path+"; POST /v1/events", 0))
 	})
 	return h
 }
@@ -139,23 +140,22 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	start := h.cfg.Now()
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		h.fail(w, r, &apiError{http.StatusMethodNotAllowed, "method_not_allowed", r.Method + " is not allowed; use POST", 0})
+		h.fail(w, r, refuse(apierror.MethodNotAllowed, r.Method+" is not allowed; use POST", 0))
 		return
 	}
 	key, err := h.cfg.Auth.Authenticate(r)
 	if err != nil {
-		h.fail(w, r, &apiError{http.StatusUnauthorized, "unauthorized", err.Error(), 0})
+		h.fail(w, r, refuse(apierror.Unauthorized, err.Error(), 0))
 		return
 	}
 	idemKey := r.Header.Get("Idempotency-Key")
 	if len(idemKey) > maxIdempotencyKey {
-		h.fail(w, r, &apiError{http.StatusBadRequest, "invalid_idempotency_key", "Idempotency-Key is longer than " + strconv.Itoa(maxIdempotencyKey) + " bytes", 0})
+		h.fail(w, r, refuse(apierror.InvalidIdempotencyKey, "Idempotency-Key is longer than "+strconv.Itoa(maxIdempotencyKey)+" bytes", 0))
 		return
 	}
 	lim := h.dec.Limits()
 	if r.ContentLength > lim.MaxBodyBytes {
-		h.fail(w, r, &apiError{http.StatusRequestEntityTooLarge, "body_too_large",
-			"Content-Length " + strconv.FormatInt(r.ContentLength, 10) + " exceeds the limit of " + strconv.FormatInt(lim.MaxBodyBytes, 10) + " bytes on the wire", 0})
+		h.fail(w, r, decode.BodyTooLarge(lim.MaxBodyBytes))
 		return
 	}
 	if err := h.admitWork(); err != nil {
@@ -217,9 +217,9 @@ func (h *Handler) rateLimit(w http.ResponseWriter, r *http.Request, key auth.Key
 	}
 	switch {
 	case err != nil:
-		return &apiError{http.StatusServiceUnavailable, "limiter_unavailable", "rate limiter unavailable; retry later", time.Second}
+		return refuse(apierror.LimiterUnavailable, "rate limiter unavailable; retry later", time.Second)
 	case !adm.Allowed:
-		return &apiError{http.StatusTooManyRequests, "rate_limited", "tenant rate limit exceeded", adm.RetryAfter}
+		return refuse(apierror.RateLimited, "tenant rate limit exceeded", adm.RetryAfter)
 	}
 	return nil
 }
@@ -233,8 +233,7 @@ func (h *Handler) admitWork() error {
 	}
 	if h.cfg.Lag != nil {
 		if lag, over := h.cfg.Lag.Over(); over {
-			return &apiError{http.StatusServiceUnavailable, "backlogged",
-				"the workers are " + strconv.FormatInt(lag, 10) + " messages behind; retry later", 5 * time.Second}
+			return refuse(apierror.Backlogged, "the workers are "+strconv.FormatInt(lag, 10)+" messages behind; retry later", 5*time.Second)
 		}
 	}
 	select {
