@@ -52,7 +52,8 @@ type Config struct {
 	// that a refused request costs no decoding. Leave it false for an
 	// Admitter that weighs requests by their event count.
 	AdmitBeforeBody bool
-	// PublishTimeout is the longest wait for the PubAck before answering 503.
+	// PublishTimeout is the longest wait for the PubAck before answering 503;
+	// the Publisher times the wait out (see Publisher).
 	PublishTimeout time.Duration
 	// MaxInflight bounds the requests being decoded or published at once;
 	// one more is answered 503 overloaded at once. The bytes they hold are
