@@ -1,0 +1,253 @@
+package otlp
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+)
+
+// Encoding is an OTLP/HTTP body encoding.
+type Encoding int
+
+const (
+	JSON     Encoding = iota // application/json: the OTLP JSON encoding
+	Protobuf                 // application/x-protobuf
+)
+
+// ContentType is the media type of answers in e.
+func (e Encoding) ContentType() string {
+	if e == Protobuf {
+		return "application/x-protobuf"
+	}
+	return "application/json"
+}
+
+// EncodingOf tells the encoding of a request from its Content-Type: the
+// two that OTLP/HTTP defines, anything else refused with 415.
+func EncodingOf(contentType string) (Encoding, error) {
+	switch contentType { // the common spellings, without parsing
+	case "application/x-protobuf":
+		return Protobuf, nil
+	case "application/json":
+		return JSON, nil
+	}
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err == nil {
+		cs, ok := params["charset"]
+		switch {
+		case mt == "application/x-protobuf":
+			return Protobuf, nil
+		case mt == "application/json" && (!ok || strings.EqualFold(cs, "utf-8") || strings.EqualFold(cs, "utf8")):
+			return JSON, nil
+		}
+	}
+	return JSON, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type",
+		"Content-Type %q is not accepted on /v1/logs; send application/x-protobuf or application/json", contentType)
+}
+
+// Batch is a decoded request. It belongs to the Decoder's pool: call
+// Release once Body is no longer needed.
+type Batch struct {
+	// Body holds the accepted records' events as NDJSON, one per line.
+	Body []byte
+	// Events is the number of events in Body; Rejected the number of
+	// records refused, Reason why the first of them was.
+	Events   int
+	Rejected int
+	Reason   string
+	st       *state
+}
+
+// Release returns the batch's buffers for reuse.
+func (b *Batch) Release() { b.st.d.put(b.st) }
+
+// state is one decoding's buffers.
+type state struct {
+	d     *Decoder
+	batch Batch
+	body  []byte // the decoded request body
+	wire  []byte // the protobuf translated from a JSON body
+	gz    *gzip.Reader
+	tr    translator
+	m     mapper
+}
+
+// Decoder decodes OTLP logs requests within its limits. It is safe for
+// concurrent use and reuses its buffers.
+type Decoder struct {
+	lim  Limits
+	pool sync.Pool // of *state
+}
+
+// NewDecoder returns a Decoder enforcing lim.
+func NewDecoder(lim Limits) *Decoder {
+	d := &Decoder{lim: lim.withDefaults()}
+	d.pool.New = func() any { return &state{d: d} }
+	return d
+}
+
+// Limits are the limits d enforces, defaults filled in.
+func (d *Decoder) Limits() Limits { return d.lim }
+
+// maxPooled is the largest buffer kept for reuse; larger ones are left to
+// the GC so that a burst of big requests does not pin memory.
+const maxPooled = 256 << 10
+
+func (d *Decoder) put(st *state) {
+	st.batch = Batch{}
+	if st.gz != nil {
+		_ = st.gz.Close()
+	}
+	for _, b := range []*[]byte{&st.body, &st.wire, &st.m.out.b, &st.m.res.b, &st.m.scope.b, &st.tr.scratch} {
+		if cap(*b) > maxPooled {
+			*b = nil
+		}
+		*b = (*b)[:0]
+	}
+	st.tr.in, st.tr.out = nil, nil
+	d.pool.Put(st)
+}
+
+// Decode reads a request body of encoding enc with the given
+// Content-Encoding (gzip or none) and maps its records. Every error it
+// returns is an *Error; records refused one by one are counted in the
+// Batch instead.
+func (d *Decoder) Decode(r io.Reader, enc Encoding, contentEncoding string) (*Batch, error) {
+	st := d.pool.Get().(*state)
+	if err := st.decode(r, enc, contentEncoding); err != nil {
+		d.put(st)
+		return nil, err
+	}
+	st.batch = Batch{Body: st.m.out.b, Events: st.m.accepted, Rejected: st.m.rejected, Reason: st.m.reason, st: st}
+	return &st.batch, nil
+}
+
+func (st *state) decode(r io.Reader, enc Encoding, contentEncoding string) error {
+	lim := st.d.lim
+	if err := st.read(r, contentEncoding); err != nil {
+		return err
+	}
+	wire := st.body
+	if enc == JSON {
+		var err error
+		st.wire, err = st.tr.fromJSON(st.body, st.wire[:0], lim)
+		if err != nil {
+			return err
+		}
+		wire = st.wire
+	}
+	st.m.reset(lim)
+	if err := st.m.mapRequest(wire); err != nil {
+		return err
+	}
+	if st.m.accepted == 0 && st.m.rejected > 0 {
+		return malformed("every log record was refused; the first because %s", st.m.reason)
+	}
+	return nil
+}
+
+// read reads the whole decoded body into st.body: the wire bytes at most
+// MaxBodyBytes, decompressed at most MaxDecodedBytes. The buffer grows
+// with what arrives, never with what a header announces.
+func (st *state) read(r io.Reader, contentEncoding string) error {
+	lim := st.d.lim
+	wire := &limitReader{r: r, left: lim.MaxBodyBytes, over: func() *Error {
+		return errorf(http.StatusRequestEntityTooLarge, "body_too_large",
+			"request body exceeds the limit of %d bytes on the wire", lim.MaxBodyBytes)
+	}}
+	src := io.Reader(wire)
+	switch ce := strings.TrimSpace(contentEncoding); {
+	case ce == "" || strings.EqualFold(ce, "identity"):
+	case strings.EqualFold(ce, "gzip") || strings.EqualFold(ce, "x-gzip"):
+		if st.gz == nil {
+			st.gz = new(gzip.Reader)
+		}
+		if err := st.gz.Reset(wire); err != nil {
+			if err == io.EOF {
+				return errorf(http.StatusBadRequest, "empty_body", "request body is empty")
+			}
+			return readError(wire, err)
+		}
+		src = st.gz
+	default:
+		return errorf(http.StatusUnsupportedMediaType, "unsupported_encoding",
+			"Content-Encoding %q is not accepted on /v1/logs; send gzip or identity", ce)
+	}
+	plain := &limitReader{r: src, left: lim.MaxDecodedBytes, over: func() *Error {
+		return errorf(http.StatusRequestEntityTooLarge, "decoded_too_large",
+			"request body exceeds the limit of %d bytes after decompression", lim.MaxDecodedBytes)
+	}}
+	b := st.body[:0]
+	if cap(b) == 0 {
+		b = make([]byte, 0, 16<<10)
+	}
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := plain.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			st.body = b
+			if wire.err != nil {
+				return wire.err
+			}
+			if plain.err != nil {
+				return plain.err
+			}
+			return readError(wire, err)
+		}
+	}
+	st.body = b
+	return nil
+}
+
+// readError maps a failure to read or decompress the body.
+func readError(wire *limitReader, err error) *Error {
+	var mbe *http.MaxBytesError
+	switch {
+	case wire.err != nil:
+		return wire.err
+	case errors.As(err, &mbe):
+		return wire.over()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return errorf(http.StatusRequestTimeout, "request_timeout", "the request body was not received in time")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return malformed("the body is truncated")
+	}
+	return malformed("reading the body: %v", err)
+}
+
+// limitReader reads at most left bytes from r; one more fails with over().
+// The failure sticks, so it is told from what a decompressor makes of it.
+type limitReader struct {
+	r    io.Reader
+	left int64
+	over func() *Error
+	err  *Error
+}
+
+func (l *limitReader) Read(b []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	if int64(len(b)) > l.left+1 {
+		b = b[:l.left+1]
+	}
+	n, err := l.r.Read(b)
+	l.left -= int64(n)
+	if l.left < 0 {
+		l.err = l.over()
+		return 0, l.err
+	}
+	return n, err
+}
