@@ -101,9 +101,6 @@ const maxPooled = 256 << 10
 
 func (d *Decoder) put(st *state) {
 	st.batch = Batch{}
-	if st.gz != nil {
-		_ = st.gz.Close()
-	}
 	for _, b := range []*[]byte{&st.body, &st.wire, &st.m.out.b, &st.m.res.b, &st.m.scope.b, &st.tr.scratch} {
 		if cap(*b) > maxPooled {
 			*b = nil
@@ -161,7 +158,7 @@ func (st *state) read(r io.Reader, contentEncoding string) error {
 		return errorf(http.StatusRequestEntityTooLarge, "body_too_large",
 			"request body exceeds the limit of %d bytes on the wire", lim.MaxBodyBytes)
 	}}
-	src := io.Reader(wire)
+	src, what := io.Reader(wire), ""
 	switch ce := strings.TrimSpace(contentEncoding); {
 	case ce == "" || strings.EqualFold(ce, "identity"):
 	case strings.EqualFold(ce, "gzip") || strings.EqualFold(ce, "x-gzip"):
@@ -172,9 +169,9 @@ func (st *state) read(r io.Reader, contentEncoding string) error {
 			if err == io.EOF {
 				return errorf(http.StatusBadRequest, "empty_body", "request body is empty")
 			}
-			return readError(wire, err)
+			return readError(wire, err, "gzip ")
 		}
-		src = st.gz
+		src, what = st.gz, "gzip "
 	default:
 		return errorf(http.StatusUnsupportedMediaType, "unsupported_encoding",
 			"Content-Encoding %q is not accepted on /v1/logs; send gzip or identity", ce)
@@ -204,15 +201,16 @@ func (st *state) read(r io.Reader, contentEncoding string) error {
 			if plain.err != nil {
 				return plain.err
 			}
-			return readError(wire, err)
+			return readError(wire, err, what)
 		}
 	}
 	st.body = b
 	return nil
 }
 
-// readError maps a failure to read or decompress the body.
-func readError(wire *limitReader, err error) *Error {
+// readError maps a failure to read or decompress (what: "gzip ") the
+// body.
+func readError(wire *limitReader, err error, what string) *Error {
 	var mbe *http.MaxBytesError
 	switch {
 	case wire.err != nil:
@@ -222,9 +220,9 @@ func readError(wire *limitReader, err error) *Error {
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return errorf(http.StatusRequestTimeout, "request_timeout", "the request body was not received in time")
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		return malformed("the body is truncated")
+		return malformed("the %sbody is truncated", what)
 	}
-	return malformed("reading the body: %v", err)
+	return malformed("reading the %sbody: %v", what, err)
 }
 
 // limitReader reads at most left bytes from r; one more fails with over().
