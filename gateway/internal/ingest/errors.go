@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-ingest/sluice/gateway/internal/decode"
+	"github.com/sluice-ingest/sluice/gateway/internal/otlp"
 )
 
 // apiError is a refusal with its status, code and message.
@@ -34,7 +35,7 @@ var (
 )
 
 // toAPIError is the one place where errors become status codes. Client
-// input is refused with a 4xx (*decode.Error, *apiError); a failed publish
+// input is refused with a 4xx (*decode.Error, *otlp.Error, *apiError); a failed publish
 // is a 503 (or 413 when the broker can never take the message). Anything
 // else is the gateway's own fault: 500.
 func toAPIError(err error) *apiError {
@@ -45,6 +46,10 @@ func toAPIError(err error) *apiError {
 	var de *decode.Error
 	if errors.As(err, &de) {
 		return &apiError{de.Status, de.Code, de.Message, 0}
+	}
+	var oe *otlp.Error
+	if errors.As(err, &oe) {
+		return &apiError{oe.Status, oe.Code, oe.Message, 0}
 	}
 	var be *brokerError
 	if errors.As(err, &be) {
@@ -85,6 +90,13 @@ const jsErrCodeInsufficientResources jetstream.ErrorCode = 10023
 // fail answers a refused request. Refusals are routine (clients get them by
 // the thousand under overload), so only a 500 is logged above debug.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	ae := h.refusal(w, r, err)
+	writeJSON(w, ae.status, errorBody{ae.code, ae.message})
+}
+
+// refusal maps err to its answer, sets its Retry-After, and logs and counts
+// it; the caller writes the body.
+func (h *Handler) refusal(w http.ResponseWriter, r *http.Request, err error) *apiError {
 	ae := toAPIError(err)
 	if ae.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, (ae.retryAfter+time.Second-1)/time.Second))))
@@ -94,8 +106,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		level = h.cfg.Log.Error
 	}
 	level("request refused", "path", r.URL.Path, "status", ae.status, "code", ae.code, "err", err)
-	writeJSON(w, ae.status, errorBody{ae.code, ae.message})
 	h.cfg.Metrics.requests.WithLabelValues(strconv.Itoa(ae.status)).Inc()
+	return ae
 }
 
 type errorBody struct {
