@@ -362,3 +362,52 @@ func TestOTLPRefusals(t *testing.T) {
 		t.Errorf("%d messages published", n)
 	}
 }
+
+// Refusing a 300 MiB gzip bomb, and decoding a body just under the
+// decoded limit made of the smallest values (1.3 million empty KeyValues,
+// which a decoder building structs would turn into over 100 MiB), raise
+// heap in use by less than heapBound, as on /v1/events.
+func TestOTLPHeapStaysBounded(t *testing.T) {
+	g := startGateway(t, gatewayOptions{})
+	gzBomb := bomb(gzipped, "\x0a", 300)
+	const n = 1_300_000
+	var tiny strings.Builder
+	tiny.WriteString(`{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"kvlistValue":{"values":[`)
+	tiny.WriteString(strings.Repeat(`{},`, n))
+	tiny.WriteString(`{}]}}}]}]}]}`)
+	tinyGz := []byte(gzipped(tiny.String()))
+	for _, tt := range []struct {
+		name, ct string
+		body     []byte
+		status   int
+	}{
+		{"gzip bomb", "application/x-protobuf", []byte(gzBomb), http.StatusRequestEntityTooLarge},
+		// Each {} maps to {"key":""}: the event passes the limit once the
+		// whole body is read and translated, and a third of it mapped.
+		{"empty values", "application/json", tinyGz, http.StatusRequestEntityTooLarge},
+	} {
+		var a otlpAnswer
+		growth := peakHeapGrowth(func() { a = g.postLogs("key-a", tt.ct, "gzip", tt.body) })
+		if a.status != tt.status {
+			t.Errorf("%s: %d %s %q", tt.name, a.status, a.reason, a.st.GetMessage())
+		}
+		t.Logf("%s: heap in use grew by at most %.1f MiB (%s)", tt.name, float64(growth)/(1<<20), a.st.GetMessage())
+		if growth > heapBound {
+			t.Errorf("%s: heap in use grew by %d bytes, over the bound of %d", tt.name, growth, heapBound)
+		}
+	}
+}
+
+// With the cost per request, the limiter refuses before the body is read:
+// a body that would not decode gets the 429.
+func TestOTLPRateLimitBeforeBody(t *testing.T) {
+	adm := &scripted{script: []func() (Admission, error){refuse}}
+	g := startGateway(t, gatewayOptions{cfg: Config{Admit: adm, AdmitBeforeBody: true}})
+	a := g.postLogs("key-a", "application/x-protobuf", "", []byte{0xff})
+	if a.status != http.StatusTooManyRequests || a.reason != "rate_limited" || a.header.Get("Retry-After") != "1" {
+		t.Errorf("%d %s %v", a.status, a.reason, a.header)
+	}
+	if a := g.postLogs("key-a", "application/x-protobuf", "", []byte{0xff}); a.status != http.StatusBadRequest || adm.calls != 2 {
+		t.Errorf("%d %s, %d calls", a.status, a.reason, adm.calls)
+	}
+}

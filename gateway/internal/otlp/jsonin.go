@@ -18,13 +18,6 @@ import (
 // scopeLogs and its element, logRecords: six levels.
 const jsonDepthOffset = 6
 
-// lenWidth is the width of the padded varint that prefixes each message
-// written by fromJSON, so that its length is written once it is known
-// without moving what follows. Protobuf varints may carry padding; the
-// mapper reads them as any decoder does. Five bytes hold any length below
-// 32 GiB.
-const lenWidth = 5
-
 // translator turns a body in the OTLP JSON encoding into the protobuf
 // wire form of the same ExportLogsServiceRequest, for the mapper to read:
 // one mapping for both encodings. It is a recursive-descent parser over
@@ -267,20 +260,26 @@ func (t *translator) literal(s string) bool {
 	return false
 }
 
-// open starts a length-delimited value: room for its padded length.
+// open starts a length-delimited value: one byte for its length, which
+// is all that most values need.
 func (t *translator) open() int {
-	start := len(t.out)
-	t.out = append(t.out, make([]byte, lenWidth)...)
-	return start
+	t.out = append(t.out, 0)
+	return len(t.out) - 1
 }
 
-// close writes the length of the value opened at start.
+// close writes the length of the value opened at start, moving the value
+// when its length needs more than one byte. A byte is moved once for each
+// enclosing value of 128 bytes or more, so at most MaxDepth times.
 func (t *translator) close(start int) {
-	n := uint64(len(t.out) - start - lenWidth)
-	for i := range lenWidth - 1 {
-		t.out[start+i] = byte(n>>(7*i))&0x7f | 0x80
+	n := len(t.out) - start - 1
+	if n < 0x80 {
+		t.out[start] = byte(n)
+		return
 	}
-	t.out[start+lenWidth-1] = byte(n >> (7 * (lenWidth - 1)))
+	size := protowire.SizeVarint(uint64(n))
+	t.out = append(t.out, make([]byte, size-1)...)
+	copy(t.out[start+size:], t.out[start+1:start+1+n])
+	protowire.AppendVarint(t.out[start:start], uint64(n))
 }
 
 // number reads a number (or a string holding one, or an enum's name) for a
