@@ -13,7 +13,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-ingest/sluice/gateway/internal/decode"
-	"github.com/sluice-ingest/sluice/gateway/internal/otlp"
 )
 
 // apiError is a refusal with its status, code and message.
@@ -35,7 +34,7 @@ var (
 )
 
 // toAPIError is the one place where errors become status codes. Client
-// input is refused with a 4xx (*decode.Error, *otlp.Error, *apiError); a failed publish
+// input is refused with a 4xx (*decode.Error, *apiError); a failed publish
 // is a 503 (or 413 when the broker can never take the message). Anything
 // else is the gateway's own fault: 500.
 func toAPIError(err error) *apiError {
@@ -46,10 +45,6 @@ func toAPIError(err error) *apiError {
 	var de *decode.Error
 	if errors.As(err, &de) {
 		return &apiError{de.Status, de.Code, de.Message, 0}
-	}
-	var oe *otlp.Error
-	if errors.As(err, &oe) {
-		return &apiError{oe.Status, oe.Code, oe.Message, 0}
 	}
 	var be *brokerError
 	if errors.As(err, &be) {

@@ -106,8 +106,7 @@ func NewHandler(cfg Config) *Handler {
 		mux:     http.NewServeMux(),
 		pubOpts: []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)},
 	}
-	lim := h.dec.Limits()
-	h.logsDec = otlp.NewDecoder(otlp.Limits{MaxBodyBytes: lim.MaxBodyBytes, MaxDecodedBytes: lim.MaxDecodedBytes, MaxEvents: lim.MaxEvents, MaxDepth: lim.MaxDepth})
+	h.logsDec = otlp.NewDecoder(h.dec.Limits())
 	h.mux.HandleFunc("/v1/events", h.events)
 	h.mux.HandleFunc("/v1/logs", h.logs)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

@@ -87,7 +87,7 @@ type Decoder struct {
 
 // NewDecoder returns a Decoder enforcing lim.
 func NewDecoder(lim Limits) *Decoder {
-	d := &Decoder{lim: lim.withDefaults()}
+	d := &Decoder{lim: withDefaults(lim)}
 	d.pool.New = func() any { return &state{d: d} }
 	return d
 }

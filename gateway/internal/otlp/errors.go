@@ -3,17 +3,14 @@ package otlp
 import (
 	"fmt"
 	"net/http"
+
+	"github.com/sluice-ingest/sluice/gateway/internal/decode"
 )
 
-// Error is a refusal of the whole request: it maps to Status (always a
-// 4xx) with Code as the reason and Message saying what was wrong and where.
-type Error struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
+// Error is a refusal of the whole request, the JSON path's: it maps to
+// Status (always a 4xx) with Code as the reason and Message saying what was
+// wrong and where.
+type Error = decode.Error
 
 func errorf(status int, code, format string, args ...any) *Error {
 	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}

@@ -5,7 +5,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -111,19 +110,25 @@ func (m *mapper) mapRequest(b []byte) error {
 	return nil
 }
 
-func (m *mapper) resourceLogs(b []byte) error {
-	var resource, schema []byte
+// head reads what ResourceLogs and ScopeLogs both hold beside their list:
+// field 1 (the Resource, the InstrumentationScope) and 3 (schema_url).
+func head(b []byte) (head, schema []byte, err error) {
 	f := walk(b)
 	for f.next() {
 		switch {
-		case f.is(resourceLogsResource, protowire.BytesType):
-			resource = f.val
-		case f.is(resourceLogsSchemaURL, protowire.BytesType):
+		case f.is(resourceLogsResource, protowire.BytesType): // scopeLogsScope
+			head = f.val
+		case f.is(resourceLogsSchemaURL, protowire.BytesType): // scopeLogsSchemaURL
 			schema = f.val
 		}
 	}
-	if f.err != nil {
-		return f.err
+	return head, schema, f.err
+}
+
+func (m *mapper) resourceLogs(b []byte) error {
+	resource, schema, err := head(b)
+	if err != nil {
+		return err
 	}
 	refused, err := m.member(&m.res, "resource", func(o *jsonOut) (bool, error) {
 		return m.resource(o, resource, schema)
@@ -131,7 +136,7 @@ func (m *mapper) resourceLogs(b []byte) error {
 	if err != nil {
 		return err
 	}
-	f = walk(b)
+	f := walk(b)
 	for f.next() {
 		if f.is(resourceLogsScopeLogs, protowire.BytesType) {
 			if err := m.scopeLogs(f.val, refused); err != nil {
@@ -183,45 +188,19 @@ func (m *mapper) resource(o *jsonOut, b, schema []byte) (bool, error) {
 	if f.err != nil {
 		return false, f.err
 	}
-	first := true
-	if attrs {
-		o.key(first, "attributes")
-		if err := m.attributes(o, b, resourceAttributes, 3); err != nil {
-			return false, err
-		}
-		first = false
+	w := members{o: o}
+	if err := m.attributesMembers(&w, b, resourceAttributes, 3, attrs, dropped); err != nil {
+		return false, err
 	}
-	if dropped != 0 {
-		o.key(first, "droppedAttributesCount")
-		o.uint(dropped)
-		first = false
-	}
-	if len(schema) > 0 {
-		o.key(first, "schemaUrl")
-		if err := m.text(o, schema, "resource schemaUrl"); err != nil {
-			return false, err
-		}
-		first = false
-	}
-	return !first, nil
+	return w.n > 0, m.textMember(&w, "schemaUrl", schema)
 }
 
 func (m *mapper) scopeLogs(b []byte, refused *recordError) error {
-	var scope, schema []byte
-	f := walk(b)
-	for f.next() {
-		switch {
-		case f.is(scopeLogsScope, protowire.BytesType):
-			scope = f.val
-		case f.is(scopeLogsSchemaURL, protowire.BytesType):
-			schema = f.val
-		}
-	}
-	if f.err != nil {
-		return f.err
+	scope, schema, err := head(b)
+	if err != nil {
+		return err
 	}
 	if refused == nil {
-		var err error
 		refused, err = m.member(&m.scope, "scope", func(o *jsonOut) (bool, error) {
 			return m.instrumentationScope(o, scope, schema)
 		})
@@ -229,7 +208,7 @@ func (m *mapper) scopeLogs(b []byte, refused *recordError) error {
 			return err
 		}
 	}
-	f = walk(b)
+	f := walk(b)
 	for f.next() {
 		if !f.is(scopeLogsLogRecords, protowire.BytesType) {
 			continue
@@ -270,41 +249,17 @@ func (m *mapper) instrumentationScope(o *jsonOut, b, schema []byte) (bool, error
 	if f.err != nil {
 		return false, f.err
 	}
-	first := true
-	if len(name) > 0 {
-		o.key(first, "name")
-		if err := m.text(o, name, "scope name"); err != nil {
-			return false, err
-		}
-		first = false
+	w := members{o: o}
+	if err := m.textMember(&w, "name", name); err != nil {
+		return false, err
 	}
-	if len(version) > 0 {
-		o.key(first, "version")
-		if err := m.text(o, version, "scope version"); err != nil {
-			return false, err
-		}
-		first = false
+	if err := m.textMember(&w, "version", version); err != nil {
+		return false, err
 	}
-	if attrs {
-		o.key(first, "attributes")
-		if err := m.attributes(o, b, scopeAttributes, 3); err != nil {
-			return false, err
-		}
-		first = false
+	if err := m.attributesMembers(&w, b, scopeAttributes, 3, attrs, dropped); err != nil {
+		return false, err
 	}
-	if dropped != 0 {
-		o.key(first, "droppedAttributesCount")
-		o.uint(dropped)
-		first = false
-	}
-	if len(schema) > 0 {
-		o.key(first, "schemaUrl")
-		if err := m.text(o, schema, "scope schemaUrl"); err != nil {
-			return false, err
-		}
-		first = false
-	}
-	return !first, nil
+	return w.n > 0, m.textMember(&w, "schemaUrl", schema)
 }
 
 // refuse counts a refused record, keeping the first reason.
@@ -384,255 +339,53 @@ func (m *mapper) writeRecord(b []byte) error {
 	}
 	o := &m.out
 	o.raw("{")
-	first := true
+	w := members{o: o}
 	if r.time != 0 {
-		o.key(first, "timeUnixNano")
+		w.key("timeUnixNano")
 		o.uintStr(r.time)
-		first = false
 	}
 	if r.observed != 0 {
-		o.key(first, "observedTimeUnixNano")
+		w.key("observedTimeUnixNano")
 		o.uintStr(r.observed)
-		first = false
 	}
 	if r.severity != 0 {
-		o.key(first, "severityNumber")
+		w.key("severityNumber")
 		o.int(int64(r.severity))
-		first = false
 	}
-	if len(r.severityText) > 0 {
-		o.key(first, "severityText")
-		if err := m.text(o, r.severityText, "severityText"); err != nil {
-			return err
-		}
-		first = false
+	if err := m.textMember(&w, "severityText", r.severityText); err != nil {
+		return err
 	}
 	if r.hasBody {
-		o.key(first, "body")
+		w.key("body")
 		if err := m.anyValue(o, r.body, 2); err != nil {
 			return err
 		}
-		first = false
 	}
-	if r.attrs {
-		o.key(first, "attributes")
-		if err := m.attributes(o, b, recordAttributes, 2); err != nil {
-			return err
-		}
-		first = false
+	if err := m.attributesMembers(&w, b, recordAttributes, 2, r.attrs, uint64(r.dropped)); err != nil {
+		return err
 	}
-	if r.dropped != 0 {
-		o.key(first, "droppedAttributesCount")
-		o.uint(uint64(r.dropped))
-		first = false
-	}
-	if r.flags != 0 {
-		o.key(first, "flags")
-		o.uint(uint64(r.flags))
-		first = false
-	}
+	w.uint("flags", uint64(r.flags))
 	if len(r.traceID) > 0 {
-		o.key(first, "traceId")
+		w.key("traceId")
 		o.hex(r.traceID)
-		first = false
 	}
 	if len(r.spanID) > 0 {
-		o.key(first, "spanId")
+		w.key("spanId")
 		o.hex(r.spanID)
-		first = false
 	}
-	if len(r.event) > 0 {
-		o.key(first, "eventName")
-		if err := m.text(o, r.event, "eventName"); err != nil {
-			return err
-		}
-		first = false
+	if err := m.textMember(&w, "eventName", r.event); err != nil {
+		return err
 	}
 	for _, part := range [][]byte{m.res.b, m.scope.b} {
 		if len(part) == 0 {
 			continue
 		}
-		if first {
+		if w.n == 0 {
 			part = part[1:] // its leading comma
 		}
 		o.b = append(o.b, part...)
-		first = false
+		w.n++
 	}
 	o.raw("}\n")
 	return o.check()
-}
-
-// attributes writes the KeyValues in field num of message b as a JSON
-// array; depth is the array's own.
-func (m *mapper) attributes(o *jsonOut, b []byte, num protowire.Number, depth int) error {
-	if err := m.deep(depth); err != nil {
-		return err
-	}
-	o.raw("[")
-	first := true
-	f := walk(b)
-	for f.next() {
-		if !f.is(num, protowire.BytesType) {
-			continue
-		}
-		if !first {
-			o.raw(",")
-		}
-		first = false
-		if err := m.keyValue(o, f.val, depth+1); err != nil {
-			return err
-		}
-	}
-	if f.err != nil {
-		return f.err
-	}
-	o.raw("]")
-	return o.check()
-}
-
-// keyValue writes {"key":...,"value":{...}}; depth is the object's.
-func (m *mapper) keyValue(o *jsonOut, b []byte, depth int) error {
-	if err := m.deep(depth); err != nil {
-		return err
-	}
-	var key, value []byte
-	hasValue := false
-	f := walk(b)
-	for f.next() {
-		switch {
-		case f.is(kvKey, protowire.BytesType):
-			key = f.val
-		case f.is(kvValue, protowire.BytesType):
-			value, hasValue = f.val, true
-		}
-	}
-	if f.err != nil {
-		return f.err
-	}
-	o.raw(`{"key":`)
-	if err := m.text(o, key, "attribute key"); err != nil {
-		return err
-	}
-	if hasValue {
-		o.raw(`,"value":`)
-		if err := m.anyValue(o, value, depth+1); err != nil {
-			return err
-		}
-	}
-	o.raw("}")
-	return o.check()
-}
-
-// anyValue writes an AnyValue as its OTLP JSON object ({} when unset);
-// depth is the object's. Of the oneof's fields the last one sent counts.
-func (m *mapper) anyValue(o *jsonOut, b []byte, depth int) error {
-	if err := m.deep(depth); err != nil {
-		return err
-	}
-	var (
-		kind protowire.Number
-		x    uint64
-		val  []byte
-	)
-	f := walk(b)
-	for f.next() {
-		switch {
-		case f.is(anyString, protowire.BytesType), f.is(anyArray, protowire.BytesType),
-			f.is(anyKVList, protowire.BytesType), f.is(anyBytes, protowire.BytesType):
-			kind, val = f.num, f.val
-		case f.is(anyBool, protowire.VarintType), f.is(anyInt, protowire.VarintType),
-			f.is(anyDouble, protowire.Fixed64Type):
-			kind, x = f.num, f.x
-		}
-	}
-	if f.err != nil {
-		return f.err
-	}
-	switch kind {
-	case 0:
-		o.raw("{}")
-		return nil
-	case anyString:
-		o.raw(`{"stringValue":`)
-		if err := m.text(o, val, "stringValue"); err != nil {
-			return err
-		}
-	case anyBool:
-		o.raw(`{"boolValue":`)
-		o.bool(protowire.DecodeBool(x))
-	case anyInt:
-		o.raw(`{"intValue":`)
-		o.intStr(int64(x))
-	case anyDouble:
-		o.raw(`{"doubleValue":`)
-		o.double(math.Float64frombits(x))
-	case anyBytes:
-		o.raw(`{"bytesValue":`)
-		if err := o.base64(val); err != nil {
-			return err
-		}
-	case anyArray, anyKVList:
-		name, each := `{"arrayValue":`, m.anyValue
-		if kind == anyKVList {
-			name, each = `{"kvlistValue":`, m.keyValue
-		}
-		o.raw(name)
-		if err := m.list(o, val, depth+1, each); err != nil {
-			return err
-		}
-	}
-	o.raw("}")
-	return o.check()
-}
-
-// list writes an ArrayValue or a KeyValueList, {"values":[...]} ({} when
-// empty), with each element written by each; depth is the object's.
-func (m *mapper) list(o *jsonOut, b []byte, depth int, each func(*jsonOut, []byte, int) error) error {
-	if err := m.deep(depth + 1); err != nil {
-		return err
-	}
-	o.raw("{")
-	first := true
-	f := walk(b)
-	for f.next() {
-		if !f.is(listValues, protowire.BytesType) {
-			continue
-		}
-		if first {
-			o.raw(`"values":[`)
-		} else {
-			o.raw(",")
-		}
-		first = false
-		if err := each(o, f.val, depth+2); err != nil {
-			return err
-		}
-	}
-	if f.err != nil {
-		return f.err
-	}
-	if !first {
-		o.raw("]")
-	}
-	o.raw("}")
-	return o.check()
-}
-
-// deep refuses nesting past MaxDepth, counted in the event: the event
-// object is depth 1.
-func (m *mapper) deep(depth int) error {
-	if depth > m.lim.MaxDepth {
-		return errorf(http.StatusRequestEntityTooLarge, "too_deep",
-			"a log record nests deeper than %d levels as an event", m.lim.MaxDepth)
-	}
-	return nil
-}
-
-// text writes a protobuf string, refusing the record when it is not UTF-8
-// (protobuf's own decoders refuse the whole request).
-func (m *mapper) text(o *jsonOut, s []byte, what string) error {
-	if !utf8.Valid(s) {
-		return &recordError{what + " is not valid UTF-8"}
-	}
-	return o.str(s)
 }
