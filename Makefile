@@ -19,6 +19,7 @@ build:
 	$(GO) build -o bin/worker ./worker/cmd/worker
 	$(GO) build -o bin/sluice-dev ./pkg/cmd/sluice-dev
 	$(GO) build -o bin/sluice-load ./pkg/cmd/sluice-load
+	$(GO) build -o bin/sluice ./pkg/cmd/sluice
 
 # Pinned tools, built once into .bin/ (versitygw takes about two minutes).
 tools: .bin/versitygw

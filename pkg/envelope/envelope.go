@@ -108,6 +108,22 @@ func MetaFromHeaders(h nats.Header) (Meta, error) {
 	return m, nil
 }
 
+// MetaOf reads and validates the metadata of a message published on
+// subject: as MetaFromHeaders, and its Sluice-Tenant header must name the
+// tenant of the subject (sluice.events.<tenant>). The subject is what NATS
+// permissions grant; a header naming another tenant would let anyone who
+// may publish for one tenant write into another's partition.
+func MetaOf(subject string, h nats.Header) (Meta, error) {
+	m, err := MetaFromHeaders(h)
+	if err != nil {
+		return m, err
+	}
+	if tenant, ok := stream.TenantOf(subject); !ok || tenant != m.Tenant {
+		return m, fmt.Errorf("%w: %s %q disagrees with the subject %s", ErrBadMeta, stream.HeaderTenant, m.Tenant, subject)
+	}
+	return m, nil
+}
+
 // EachEvent calls fn for every event of an NDJSON body (one JSON object per
 // line), with its zero-based index. Empty lines are not events.
 func EachEvent(body []byte, fn func(index int, event []byte) error) error {

@@ -36,6 +36,21 @@ func TestHeadersRoundTrip(t *testing.T) {
 	}
 }
 
+// The tenant of a message is its subject's: a header naming another one is
+// refused.
+func TestMetaOfChecksTheSubjectsTenant(t *testing.T) {
+	h := nats.Header{}
+	Meta{Tenant: "b", BatchID: "x", ReceivedAt: time.Now(), EventCount: 1}.SetHeaders(h)
+	if m, err := MetaOf(stream.EventsSubject("b"), h); err != nil || m.Tenant != "b" {
+		t.Errorf("same tenant: %+v, %v", m, err)
+	}
+	for _, subject := range []string{stream.EventsSubject("a"), stream.EventsSubject("b.c"), "b"} {
+		if _, err := MetaOf(subject, h); !errors.Is(err, ErrBadMeta) || !strings.Contains(err.Error(), stream.HeaderTenant) {
+			t.Errorf("subject %s, header tenant b: err = %v, want ErrBadMeta naming %s", subject, err, stream.HeaderTenant)
+		}
+	}
+}
+
 func TestMetaFromHeadersRejects(t *testing.T) {
 	good := func() nats.Header {
 		h := nats.Header{}

@@ -20,15 +20,28 @@ var ErrMalformed = errors.New("malformed object key")
 
 // Key is one object's identity: its partition and the range of stream
 // sequences it holds. The same Key always formats to the same string, so a
-// retried upload overwrites the object instead of adding one.
+// retried upload of the same batch finds its own object.
 type Key struct {
 	Prefix   string
 	Tenant   string
 	Hour     time.Time // truncated to the hour, UTC
 	FirstSeq uint64
 	LastSeq  uint64
-	Ext      string // ExtGzip, ExtZstd or ExtNone
+	// Stream is empty for the plain key. It is the StreamTag of the
+	// stream incarnation the batch came from when the plain key already
+	// holds an object of another incarnation (the stream was deleted and
+	// recreated, so its sequences started again at 1).
+	Stream string
+	Ext    string // ExtGzip, ExtZstd or ExtNone
 }
+
+// streamTagLayout formats a stream's creation time in a key: UTC, fixed
+// width, nanoseconds, no characters that need escaping in a URL.
+const streamTagLayout = "20060102T150405.000000000Z"
+
+// StreamTag is how a stream incarnation, its creation time, is written in
+// keys and object metadata.
+func StreamTag(created time.Time) string { return created.UTC().Format(streamTagLayout) }
 
 // seqWidth zero-pads sequences so lexical listing order is stream order.
 const seqWidth = 20
@@ -41,8 +54,13 @@ func (k Key) String() string {
 		b.WriteString(p)
 		b.WriteByte('/')
 	}
-	fmt.Fprintf(&b, "tenant=%s/dt=%s/hour=%02d/%0*d-%0*d%s",
-		k.Tenant, h.Format("2006-01-02"), h.Hour(), seqWidth, k.FirstSeq, seqWidth, k.LastSeq, k.Ext)
+	fmt.Fprintf(&b, "tenant=%s/dt=%s/hour=%02d/%0*d-%0*d",
+		k.Tenant, h.Format("2006-01-02"), h.Hour(), seqWidth, k.FirstSeq, seqWidth, k.LastSeq)
+	if k.Stream != "" {
+		b.WriteByte('-')
+		b.WriteString(k.Stream)
+	}
+	b.WriteString(k.Ext)
 	return b.String()
 }
 
@@ -91,11 +109,19 @@ func Parse(s string) (Key, error) {
 			break
 		}
 	}
-	first, last, ok := strings.Cut(strings.TrimSuffix(name, ext), "-")
-	if ext == "" || !ok {
+	seqs := strings.Split(strings.TrimSuffix(name, ext), "-")
+	if ext == "" || len(seqs) < 2 || len(seqs) > 3 {
 		return Key{}, fmt.Errorf("%w: %q", ErrMalformed, s)
 	}
+	first, last := seqs[0], seqs[1]
 	k := Key{Prefix: strings.Join(parts[:n-4], "/"), Tenant: tenant, Hour: t, Ext: ext}
+	if len(seqs) == 3 {
+		created, err := time.Parse(streamTagLayout, seqs[2])
+		if err != nil || StreamTag(created) != seqs[2] {
+			return Key{}, fmt.Errorf("%w: %q: stream tag %q", ErrMalformed, s, seqs[2])
+		}
+		k.Stream = seqs[2]
+	}
 	if k.FirstSeq, err = strconv.ParseUint(first, 10, 64); err != nil {
 		return Key{}, fmt.Errorf("%w: %q: first sequence: %v", ErrMalformed, s, err)
 	}

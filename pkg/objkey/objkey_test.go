@@ -18,6 +18,8 @@ func TestRoundTrip(t *testing.T) {
 			"tenant=a_b-1/dt=2026-11-25/hour=07/00000000000000000007-00000000000000000007.ndjson"},
 		{Key{Prefix: "x/y", Tenant: "t", Hour: hour, FirstSeq: 10, LastSeq: 20, Ext: ExtZstd},
 			"x/y/tenant=t/dt=2026-11-25/hour=07/00000000000000000010-00000000000000000020.ndjson.zst"},
+		{Key{Prefix: "raw", Tenant: "t", Hour: hour, FirstSeq: 1, LastSeq: 10, Stream: StreamTag(time.Date(2026, 12, 1, 20, 1, 21, 5, time.FixedZone("x", 3600))), Ext: ExtGzip},
+			"raw/tenant=t/dt=2026-11-25/hour=07/00000000000000000001-00000000000000000010-20261201T190121.000000005Z.ndjson.gz"},
 	}
 	for _, tt := range tests {
 		got := tt.key.String()
@@ -51,6 +53,9 @@ func TestParseRejects(t *testing.T) {
 		"tenant=/dt=2026-01-01/hour=01/1-2.ndjson",
 		"tenant=a/dt=2026-01-01/hour=01/2-1.ndjson",
 		"tenant=a/dt=2026-01-01/hour=01/12.ndjson",
+		"tenant=a/dt=2026-01-01/hour=01/1-2-x.ndjson",
+		"tenant=a/dt=2026-01-01/hour=01/1-2-20261201T190121.5Z.ndjson",
+		"tenant=a/dt=2026-01-01/hour=01/1-2-20261201T190121.000000005Z-3.ndjson",
 		"a/b/c/d",
 	} {
 		if _, err := Parse(s); !errors.Is(err, ErrMalformed) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -37,6 +38,13 @@ const DuplicateWindow = 2 * time.Minute
 // EventsSubject is the subject a tenant's requests are published on.
 func EventsSubject(tenant string) string { return eventsSubjectPrefix + tenant }
 
+// TenantOf is the tenant of an events subject, sluice.events.<tenant>; ok
+// is false for any other subject. The tenant is not validated.
+func TenantOf(subject string) (tenant string, ok bool) {
+	tenant, ok = strings.CutPrefix(subject, eventsSubjectPrefix)
+	return tenant, ok && tenant != ""
+}
+
 // DLQSubject is the subject a tenant's dead letters are published on.
 func DLQSubject(tenant string) string { return dlqSubjectPrefix + tenant }
 
@@ -49,6 +57,14 @@ type Config struct {
 	// MaxBytes bounds the events stream; when full, publishes are refused
 	// (discard new). Zero or negative means unlimited.
 	MaxBytes int64
+	// DLQMaxBytes bounds the dead-letter stream; when full, dead letters
+	// are refused (discard new) and the worker keeps each message in the
+	// events stream until one is accepted. Zero or negative means
+	// unlimited.
+	DLQMaxBytes int64
+	// DLQMaxAge is how long a dead letter is kept; zero means until it is
+	// purged.
+	DLQMaxAge time.Duration
 }
 
 func (c Config) eventsName() string {
@@ -82,7 +98,8 @@ func (c Config) DLQConfig() jetstream.StreamConfig {
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
 		Discard:     jetstream.DiscardNew,
-		MaxBytes:    maxBytes(c.MaxBytes),
+		MaxBytes:    maxBytes(c.DLQMaxBytes),
+		MaxAge:      max(c.DLQMaxAge, 0),
 		Replicas:    replicas(c.Replicas),
 	}
 }
@@ -134,14 +151,16 @@ type ConsumerConfig struct {
 	// AckWait is how long a delivered message may stay unacknowledged before
 	// it is redelivered.
 	AckWait time.Duration
-	// MaxDeliver bounds deliveries of one message; <= 0 means unlimited.
-	MaxDeliver int
 	// MaxAckPending bounds messages delivered but not yet acknowledged.
 	MaxAckPending int
 }
 
 // EnsureConsumer creates or updates the durable pull consumer shared by all
-// workers of the events stream.
+// workers of the events stream. The server redelivers a message for as long
+// as it is not acknowledged (MaxDeliver -1, also applied to a consumer
+// created with a limit): the worker counts deliveries itself and moves a
+// message to the dead-letter stream only once that stream has accepted it,
+// so no message is left in the stream delivered to no one.
 func EnsureConsumer(ctx context.Context, js jetstream.JetStream, streamName string, cc ConsumerConfig) (jetstream.Consumer, error) {
 	if streamName == "" {
 		streamName = EventsStream
@@ -155,12 +174,9 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, streamName stri
 		Description:   "Sluice workers: batch to S3, ack after upload",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       cc.AckWait,
-		MaxDeliver:    cc.MaxDeliver,
+		MaxDeliver:    -1,
 		MaxAckPending: cc.MaxAckPending,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
-	}
-	if cfg.MaxDeliver <= 0 {
-		cfg.MaxDeliver = -1
 	}
 	var (
 		c   jetstream.Consumer

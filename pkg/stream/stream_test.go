@@ -3,6 +3,7 @@ package stream_test
 import (
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -58,13 +59,72 @@ func TestEnsureStreamsConcurrentAndIdempotent(t *testing.T) {
 		t.Errorf("max bytes after update = %d", info.Config.MaxBytes)
 	}
 
-	cons, err := stream.EnsureConsumer(t.Context(), js, "", stream.ConsumerConfig{MaxDeliver: 5})
+	cons, err := stream.EnsureConsumer(t.Context(), js, "", stream.ConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ci := cons.CachedInfo().Config
-	if ci.Durable != stream.Consumer || ci.AckPolicy != jetstream.AckExplicitPolicy || ci.MaxDeliver != 5 {
+	if ci.Durable != stream.Consumer || ci.AckPolicy != jetstream.AckExplicitPolicy || ci.MaxDeliver != -1 {
 		t.Errorf("consumer config %+v", ci)
+	}
+}
+
+// The dead-letter stream has its own bounds, not the events stream's.
+func TestDLQHasItsOwnLimits(t *testing.T) {
+	_, js := devtest.JetStream(t, devtest.NATS(t))
+	cfg := stream.Config{MaxBytes: 1 << 30, DLQMaxBytes: 4 << 20, DLQMaxAge: 72 * time.Hour}
+	if err := stream.EnsureStreams(t.Context(), js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	d, err := js.Stream(t.Context(), stream.DLQStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := d.CachedInfo().Config
+	if c.MaxBytes != 4<<20 || c.MaxAge != 72*time.Hour || c.Discard != jetstream.DiscardNew {
+		t.Errorf("dlq config: max bytes %d, max age %s, discard %s", c.MaxBytes, c.MaxAge, c.Discard)
+	}
+}
+
+// A consumer left by an older worker with a MaxDeliver limit is updated in
+// place to redeliver without limit, keeping its position: the worker counts
+// deliveries itself.
+func TestEnsureConsumerLiftsMaxDeliver(t *testing.T) {
+	_, js := devtest.JetStream(t, devtest.NATS(t))
+	if err := stream.EnsureStreams(t.Context(), js, stream.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	old, err := js.CreateConsumer(t.Context(), stream.EventsStream, jetstream.ConsumerConfig{
+		Durable: stream.Consumer, AckPolicy: jetstream.AckExplicitPolicy, MaxDeliver: 20, AckWait: 30 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := js.Publish(t.Context(), stream.EventsSubject("acme"), []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mb, err := old.Fetch(1, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range mb.Messages() {
+		if err := m.DoubleAck(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cons, err := stream.EnsureConsumer(t.Context(), js, stream.EventsStream, stream.ConsumerConfig{AckWait: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := cons.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.MaxDeliver != -1 || info.NumPending != 2 || info.AckFloor.Stream != 1 {
+		t.Errorf("after the update: MaxDeliver %d, %d pending, ack floor %d; want -1, 2, 1",
+			info.Config.MaxDeliver, info.NumPending, info.AckFloor.Stream)
 	}
 }
 
@@ -74,5 +134,10 @@ func TestSubjects(t *testing.T) {
 	}
 	if got := stream.DLQSubject("acme"); got != "sluice.dlq.acme" {
 		t.Errorf("DLQSubject = %s", got)
+	}
+	for subject, want := range map[string]string{"sluice.events.acme": "acme", "sluice.events.": "", "sluice.dlq.acme": "", "acme": ""} {
+		if got, ok := stream.TenantOf(subject); ok != (want != "") || ok && got != want {
+			t.Errorf("TenantOf(%s) = %q, %v; want %q", subject, got, ok, want)
+		}
 	}
 }

@@ -80,7 +80,7 @@ func parseSettings(args []string, getenv func(string) string, stdout io.Writer) 
 	cs.Bytes(&s.maxInflightBytes, "SLUICE_MAX_INFLIGHT_BYTES", "256MiB", 1, "bytes held in open batches and uploads; at the bound the worker stops fetching")
 	cs.Bytes(&s.partSize, "SLUICE_MULTIPART_THRESHOLD", "16MiB", 5<<20, "objects above this size are uploaded in parts of this size")
 	cs.Duration(&s.ackWait, "SLUICE_ACK_WAIT", 30*time.Second, 3*time.Second, "consumer AckWait: how soon a dead worker's messages are redelivered (held messages are kept alive with InProgress every third of it)")
-	cs.Int(&s.maxDeliver, "SLUICE_MAX_DELIVER", 20, 2, "deliveries of one message; the last one sends it to SLUICE_DLQ")
+	cs.Int(&s.maxDeliver, "SLUICE_MAX_DELIVER", 20, 2, "deliveries of one message, counted by the worker; the last one sends it to SLUICE_DLQ")
 	cs.Int(&s.maxAckPending, "SLUICE_MAX_ACK_PENDING", 1000000, 1, "consumer MaxAckPending, shared by all workers: messages held in batches and uploads")
 	cs.Duration(&s.shutdownTimeout, "SLUICE_SHUTDOWN_TIMEOUT", 30*time.Second, 0, "longest final flush on SIGTERM")
 	cs.Bool(&s.pprof, "SLUICE_PPROF", false, "serve /debug/pprof/ on the admin port")
@@ -149,13 +149,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	reg := telemetry.NewRegistry()
 	metrics := pipeline.NewMetrics(reg)
-	var consuming atomic.Bool
+	var consuming atomic.Pointer[pipeline.Pipeline]
 	ready := func(ctx context.Context) error {
+		p := consuming.Load()
 		switch {
 		case !nc.IsConnected():
 			return fmt.Errorf("nats not connected (%s)", nc.Status())
-		case !consuming.Load():
+		case p == nil:
 			return errors.New("consumer not started")
+		}
+		if err := p.Writable(); err != nil {
+			return fmt.Errorf("cannot write to S3: %w", err)
 		}
 		return nil
 	}
@@ -180,10 +184,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				return nil // ctx ended first
 			}
 			ensured <- cons
-			consuming.Store(true)
-			log.Info("worker consuming", "stream", streamCfg.EventsConfig().Name, "consumer", s.consumer,
-				"bucket", s.s3Bucket, "admin", admin.Addr())
-			return pipeline.New(pipeline.Config{
+			p := pipeline.New(pipeline.Config{
 				Consumer:         cons,
 				JS:               js,
 				Sink:             sk,
@@ -192,16 +193,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				MaxInflightBytes: s.maxInflightBytes,
 				MaxMessageBytes:  int(nc.MaxPayload()),
 				MaxDeliver:       s.maxDeliver,
+				DeadLetterRetry:  s.ackWait,
 				KeepAlive:        s.ackWait / 3,
 				ShutdownTimeout:  s.shutdownTimeout,
 				Metrics:          metrics,
 				Log:              log,
-			}).Run(ctx)
+			})
+			consuming.Store(p)
+			log.Info("worker consuming", "stream", streamCfg.EventsConfig().Name, "consumer", s.consumer,
+				"bucket", s.s3Bucket, "admin", admin.Addr())
+			return p.Run(ctx)
 		}, func(error) { cancel() })
 	}
 	{
-		// Side jobs: consumer lag, messages whose last delivery was lost,
-		// multipart uploads abandoned by a killed worker.
+		// Side jobs: consumer lag, dead-letter stream depth, multipart
+		// uploads abandoned by a killed worker.
 		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error {
 			var cons jetstream.Consumer
@@ -210,14 +216,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			case <-ctx.Done():
 				return nil
 			}
-			name := streamCfg.EventsConfig().Name
 			// A job that fails stops the others and the worker, rather than
-			// leaving it running without, say, its dead-letter watch.
+			// leaving it running without, say, its lag metric.
 			eg, ctx := errgroup.WithContext(ctx)
 			eg.Go(func() error { return pipeline.WatchLag(ctx, cons, 5*time.Second, metrics) })
-			eg.Go(func() error {
-				return pipeline.WatchMaxDeliveries(ctx, nc, js, name, s.consumer, metrics, log.With("component", "dead-letter"))
-			})
+			eg.Go(func() error { return pipeline.WatchDLQ(ctx, js, 5*time.Second, metrics) })
 			eg.Go(func() error { cleanUploads(ctx, sk, log); return nil })
 			return eg.Wait()
 		}, func(error) { cancel() })
@@ -245,7 +248,6 @@ func ensureConsumer(ctx context.Context, js jetstream.JetStream, cfg stream.Conf
 		cons, err = stream.EnsureConsumer(ctx, js, cfg.EventsConfig().Name, stream.ConsumerConfig{
 			Name:          s.consumer,
 			AckWait:       s.ackWait,
-			MaxDeliver:    s.maxDeliver,
 			MaxAckPending: s.maxAckPending,
 		})
 		return err

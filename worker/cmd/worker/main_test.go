@@ -13,7 +13,8 @@ func TestParseSettings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.workers != 4 || s.maxInflightBytes != 256<<20 || s.ackWait != 30*time.Second || s.maxDeliver != 20 || s.partSize != 16<<20 {
+	if s.workers != 4 || s.maxInflightBytes != 256<<20 || s.ackWait != 30*time.Second || s.maxDeliver != 20 || s.partSize != 16<<20 ||
+		s.nats.DLQMaxBytes != 1<<30 || s.nats.DLQMaxAge != 0 {
 		t.Errorf("defaults: %+v", s)
 	}
 	for _, tc := range []struct{ name, value string }{
@@ -23,6 +24,8 @@ func TestParseSettings(t *testing.T) {
 		{"SLUICE_ACK_WAIT", "1s"},
 		{"SLUICE_MAX_DELIVER", "1"},
 		{"SLUICE_COMPRESSION", "brotli"},
+		{"SLUICE_DLQ_MAX_BYTES", "lots"},
+		{"SLUICE_DLQ_MAX_AGE", "-1h"},
 	} {
 		_, err := parseSettings(nil, env(map[string]string{"SLUICE_S3_BUCKET": "b", tc.name: tc.value}), io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.name) {

@@ -21,15 +21,19 @@ type Item struct {
 	Seq  uint64 // stream sequence
 	Body []byte // NDJSON events
 	Msg  jetstream.Msg
+	// Stream is the StreamTag of the stream incarnation the message was
+	// delivered from: messages of two incarnations never share a batch.
+	Stream string
 	// Landed is set for a redelivered message that falls inside an object
 	// already stored: it is batched only with the other redelivered
 	// messages of that object, so the same batch is formed again.
 	Landed *Landed
 }
 
-// Landed describes a stored object by its key's sequence range and its
-// metadata event count.
+// Landed describes a stored object by its key, its key's sequence range
+// and its metadata event count.
 type Landed struct {
+	Key               string
 	FirstSeq, LastSeq uint64
 	Events            int
 }
@@ -51,14 +55,19 @@ const (
 type Partition struct {
 	Tenant string
 	Hour   time.Time
-	// Replay is the first sequence of the stored object whose redelivered
-	// messages this batch gathers; 0 for fresh messages.
-	Replay uint64
+	// Stream is the stream incarnation of the batch's messages (Item.Stream).
+	Stream string
+	// Replay is the key of the stored object whose redelivered messages
+	// this batch gathers; empty for fresh messages. Two objects can share
+	// a first sequence (a split half and the batch it split from), so it
+	// is the whole key.
+	Replay string
 }
 
-// PartitionOf is the partition of a request received at t.
-func PartitionOf(m envelope.Meta) Partition {
-	return Partition{Tenant: m.Tenant, Hour: m.ReceivedAt.UTC().Truncate(time.Hour)}
+// PartitionOf is the partition of a message of incarnation stream whose
+// request was received at m.ReceivedAt.
+func PartitionOf(m envelope.Meta, stream string) Partition {
+	return Partition{Tenant: m.Tenant, Hour: m.ReceivedAt.UTC().Truncate(time.Hour), Stream: stream}
 }
 
 // Batch is a group of messages that become one object.
@@ -101,9 +110,9 @@ func New(lim Limits) *Batcher {
 // batch of redelivered messages of a stored object, when it holds that
 // object's sequence range and event count again.
 func (b *Batcher) Add(it Item, now time.Time) *Batch {
-	p := PartitionOf(it.Meta)
+	p := PartitionOf(it.Meta, it.Stream)
 	if it.Landed != nil {
-		p.Replay = it.Landed.FirstSeq
+		p.Replay = it.Landed.Key
 	}
 	bt := b.open[p]
 	if bt == nil {

@@ -68,7 +68,7 @@ func TestAgeFlush(t *testing.T) {
 
 func TestReplayBatchRegathersALandedObject(t *testing.T) {
 	b := New(Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
-	landed := &Landed{FirstSeq: 3, LastSeq: 9, Events: 3}
+	landed := &Landed{Key: "k3-9", FirstSeq: 3, LastSeq: 9, Events: 3}
 	fresh := item("a", 10, t0, 1, "x")
 	if b.Add(fresh, t0) != nil {
 		t.Fatal("fresh message cut a batch")
@@ -86,5 +86,55 @@ func TestReplayBatchRegathersALandedObject(t *testing.T) {
 	}
 	if b.Len() != 1 {
 		t.Errorf("open batches %d, want the fresh one", b.Len())
+	}
+}
+
+// TestReplayBatchesOfObjectsWithTheSameFirstSequence: after a split, the
+// objects 10-11 and 10-20 share a first sequence; their redelivered
+// messages are gathered apart, each batch cut when its own object is
+// whole again.
+func TestReplayBatchesOfObjectsWithTheSameFirstSequence(t *testing.T) {
+	b := New(Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
+	small := &Landed{Key: "k10-11", FirstSeq: 10, LastSeq: 11, Events: 2}
+	big := &Landed{Key: "k10-20", FirstSeq: 10, LastSeq: 20, Events: 3}
+	add := func(seq uint64, l *Landed) *Batch {
+		it := item("a", seq, t0, 1, "x")
+		it.Landed = l
+		return b.Add(it, t0)
+	}
+	if got := add(10, big); got != nil {
+		t.Fatalf("cut after one message: %+v", got)
+	}
+	if got := add(11, small); got != nil {
+		t.Fatalf("cut %d-%d with one message of 10-11", got.FirstSeq, got.LastSeq)
+	}
+	if got := add(15, big); got != nil {
+		t.Fatalf("cut %d-%d before 10-20 is whole", got.FirstSeq, got.LastSeq)
+	}
+	if got := add(20, big); got == nil || got.Replay != big.Key || len(got.Items) != 3 || got.FirstSeq != 10 || got.LastSeq != 20 {
+		t.Fatalf("10-20 replay batch: %+v", got)
+	}
+	if b.Len() != 1 {
+		t.Errorf("open batches %d, want 10-11's", b.Len())
+	}
+}
+
+func TestIncarnationsNeverShareABatch(t *testing.T) {
+	b := New(Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
+	for i, stream := range []string{"old", "new", "old"} {
+		it := item("a", uint64(i+1), t0, 1, "x")
+		it.Stream = stream
+		b.Add(it, t0)
+	}
+	all := b.All(ReasonShutdown)
+	if len(all) != 2 {
+		t.Fatalf("%d batches, want one per incarnation", len(all))
+	}
+	for _, bt := range all {
+		for _, it := range bt.Items {
+			if it.Stream != bt.Stream {
+				t.Errorf("message of %s in a batch of %s", it.Stream, bt.Stream)
+			}
+		}
 	}
 }

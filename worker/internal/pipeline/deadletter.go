@@ -2,10 +2,8 @@ package pipeline
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 	"time"
@@ -18,42 +16,63 @@ import (
 )
 
 // deadLetter copies m to the dead-letter stream with the reason, then
-// terminates it. If the copy fails, m is Nak'ed for redelivery instead:
-// nothing is dropped.
-func (p *Pipeline) deadLetter(ctx context.Context, m jetstream.Msg, deliveries uint64, cause error) {
+// terminates it, unless its stream incarnation (tag) is gone: then the copy
+// is all there is, and nothing is sent to the new stream, where the same
+// sequence names another message (incarnation.go). If the copy is refused (the DLQ is full, NATS is away), m
+// is Nak'ed with a delay of DeadLetterRetry instead and stays in the events
+// stream: the consumer redelivers without limit, so it comes back, and as
+// its deliveries are still at or past MaxDeliver (or it is still poison) the
+// copy is tried again. A message is thus always in S3, in the DLQ or
+// deliverable; never in none of them.
+func (p *Pipeline) deadLetter(ctx context.Context, m jetstream.Msg, deliveries uint64, cause error, tag string) {
+	settle := !p.inc.isDeleted(tag)
 	var seq uint64
 	if md, err := m.Metadata(); err == nil {
 		seq = md.Sequence.Stream
 	}
-	err := publishDeadLetter(ctx, p.cfg.JS, m.Subject(), m.Headers(), m.Data(), seq, deliveries, cause)
+	err := publishDeadLetter(ctx, p.cfg.JS, m.Subject(), m.Headers(), m.Data(), tag, seq, deliveries, cause)
 	if err != nil {
-		p.cfg.Log.Error("dead-letter publish failed; message left for redelivery", "seq", seq, "err", err)
-		_ = m.Nak()
-		p.cfg.Metrics.messages.WithLabelValues("retried").Inc()
+		p.cfg.Metrics.deadLettersRefused.Inc()
+		if ok, skipped := p.refusedLog.allow(time.Now()); ok {
+			p.cfg.Log.Error("dead-letter publish refused; message kept in the stream and tried again later",
+				"seq", seq, "retry_in", p.cfg.DeadLetterRetry, "refused_since_last_log", skipped, "err", err)
+		}
+		if settle {
+			_ = m.NakWithDelay(p.cfg.DeadLetterRetry)
+			p.cfg.Metrics.messages.WithLabelValues("retried").Inc()
+		}
 		return
 	}
-	_ = m.Term()
+	if settle {
+		_ = m.Term()
+	}
 	p.cfg.Metrics.messages.WithLabelValues("dead_lettered").Inc()
 	p.cfg.Log.Warn("message dead-lettered", "subject", m.Subject(), "seq", seq, "deliveries", deliveries, "reason", cause)
 }
 
 // publishDeadLetter publishes a copy of a message to SLUICE_DLQ on
-// sluice.dlq.<tenant> (the tenant of its header, else of its subject) with its original headers plus Sluice-Error and
-// Sluice-Deliveries. Its Nats-Msg-Id is derived from the stream sequence,
-// so two workers dead-lettering the same message store it once.
-func publishDeadLetter(ctx context.Context, js jetstream.JetStream, subject string, h nats.Header, data []byte, seq, deliveries uint64, cause error) error {
-	tenant := h.Get(stream.HeaderTenant)
-	if !envelope.ValidTenant(tenant) { // then the subject's, sluice.events.<tenant>
-		tenant = subject[strings.LastIndexByte(subject, '.')+1:]
-	}
-	if !envelope.ValidTenant(tenant) {
+// sluice.dlq.<tenant>, the tenant of its subject (what NATS permissions
+// grant, unlike a header), with its original headers plus Sluice-Error and
+// Sluice-Deliveries. Its Nats-Msg-Id is derived from the stream incarnation
+// (tag) and sequence, so two workers dead-lettering the same message store
+// it once, and a recreated stream's message with the same sequence is not
+// taken for it.
+func publishDeadLetter(ctx context.Context, js jetstream.JetStream, subject string, h nats.Header, data []byte, tag string, seq, deliveries uint64, cause error) error {
+	tenant, ok := stream.TenantOf(subject)
+	if !ok || !envelope.ValidTenant(tenant) {
 		tenant = "_invalid"
 	}
 	dl := nats.NewMsg(stream.DLQSubject(tenant))
 	for k, v := range h {
+		// A publisher's expectations (Nats-Expected-Stream, -Last-Sequence,
+		// ...) were about SLUICE_EVENTS: copied, the DLQ would refuse every
+		// copy, and the message would never leave the stream.
+		if strings.HasPrefix(k, "Nats-Expected") {
+			continue
+		}
 		dl.Header[k] = v
 	}
-	dl.Header.Set(stream.HeaderMsgID, "dlq-"+strconv.FormatUint(seq, 10)+"-"+h.Get(stream.HeaderMsgID))
+	dl.Header.Set(stream.HeaderMsgID, "dlq-"+tag+"-"+strconv.FormatUint(seq, 10)+"-"+h.Get(stream.HeaderMsgID))
 	dl.Header.Set(stream.HeaderError, cause.Error())
 	dl.Header.Set(stream.HeaderDeliveries, strconv.FormatUint(deliveries, 10))
 	dl.Data = data
@@ -65,69 +84,25 @@ func publishDeadLetter(ctx context.Context, js jetstream.JetStream, subject stri
 	return nil
 }
 
-// MaxDeliveriesSubject is where the server announces a message of the
-// consumer that reached MaxDeliver.
-func MaxDeliveriesSubject(streamName, consumer string) string {
-	return "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES." + streamName + "." + consumer
-}
-
-// WatchMaxDeliveries dead-letters messages whose last allowed delivery was
-// lost (the worker holding it died): the server never delivers them again
-// and announces them with an advisory. For each one it reads the message
-// from the stream, copies it to the dead-letter stream and deletes it from
-// the events stream. Replicas share the work through a queue group. It
-// returns when ctx ends.
-//
-// The advisory is a plain NATS message: if no worker is connected when it is
-// sent, the message stays in the events stream (see the README).
-func WatchMaxDeliveries(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, streamName, consumer string, m *Metrics, log *slog.Logger) error {
-	advisories := make(chan *nats.Msg, 64)
-	sub, err := nc.ChanQueueSubscribe(MaxDeliveriesSubject(streamName, consumer), "sluice-dlq", advisories)
-	if err != nil {
-		return fmt.Errorf("subscribe to max-deliveries advisories: %w", err)
-	}
-	defer func() { _ = sub.Unsubscribe() }()
+// WatchDLQ sets the dead-letter stream's depth gauges (messages and bytes)
+// from the stream info every interval, until ctx ends.
+func WatchDLQ(ctx context.Context, js jetstream.JetStream, every time.Duration, m *Metrics) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
 	for {
+		ictx, cancel := context.WithTimeout(ctx, every)
+		if st, err := js.Stream(ictx, stream.DLQStream); err == nil {
+			info := st.CachedInfo() // js.Stream has just fetched it
+			m.dlqMessages.Set(float64(info.State.Msgs))
+			m.dlqBytes.Set(float64(info.State.Bytes))
+		}
+		cancel()
 		select {
 		case <-ctx.Done():
 			return nil
-		case a := <-advisories:
-			if err := deadLetterExhausted(ctx, js, streamName, a.Data); err != nil {
-				log.Error("dead-letter after max deliveries failed", "err", err)
-				continue
-			}
-			m.messages.WithLabelValues("dead_lettered").Inc()
+		case <-t.C:
 		}
 	}
-}
-
-func deadLetterExhausted(ctx context.Context, js jetstream.JetStream, streamName string, advisory []byte) error {
-	var adv struct {
-		StreamSeq  uint64 `json:"stream_seq"`
-		Deliveries uint64 `json:"deliveries"`
-	}
-	if err := json.Unmarshal(advisory, &adv); err != nil {
-		return fmt.Errorf("decode advisory: %w", err)
-	}
-	st, err := js.Stream(ctx, streamName)
-	if err != nil {
-		return fmt.Errorf("stream %s: %w", streamName, err)
-	}
-	raw, err := st.GetMsg(ctx, adv.StreamSeq)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil // another worker got there first
-	}
-	if err != nil {
-		return fmt.Errorf("get seq %d: %w", adv.StreamSeq, err)
-	}
-	cause := fmt.Errorf("delivered %d times without being stored (MaxDeliver reached)", adv.Deliveries)
-	if err := publishDeadLetter(ctx, js, raw.Subject, raw.Header, raw.Data, adv.StreamSeq, adv.Deliveries, cause); err != nil {
-		return err
-	}
-	if err := st.DeleteMsg(ctx, adv.StreamSeq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-		return fmt.Errorf("delete seq %d after dead-lettering: %w", adv.StreamSeq, err)
-	}
-	return nil
 }
 
 // WatchLag sets the consumer pending gauge (messages not yet delivered plus

@@ -124,7 +124,6 @@ func (h *harness) config(lim batch.Limits) Config {
 		MaxInflightBytes: 64 << 20,
 		MaxMessageBytes:  int(h.nc.MaxPayload()),
 		FetchMessages:    256,
-		MaxDeliver:       h.ccfg.MaxDeliver,
 		KeepAlive:        time.Second,
 		RetryMin:         20 * time.Millisecond,
 		RetryMax:         200 * time.Millisecond,

@@ -14,6 +14,12 @@ type Metrics struct {
 	batchAge      prometheus.Gauge
 	inflightBytes prometheus.Gauge
 	pending       prometheus.Gauge
+	// dead letters and the DLQ (deadletter.go)
+	deadLettersRefused prometheus.Counter
+	dlqMessages        prometheus.Gauge
+	dlqBytes           prometheus.Gauge
+	// whether this worker can write to its bucket (writable.go)
+	s3Writable prometheus.Gauge
 }
 
 // NewMetrics registers the pipeline metrics on reg.
@@ -52,6 +58,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "sluice_worker_consumer_pending", Help: "Consumer lag: messages not yet delivered plus delivered and not acknowledged, from consumer info.",
 		}),
 	}
+	m.deadLettersRefused = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sluice_worker_dead_letters_refused_total", Help: "Dead-letter publishes that failed (SLUICE_DLQ full or unreachable); the message stays in the events stream and is tried again.",
+	})
+	m.dlqMessages = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sluice_worker_dlq_messages", Help: "Messages in the dead-letter stream, from stream info.",
+	})
+	m.dlqBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sluice_worker_dlq_bytes", Help: "Bytes in the dead-letter stream, from stream info; refused at SLUICE_DLQ_MAX_BYTES.",
+	})
+	m.s3Writable = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sluice_worker_s3_writable", Help: "1 while this worker can write to its bucket; 0 while S3 refuses it (credentials, permissions, bucket, region): it then fetches nothing and is not ready.",
+	})
+	reg.MustRegister(m.deadLettersRefused, m.dlqMessages, m.dlqBytes, m.s3Writable)
 	for _, o := range []string{"acked", "retried", "dead_lettered"} {
 		m.messages.WithLabelValues(o)
 	}

@@ -29,16 +29,24 @@ type Config struct {
 	// fetching until an upload finishes.
 	MaxInflightBytes int64
 	// MaxMessageBytes is the largest message the server can deliver (the
-	// NATS max_payload). A fetch always asks for at least this many bytes,
-	// or a large message would never be delivered; it is the bound's
-	// overshoot.
+	// NATS max_payload, headers and body). A fetch always has room for
+	// one such message with its subjects (fetchSlack), or a large message
+	// would never be delivered; it is the bound's overshoot.
 	MaxMessageBytes int
 	// FetchMessages bounds the messages of one fetch request.
 	FetchMessages int
-	// MaxDeliver is the consumer's MaxDeliver: a message delivered for the
-	// MaxDeliver-th time goes to the dead-letter stream instead of a batch.
-	// Zero means unlimited.
+	// MaxDeliver is SLUICE_MAX_DELIVER: a message delivered for the
+	// MaxDeliver-th time or later (the server's count, in its metadata)
+	// goes to the dead-letter stream instead of a batch. The consumer
+	// itself redelivers without limit. Zero means unlimited.
 	MaxDeliver int
+	// DeadLetterRetry is how long a message whose dead letter was refused
+	// waits in the events stream before it is delivered (and its dead
+	// letter tried) again.
+	DeadLetterRetry time.Duration
+	// HandBackDelay is how long a message handed back by a worker that
+	// cannot write waits before it is delivered to any worker again.
+	HandBackDelay time.Duration
 	// KeepAlive is how often messages held in batches and uploads are told
 	// InProgress. It must be well under the consumer's AckWait.
 	KeepAlive time.Duration
@@ -70,6 +78,12 @@ func (c *Config) defaults() {
 	if c.RetryMax < c.RetryMin {
 		c.RetryMax = max(10*time.Second, c.RetryMin)
 	}
+	if c.DeadLetterRetry <= 0 {
+		c.DeadLetterRetry = 30 * time.Second
+	}
+	if c.HandBackDelay <= 0 {
+		c.HandBackDelay = 5 * time.Second
+	}
 }
 
 // Pipeline consumes, batches, uploads and acknowledges.
@@ -87,10 +101,14 @@ type Pipeline struct {
 	// counts batches handed to uploaders. Both belong to Run's goroutine.
 	queue []*batch.Batch
 	busy  int
-	// stored caches partition listings for redelivered messages, and no
-	// lookup is made before lookupsOff; both belong to the fetch goroutine.
-	stored     map[batch.Partition]*storedList
-	lookupsOff time.Time
+	// inc is the stream's incarnation, kept by the fetch goroutine; replay
+	// looks up redelivered messages among stored objects.
+	inc    *incarnation
+	replay *replay
+	// writable is whether the worker can write to S3 (writable.go);
+	// refusedLog throttles the log of refused dead letters.
+	writable   writable
+	refusedLog logEvery
 }
 
 // New returns a pipeline.
@@ -99,7 +117,13 @@ func New(cfg Config) *Pipeline {
 	if cfg.MaxInflightBytes <= 0 {
 		cfg.MaxInflightBytes = 256 << 20
 	}
-	return &Pipeline{cfg: cfg, b: batch.New(cfg.Limits), budget: newBudget(cfg.MaxInflightBytes), stored: map[batch.Partition]*storedList{}}
+	p := &Pipeline{
+		cfg: cfg, b: batch.New(cfg.Limits), budget: newBudget(cfg.MaxInflightBytes),
+		inc:    &incarnation{js: cfg.JS, stream: cfg.Consumer.CachedInfo().Stream},
+		replay: newReplay(cfg.Sink, cfg.KeepAlive, cfg.Log.Warn),
+	}
+	p.writable.err, p.writable.log.every, p.refusedLog.every = errNotChecked, time.Minute, time.Minute
+	return p
 }
 
 // InflightBytes is the bytes held now in batches and uploads.
@@ -180,6 +204,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		case <-timer.C:
 			p.cut(p.b.Due(time.Now())...)
 		case <-keep.C:
+			p.handBackOpen()
 			p.keepWaiting()
 		}
 	}
@@ -199,20 +224,31 @@ func (p *Pipeline) Run(ctx context.Context) error {
 // the good ones to out, and closes out when ctx ends and the last fetch is
 // delivered. Checking here, off Run's goroutine, runs it in parallel with
 // batching. A fetch asks for half the room left in bodies and half in
-// messages (each charged msgOverhead), but always for at least one largest
-// message, so the bytes held pass MaxInflightBytes by at most one message.
+// messages (each charged msgOverhead); with less room than that for a
+// largest message, it asks for one message, so the bytes held pass
+// MaxInflightBytes by at most one message. Redelivered messages go to
+// their lookups, which send them to out; out is closed once they are all
+// sent.
 func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 	defer close(out)
+	p.replay.start(out)
+	defer p.replay.stop()
 	backoff := p.cfg.RetryMin
 	for {
 		room := p.budget.waitRoom(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
+		if !p.waitWritable(ctx) {
+			return nil
+		}
 		// Half the room for bodies, half for the per-message overhead.
 		half := min(room/2, 1<<30)
 		fetchMsgs := int(min(max(half/msgOverhead, 1), int64(p.cfg.FetchMessages)))
-		fetchBytes := max(int(half), p.cfg.MaxMessageBytes)
+		fetchBytes := int(half)
+		if fetchBytes < p.cfg.MaxMessageBytes+fetchSlack {
+			fetchMsgs, fetchBytes = 1, p.cfg.MaxMessageBytes+fetchSlack
+		}
 		mb, err := p.cfg.Consumer.Fetch(fetchMsgs, jetstream.FetchMaxBytes(fetchBytes), jetstream.FetchMaxWait(time.Second))
 		if err == nil {
 			// Items go to Run in slices of what has arrived (at most
@@ -239,6 +275,7 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 			backoff = p.cfg.RetryMin
 			continue
 		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+			p.inc.deleted(p.inc.tag) // perhaps with its stream: settle nothing of it
 			return fmt.Errorf("fetch: %w", err)
 		}
 		p.cfg.Log.Warn("fetch failed; retrying", "err", err, "in", backoff)
@@ -257,6 +294,13 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 // bound.
 const msgOverhead = 1024
 
+// fetchSlack is room in a fetch beside the largest message's headers and
+// body: the server counts each message's subject and ack reply subject
+// against the fetch's byte limit too. A subject fits the publisher's
+// control line (4 KiB by default); an ack reply holds the stream and
+// consumer names and a few numbers.
+const fetchSlack = 5 << 10
+
 // handoff is the most items the fetch goroutine hands to Run at once.
 const handoff = 256
 
@@ -265,15 +309,25 @@ func heldBytes(body []byte) int64 { return int64(len(body)) + msgOverhead }
 // held is what the budget charges for a batch's messages.
 func held(bt *batch.Batch) int64 { return bt.Bytes + int64(len(bt.Items))*msgOverhead }
 
-// check turns a message into a batch item. A message that can never be
-// stored, or that reached MaxDeliver, goes to the dead-letter stream instead
-// and its bytes are released.
+// check turns a message into a batch item, tagged with its stream
+// incarnation. A message that can never be stored, or that reached
+// MaxDeliver, goes to the dead-letter stream instead and its bytes are
+// released. ok is false too for a redelivered message: it goes to its
+// lookup, which hands it to Run.
 func (p *Pipeline) check(ctx context.Context, m jetstream.Msg) (batch.Item, bool) {
 	md, err := m.Metadata()
-	var deliveries uint64
+	var (
+		deliveries uint64
+		tag        string
+	)
 	if err != nil {
 		err = fmt.Errorf("message metadata: %w", err)
 	} else {
+		var tagged bool
+		if tag, tagged = p.streamOf(ctx, m, md); !tagged {
+			p.budget.release(heldBytes(m.Data()))
+			return batch.Item{}, false
+		}
 		deliveries = md.NumDelivered
 		if p.cfg.MaxDeliver > 0 && deliveries >= uint64(p.cfg.MaxDeliver) {
 			err = fmt.Errorf("delivered %d times, MaxDeliver is %d", deliveries, p.cfg.MaxDeliver)
@@ -281,19 +335,20 @@ func (p *Pipeline) check(ctx context.Context, m jetstream.Msg) (batch.Item, bool
 	}
 	var meta envelope.Meta
 	if err == nil {
-		meta, err = envelope.MetaFromHeaders(m.Headers())
+		meta, err = envelope.MetaOf(m.Subject(), m.Headers())
 	}
 	if err == nil {
 		err = checkBody(m.Data(), meta.EventCount)
 	}
 	if err != nil {
-		p.deadLetter(ctx, m, deliveries, err)
+		p.deadLetter(ctx, m, deliveries, err, tag)
 		p.budget.release(heldBytes(m.Data()))
 		return batch.Item{}, false
 	}
-	it := batch.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m}
+	it := batch.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m, Stream: tag}
 	if deliveries > 1 {
-		it.Landed = p.landedFor(ctx, batch.PartitionOf(meta), it.Seq)
+		p.replay.add(it)
+		return batch.Item{}, false
 	}
 	return it, true
 }

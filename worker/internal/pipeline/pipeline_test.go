@@ -16,7 +16,6 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sluice-ingest/sluice/pkg/devstack"
@@ -179,7 +178,7 @@ func TestSameBatchTwiceIsOneObject(t *testing.T) {
 	sk := h.sink("zstd", 0)
 	b := batch.New(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
 	for i, seq := range []uint64{7, 9, 12} {
-		b.Add(batch.Item{Meta: metaAt(hourAgo, 2), Seq: seq, Body: []byte(fmt.Sprintf("{\"a\":%d}\n{\"b\":%d}\n", i, i))}, time.Now())
+		b.Add(batch.Item{Meta: metaAt(hourAgo, 2), Seq: seq, Body: []byte(fmt.Sprintf("{\"a\":%d}\n{\"b\":%d}\n", i, i)), Stream: h.streamTag()}, time.Now())
 	}
 	bt := b.All(batch.ReasonShutdown)[0]
 	obj, err := sk.Encode(bt)
@@ -187,14 +186,14 @@ func TestSameBatchTwiceIsOneObject(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 2 {
-		if err := sk.Put(t.Context(), obj); err != nil {
+		if _, err := sk.Put(t.Context(), obj); err != nil {
 			t.Fatalf("put %d: %v", i+1, err)
 		}
 	}
 	other := obj
 	other.Metadata = maps.Clone(obj.Metadata)
 	other.Metadata[sink.MetaSeqsHash] = "0"
-	if err := sk.Put(t.Context(), other); !errors.Is(err, sink.ErrConflict) {
+	if _, err := sk.Put(t.Context(), other); !errors.Is(err, sink.ErrConflict) {
 		t.Fatalf("put of another batch under the key: err = %v, want ErrConflict", err)
 	}
 	objs := h.objects()
@@ -204,7 +203,8 @@ func TestSameBatchTwiceIsOneObject(t *testing.T) {
 }
 
 // TestConflictSplitsTheBatch: when the key a batch maps to already holds
-// other messages, the pipeline splits the batch and stores every event.
+// other messages of the same stream incarnation, the pipeline splits the
+// batch and stores every event.
 func TestConflictSplitsTheBatch(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	for i := range 4 {
@@ -213,7 +213,7 @@ func TestConflictSplitsTheBatch(t *testing.T) {
 	key := objkey.Key{Prefix: h.prefix, Tenant: "acme", Hour: hourAgo.Truncate(time.Hour), FirstSeq: 1, LastSeq: 4, Ext: objkey.ExtGzip}
 	_, err := h.s3srv.Client().PutObject(t.Context(), &s3.PutObjectInput{
 		Bucket: aws.String(devstack.S3Bucket), Key: aws.String(key.String()), Body: bytes.NewReader(emptyGzip()),
-		Metadata: map[string]string{sink.MetaEventCount: "0", sink.MetaFirstSeq: "1", sink.MetaLastSeq: "4"},
+		Metadata: map[string]string{sink.MetaEventCount: "0", sink.MetaFirstSeq: "1", sink.MetaLastSeq: "4", sink.MetaStreamCreated: h.streamTag()},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +238,7 @@ func TestConflictSplitsTheBatch(t *testing.T) {
 // with Sluice-Error and Sluice-Deliveries; the good messages around them
 // land.
 func TestPoisonAndMaxDeliverGoToDLQ(t *testing.T) {
-	h := newHarness(t, stream.ConsumerConfig{MaxDeliver: 3, AckWait: 5 * time.Second})
+	h := newHarness(t, stream.ConsumerConfig{AckWait: 5 * time.Second})
 	// the message that will exhaust MaxDeliver, delivered and Nak'ed twice
 	tired := h.publish("acme", hourAgo, 2, 1, 10)
 	h.fetchAndNak(2)
@@ -257,6 +257,7 @@ func TestPoisonAndMaxDeliverGoToDLQ(t *testing.T) {
 	h.publish("acme", hourAgo, 3, 2, 10)
 
 	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
+	cfg.MaxDeliver = 3
 	h.start(cfg)
 	dl := h.dlq(3)
 	byReason := map[string]*jetstream.RawStreamMsg{}
@@ -290,29 +291,30 @@ func TestPoisonAndMaxDeliverGoToDLQ(t *testing.T) {
 }
 
 // TestLostLastDeliveryGoesToDLQ: a message whose last allowed delivery was
-// never settled (its worker died) is announced by the server, copied to the
-// DLQ and removed from the events stream.
+// never settled (its worker died) comes back after AckWait, as the consumer
+// redelivers without limit, and the next worker dead-letters it.
 func TestLostLastDeliveryGoesToDLQ(t *testing.T) {
-	h := newHarness(t, stream.ConsumerConfig{MaxDeliver: 2, AckWait: 5 * time.Second})
-	m := NewMetrics(prometheus.NewRegistry())
-	ctx, cancel := context.WithCancel(t.Context())
-	watched := make(chan error, 1)
-	go func() {
-		watched <- WatchMaxDeliveries(ctx, h.nc, h.js, stream.EventsStream, stream.Consumer, m, testLogger())
-	}()
-	t.Cleanup(func() { cancel(); <-watched })
-	if err := h.nc.Flush(); err != nil {
+	h := newHarness(t, stream.ConsumerConfig{AckWait: time.Second})
+	id := h.publish("acme", hourAgo, 1, 1, 10)
+	h.fetchAndNak(1)
+	// the second and last delivery, to a worker that dies holding it
+	mb, err := h.cons.Fetch(1, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
 		t.Fatal(err)
 	}
-	id := h.publish("acme", hourAgo, 1, 1, 10)
-	h.fetchAndNak(2)
-	// The server notices the exhausted message when a pull asks for more.
-	h.fetchAndNak(1)
+	for range mb.Messages() {
+	}
+	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
+	cfg.MaxDeliver = 2
+	h.start(cfg)
 	dl := h.dlq(1)
-	if dl[0].Header.Get(stream.HeaderBatchID) != id || dl[0].Header.Get(stream.HeaderDeliveries) != "2" {
+	if dl[0].Header.Get(stream.HeaderBatchID) != id || dl[0].Header.Get(stream.HeaderDeliveries) != "3" {
 		t.Errorf("dead letter headers %v", dl[0].Header)
 	}
 	devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool { return h.streamMsgs() == 0 }, "message not removed from the stream")
+	if objs := h.objects(); len(objs) != 0 {
+		t.Errorf("%d objects stored from a message past MaxDeliver", len(objs))
+	}
 }
 
 // TestTwoWorkersShareTheConsumer: two pipelines on one durable consumer
@@ -490,8 +492,7 @@ func (f *failingList) ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...
 
 // TestFailedLookupPausesLookups: redelivered messages of many partitions
 // while S3 fails cost one failed listing, not one per partition: the
-// lookups run on the fetch goroutine, where the rest of the fetch waits
-// without keep-alives.
+// messages waiting for their lookups are not held up for long.
 func TestFailedLookupPausesLookups(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	c := &failingList{faultyS3: h.s3}
@@ -503,8 +504,9 @@ func TestFailedLookupPausesLookups(t *testing.T) {
 	cfg.Sink = sk
 	p := New(cfg)
 	for i, tenant := range []string{"acme", "beta", "gamma", "delta"} {
-		part := batch.Partition{Tenant: tenant, Hour: hourAgo.Truncate(time.Hour)}
-		if l := p.landedFor(t.Context(), part, uint64(i+1)); l != nil {
+		meta := metaAt(hourAgo, 1)
+		meta.Tenant = tenant
+		if l := p.replay.landed(batch.Item{Meta: meta, Seq: uint64(i + 1), Stream: "s"}); l != nil {
 			t.Errorf("landed object %+v with S3 failing", l)
 		}
 	}

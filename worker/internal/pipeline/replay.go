@@ -1,93 +1,267 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
+	"slices"
+	"sync"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-ingest/sluice/pkg/objkey"
 	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
 // Regathering redelivered messages.
 //
-// A batch's key is made only of the sequences in it, so the same messages
-// always give the same key, and the key is written once (If-None-Match).
-// After a crash between "object stored" and "messages acked", the messages
-// come back; if they were batched with newer messages they would land a
-// second time under another key. To avoid that, a redelivered message is
-// looked up among the objects already stored in its partition: when an
-// object's sequence range holds it, it is batched only with the other
-// redelivered messages of that range, and that batch is cut as soon as it
-// has the object's first and last sequence and event count again. Its
-// upload then meets the 412 of the stored object with the same metadata,
-// and its messages are acked without a second copy. What this does not
-// cover is in the README ("Duplicates and exactly-once").
+// A batch's key is made only of the sequences in it (and, where the plain
+// key holds another stream incarnation's object, of its incarnation), so
+// the same messages always give the same key, and the key is written once
+// (If-None-Match). After a crash between "object stored" and "messages
+// acked", the messages come back; if they were batched with newer messages
+// they would land a second time under another key. To avoid that, a
+// redelivered message is looked up among the objects already stored in its
+// partition: when an object of its own stream incarnation holds it in its
+// sequence range, it is batched only with the other redelivered messages
+// of that object, and that batch is cut as soon as it has the object's
+// first and last sequence and event count again. Its upload then meets the
+// 412 of the stored object with the same metadata, and its messages are
+// acked without a second copy. What this does not cover is in the README
+// ("Duplicates and exactly-once").
+//
+// Lookups cost S3 round trips, so they run on their own goroutines, never
+// on the fetch goroutine: a mass redelivery does not hold the rest of a
+// fetch, and the messages waiting for a lookup are kept alive.
 
 // storedTTL is how long a partition's listing is reused, and how long
 // lookups stop after one failed. The objects that matter were stored
 // before their messages came back (AckWait later).
 const storedTTL = 30 * time.Second
 
-type storedList struct {
-	at     time.Time
-	keys   []objkey.Key
-	events map[uint64]int // by first sequence; -1 when unreadable
+// lookupWorkers is how many lookups run at once.
+const lookupWorkers = 4
+
+// lookupTimeout bounds one S3 call of a lookup.
+const lookupTimeout = 5 * time.Second
+
+// maxCached bounds the listings and the object metadata kept: past it,
+// the cache starts again empty.
+const maxCached = 1024
+
+// storedObjects is what lookups ask S3.
+type storedObjects interface {
+	Stored(ctx context.Context, tenant string, hour time.Time) ([]objkey.Key, error)
+	StoredBatch(ctx context.Context, key string) (sink.Stored, error)
 }
 
-// landedFor returns the stored object whose key's sequence range holds seq,
-// or nil. It only costs S3 calls for redelivered messages. Errors mean nil:
-// the message is then batched as a fresh one, which can only add a
-// duplicate, never lose it. It runs on the fetch goroutine only, where the
-// rest of the fetch waits without keep-alives: after a failed call it asks
-// S3 nothing for storedTTL, so an S3 outage costs one failed call (at most
-// 5s) per storedTTL, not one per partition or object, and does not hold
-// the fetch until AckWait.
-func (p *Pipeline) landedFor(ctx context.Context, part batch.Partition, seq uint64) *batch.Landed {
-	if time.Now().Before(p.lookupsOff) {
-		return nil
+// replay looks up redelivered messages and hands them to Run.
+type replay struct {
+	s3        storedObjects
+	keepAlive time.Duration
+	warn      func(msg string, args ...any)
+
+	mu   sync.Mutex
+	wake *sync.Cond
+	// queue waits for a lookup; looking[i] is the message lookup worker i
+	// is on. Both are kept alive.
+	queue   []batch.Item
+	looking []jetstream.Msg
+	closing bool
+	off     time.Time // no lookup before
+	lists   map[listKey]*cached[[]objkey.Key]
+	objects map[string]*cached[sink.Stored]
+
+	out chan<- []batch.Item
+	// workers are the lookups; alive is the keep-alive, stopped by quit
+	// once the lookups are done.
+	workers, alive sync.WaitGroup
+	quit           chan struct{}
+}
+
+type listKey struct {
+	tenant string
+	hour   time.Time
+}
+
+// cached is one S3 answer, shared by the lookups that need it; ready is
+// closed once it is in.
+type cached[T any] struct {
+	ready chan struct{}
+	at    time.Time
+	val   T
+	err   error
+}
+
+func newReplay(s3 storedObjects, keepAlive time.Duration, warn func(string, ...any)) *replay {
+	r := &replay{s3: s3, keepAlive: keepAlive, warn: warn, looking: make([]jetstream.Msg, lookupWorkers),
+		lists: map[listKey]*cached[[]objkey.Key]{}, objects: map[string]*cached[sink.Stored]{}}
+	r.wake = sync.NewCond(&r.mu)
+	return r
+}
+
+// start runs the lookups, which send each message to out once it is looked
+// up.
+func (r *replay) start(out chan<- []batch.Item) {
+	r.out, r.quit, r.closing = out, make(chan struct{}), false
+	for i := range lookupWorkers {
+		r.workers.Go(func() { r.work(i) })
 	}
-	failed := func(what string, err error) *batch.Landed {
-		p.cfg.Log.Warn(what+"; redelivered messages are batched as new ones for a while", "seq", seq, "err", err)
-		p.lookupsOff = time.Now().Add(storedTTL)
-		return nil
-	}
-	l := p.stored[part]
-	if l == nil || time.Since(l.at) > storedTTL {
-		if len(p.stored) > 1024 {
-			clear(p.stored)
+	r.alive.Go(r.keepWaitingAlive)
+}
+
+// add queues a redelivered message for its lookup.
+func (r *replay) add(it batch.Item) {
+	r.mu.Lock()
+	r.queue = append(r.queue, it)
+	r.mu.Unlock()
+	r.wake.Signal()
+}
+
+// stop returns once every queued message is looked up and sent.
+func (r *replay) stop() {
+	r.mu.Lock()
+	r.closing = true
+	r.mu.Unlock()
+	r.wake.Broadcast()
+	r.workers.Wait()
+	close(r.quit)
+	r.alive.Wait()
+}
+
+// work is lookup worker i: it looks up queued messages until stop and the
+// queue is empty.
+func (r *replay) work(i int) {
+	for {
+		r.mu.Lock()
+		for len(r.queue) == 0 && !r.closing {
+			r.wake.Wait()
 		}
-		lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		keys, err := p.cfg.Sink.Stored(lctx, part.Tenant, part.Hour)
-		cancel()
-		if err != nil {
-			return failed("list stored objects for a redelivered message", err)
+		if len(r.queue) == 0 {
+			r.mu.Unlock()
+			return
 		}
-		l = &storedList{at: time.Now(), keys: keys, events: map[uint64]int{}}
-		p.stored[part] = l
+		it := r.queue[0]
+		r.queue[0] = batch.Item{}
+		r.queue = r.queue[1:]
+		r.looking[i] = it.Msg
+		r.mu.Unlock()
+
+		it.Landed = r.landed(it)
+		r.mu.Lock()
+		r.looking[i] = nil
+		r.mu.Unlock()
+		r.out <- []batch.Item{it} // Run keeps it alive from here
 	}
-	var best *objkey.Key
-	for i, k := range l.keys {
-		if k.FirstSeq <= seq && seq <= k.LastSeq && (best == nil || k.LastSeq-k.FirstSeq < best.LastSeq-best.FirstSeq) {
-			best = &l.keys[i]
+}
+
+// keepWaitingAlive sends InProgress for the messages waiting for or in a
+// lookup, every keepAlive, until stop.
+func (r *replay) keepWaitingAlive() {
+	t := time.NewTicker(r.keepAlive)
+	defer t.Stop()
+	for {
+		select {
+		case <-r.quit:
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		waiting := make([]jetstream.Msg, 0, len(r.queue)+len(r.looking))
+		for _, it := range r.queue {
+			waiting = append(waiting, it.Msg)
+		}
+		for _, m := range r.looking {
+			if m != nil {
+				waiting = append(waiting, m)
+			}
+		}
+		r.mu.Unlock()
+		for _, m := range waiting {
+			_ = m.InProgress()
 		}
 	}
-	if best == nil {
-		return nil
-	}
-	n, ok := l.events[best.FirstSeq]
+}
+
+// landed returns the stored object of the message's stream incarnation
+// whose key's sequence range holds it, the smallest such range when there
+// are several, or nil. Errors mean nil: the message is then batched as a
+// fresh one, which can only add a duplicate, never lose it. After a failed
+// S3 call no lookup asks S3 anything for storedTTL, so an S3 outage costs
+// one failed call (at most lookupTimeout) per storedTTL, not one per
+// partition or object.
+func (r *replay) landed(it batch.Item) *batch.Landed {
+	part := batch.PartitionOf(it.Meta, it.Stream)
+	prefix := objkey.PartitionPrefix("", part.Tenant, part.Hour)
+	keys, ok := lookup(r, r.lists, listKey{part.Tenant, part.Hour}, "list "+prefix, storedTTL, func(ctx context.Context) ([]objkey.Key, error) {
+		return r.s3.Stored(ctx, part.Tenant, part.Hour)
+	})
 	if !ok {
-		hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		var err error
-		n, err = p.cfg.Sink.StoredEvents(hctx, *best)
-		cancel()
-		if err != nil {
-			l.events[best.FirstSeq] = -1
-			return failed("read the event count of "+best.String(), err)
-		}
-		l.events[best.FirstSeq] = n
-	}
-	if n < 0 {
 		return nil
 	}
-	return &batch.Landed{FirstSeq: best.FirstSeq, LastSeq: best.LastSeq, Events: n}
+	var holding []objkey.Key
+	for _, k := range keys {
+		if k.FirstSeq <= it.Seq && it.Seq <= k.LastSeq && (k.Stream == "" || k.Stream == it.Stream) {
+			holding = append(holding, k)
+		}
+	}
+	slices.SortFunc(holding, func(a, b objkey.Key) int {
+		return cmp.Or(cmp.Compare(a.LastSeq-a.FirstSeq, b.LastSeq-b.FirstSeq), cmp.Compare(a.String(), b.String()))
+	})
+	for _, k := range holding {
+		key := k.String()
+		// Objects are written once: their metadata never change.
+		st, ok := lookup(r, r.objects, key, "read the metadata of "+key, 0, func(ctx context.Context) (sink.Stored, error) {
+			return r.s3.StoredBatch(ctx, key)
+		})
+		if !ok {
+			return nil
+		}
+		if st.Stream == it.Stream { // another incarnation's, or one that does not say, cannot hold it
+			return &batch.Landed{Key: key, FirstSeq: k.FirstSeq, LastSeq: k.LastSeq, Events: st.Events}
+		}
+	}
+	return nil
+}
+
+// lookup answers from cache when it holds an answer for key younger than
+// ttl (0: forever), else asks S3 once for all lookups that need it. ok is
+// false when the call failed, or failed less than storedTTL ago.
+func lookup[K comparable, T any](r *replay, cache map[K]*cached[T], key K, what string, ttl time.Duration, call func(context.Context) (T, error)) (T, bool) {
+	var zero T
+	r.mu.Lock()
+	if time.Now().Before(r.off) {
+		r.mu.Unlock()
+		return zero, false
+	}
+	c := cache[key]
+	if c == nil || (ttl > 0 && time.Since(c.at) > ttl) {
+		if len(cache) > maxCached {
+			clear(cache)
+		}
+		c = &cached[T]{ready: make(chan struct{}), at: time.Now()}
+		cache[key] = c
+		r.mu.Unlock()
+		// The lookup outlives the pipeline's context: the messages of the
+		// last fetch at shutdown are regathered too.
+		ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+		c.val, c.err = call(ctx)
+		cancel()
+		r.mu.Lock()
+		if c.err != nil {
+			delete(cache, key)
+			r.off = time.Now().Add(storedTTL)
+			r.warn(what+" for redelivered messages; they are batched as new ones for a while", "err", c.err)
+		}
+		r.mu.Unlock()
+		close(c.ready)
+	} else {
+		r.mu.Unlock()
+		<-c.ready
+	}
+	if c.err != nil {
+		return zero, false
+	}
+	return c.val, true
 }

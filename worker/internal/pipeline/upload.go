@@ -17,7 +17,7 @@ import (
 // stored, dead-lettered if it can never be stored, Nak'ed if ctx ended
 // first. It keeps the messages alive with InProgress while it works, and
 // releases the batch's bytes from the budget at the end. It reports whether
-// every message was stored or dead-lettered.
+// every message was stored, dead-lettered or handed back to other workers.
 func (p *Pipeline) upload(ctx context.Context, bt *batch.Batch) bool {
 	defer p.budget.release(held(bt))
 	stop := keepAlive(bt.Items, p.cfg.KeepAlive)
@@ -60,12 +60,19 @@ func keepAlive(items []batch.Item, every time.Duration) func() {
 //   - sink.ErrConflict: the key holds another batch with the same first
 //     and last sequence: split the batch in two and store each half;
 //   - permanent: dead-letter every message with the error;
+//   - sink.Unwritable: this worker cannot write at all: hand every message
+//     back to the other workers (writable.go);
 //   - anything else: keep the batch and its messages, retry until ctx ends,
 //     then Nak them for redelivery.
 func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive func()) bool {
 	if ctx.Err() != nil { // shutdown timeout passed while it waited: do not compress it only to give up
 		p.nakAll(bt)
 		return false
+	}
+	if p.refused() { // this worker cannot write: another one will (writable.go)
+		stopKeepAlive()
+		p.handBack(bt)
+		return true
 	}
 	obj, err := p.cfg.Sink.Encode(bt)
 	if err != nil { // a compressor failure: retrying the same bytes cannot help
@@ -77,20 +84,30 @@ func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive fun
 	backoff := p.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
 		start := time.Now()
-		err = p.cfg.Sink.Put(ctx, obj)
+		key, err := p.cfg.Sink.Put(ctx, obj)
 		p.cfg.Metrics.uploadSeconds.Observe(time.Since(start).Seconds())
 		switch {
 		case err == nil:
 			stopKeepAlive()
-			p.ack(bt, obj)
+			p.ack(bt, obj, key)
 			return true
 		case errors.Is(err, sink.ErrConflict) && len(bt.Items) > 1:
-			p.cfg.Log.Warn("key holds another batch; splitting", "key", obj.Key, "err", err)
+			p.cfg.Log.Warn("key holds another batch; splitting", "key", key, "err", err)
 			lo, hi := bt.Split()
-			return p.store(ctx, lo, func() {}) && p.store(ctx, hi, func() {})
+			// Both halves, whatever the first did: each settles its
+			// own messages (stored, dead-lettered or Nak'ed).
+			loStored := p.store(ctx, lo, func() {})
+			hiStored := p.store(ctx, hi, func() {})
+			return loStored && hiStored
 		case errors.Is(err, sink.ErrConflict), sink.Permanent(err):
 			p.cfg.Log.Error("batch can never be stored; dead-lettering", "key", obj.Key, "err", err)
 			p.deadLetterBatch(ctx, bt, err)
+			return true
+		}
+		if sink.Unwritable(err) { // the worker is broken, not the batch (writable.go)
+			p.cannotWrite(err)
+			stopKeepAlive()
+			p.handBack(bt)
 			return true
 		}
 		if ctx.Err() != nil {
@@ -110,23 +127,33 @@ func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive fun
 	}
 }
 
-// ack acknowledges the messages of a stored object.
-func (p *Pipeline) ack(bt *batch.Batch, obj sink.Object) {
+// ack acknowledges the messages of an object stored under key.
+func (p *Pipeline) ack(bt *batch.Batch, obj sink.Object, key string) {
 	p.cfg.Metrics.objects.Inc()
 	p.cfg.Metrics.objectBytes.Observe(float64(len(obj.Body)))
 	p.cfg.Metrics.events.Add(float64(obj.Events))
+	if p.inc.isDeleted(bt.Stream) {
+		p.cfg.Log.Warn("object stored; its messages' stream or consumer was deleted, so they are not acked: "+
+			"an ack would settle the message with the same sequence in the new one", "key", key, "messages", len(bt.Items))
+		return
+	}
 	for _, it := range bt.Items {
 		if err := it.Msg.Ack(); err != nil {
 			// The object is stored; a lost ack means a redelivery, which
 			// writes the same lines with the same ids.
-			p.cfg.Log.Warn("ack after upload failed", "key", obj.Key, "seq", it.Seq, "err", err)
+			p.cfg.Log.Warn("ack after upload failed", "key", key, "seq", it.Seq, "err", err)
 		}
 	}
 	p.cfg.Metrics.messages.WithLabelValues("acked").Add(float64(len(bt.Items)))
-	p.cfg.Log.Debug("object stored", "key", obj.Key, "events", obj.Events, "bytes", len(obj.Body), "reason", bt.Reason)
+	p.cfg.Log.Debug("object stored", "key", key, "events", obj.Events, "bytes", len(obj.Body), "reason", bt.Reason)
 }
 
 func (p *Pipeline) nakAll(bt *batch.Batch) {
+	if p.inc.isDeleted(bt.Stream) {
+		p.cfg.Log.Warn("batch not stored; its messages' consumer (perhaps with their stream) was deleted, so there is nothing to hand them back to",
+			"messages", len(bt.Items))
+		return
+	}
 	for _, it := range bt.Items {
 		_ = it.Msg.Nak()
 	}
@@ -139,6 +166,6 @@ func (p *Pipeline) deadLetterBatch(ctx context.Context, bt *batch.Batch, cause e
 		if md, err := it.Msg.Metadata(); err == nil {
 			n = md.NumDelivered
 		}
-		p.deadLetter(ctx, it.Msg, n, cause)
+		p.deadLetter(ctx, it.Msg, n, cause, bt.Stream)
 	}
 }

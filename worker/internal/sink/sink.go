@@ -50,15 +50,28 @@ const (
 	// (sorted, 8 bytes big-endian each): two batches with the same key and
 	// count but other messages in between differ here.
 	MetaSeqsHash = "sluice-seqs-sha256"
+	// MetaStreamCreated is the StreamTag of the stream incarnation the
+	// batch came from: a stream deleted and recreated numbers its messages
+	// from 1 again, so sequences alone do not name messages.
+	MetaStreamCreated = "sluice-stream-created"
+	// MetaContentHash is the hex SHA-256 of the object's uncompressed
+	// lines, whatever the compression: the same messages give the same
+	// digest, other messages another.
+	MetaContentHash = "sluice-content-sha256"
 )
+
+// sameBatch are the metadata that must all be present and equal for a
+// stored object to be the batch being uploaded.
+var sameBatch = []string{MetaEventCount, MetaFirstSeq, MetaLastSeq, MetaSeqsHash, MetaStreamCreated, MetaContentHash}
 
 // DefaultPartSize is the multipart threshold and part size when Config
 // leaves it zero. Objects up to this size are one PutObject.
 const DefaultPartSize = 16 << 20
 
-// ErrConflict means the key already holds an object whose metadata does
-// not match the batch: the same first and last sequence, other messages
-// in between. The caller must cut the batch differently.
+// ErrConflict means the batch's key already holds an object of the same
+// stream incarnation whose metadata does not match the batch: the same
+// first and last sequence, other messages in between. The caller must cut
+// the batch differently.
 var ErrConflict = errors.New("key holds a different batch")
 
 // Config says where and how objects are written.
@@ -112,10 +125,14 @@ func New(client Client, cfg Config) (*Sink, error) {
 
 // Object is an encoded batch, ready to upload.
 type Object struct {
-	Key      string
-	Body     []byte
-	Events   int
-	Metadata map[string]string
+	Key string
+	// StreamKey is Key with the batch's stream incarnation in it: where the
+	// batch goes when Key holds an object of another incarnation, or one
+	// written without the incarnation in its metadata.
+	StreamKey string
+	Body      []byte
+	Events    int
+	Metadata  map[string]string
 }
 
 // Encode writes a batch's events in the line format, compressed, in stream
@@ -138,7 +155,7 @@ func (s *Sink) Encode(b *batch.Batch) (Object, error) {
 	defer release()
 	line := make([]byte, 0, 4096)
 	events := 0
-	seqs := sha256.New()
+	seqs, content := sha256.New(), sha256.New()
 	for i, it := range b.Items {
 		if i > 0 && it.Seq == b.Items[i-1].Seq {
 			continue // delivered twice while held (keep-alives lost): write it once
@@ -147,6 +164,7 @@ func (s *Sink) Encode(b *batch.Batch) (Object, error) {
 		err := envelope.EachEvent(it.Body, func(i int, ev []byte) error {
 			line = envelope.AppendLine(line[:0], it.Meta, i, ev)
 			events++
+			content.Write(line)
 			_, err := w.Write(line)
 			return err
 		})
@@ -158,15 +176,20 @@ func (s *Sink) Encode(b *batch.Batch) (Object, error) {
 		return Object{}, fmt.Errorf("compress batch %d-%d: %w", b.FirstSeq, b.LastSeq, err)
 	}
 	key := objkey.Key{Prefix: s.cfg.Prefix, Tenant: b.Tenant, Hour: b.Hour, FirstSeq: b.FirstSeq, LastSeq: b.LastSeq, Ext: s.ext}
+	streamKey := key
+	streamKey.Stream = b.Stream
 	return Object{
-		Key:    key.String(),
-		Body:   buf.Bytes(),
-		Events: events,
+		Key:       key.String(),
+		StreamKey: streamKey.String(),
+		Body:      buf.Bytes(),
+		Events:    events,
 		Metadata: map[string]string{
-			MetaEventCount: strconv.Itoa(events),
-			MetaFirstSeq:   strconv.FormatUint(b.FirstSeq, 10),
-			MetaLastSeq:    strconv.FormatUint(b.LastSeq, 10),
-			MetaSeqsHash:   hex.EncodeToString(seqs.Sum(nil)),
+			MetaEventCount:    strconv.Itoa(events),
+			MetaFirstSeq:      strconv.FormatUint(b.FirstSeq, 10),
+			MetaLastSeq:       strconv.FormatUint(b.LastSeq, 10),
+			MetaSeqsHash:      hex.EncodeToString(seqs.Sum(nil)),
+			MetaStreamCreated: b.Stream,
+			MetaContentHash:   hex.EncodeToString(content.Sum(nil)),
 		},
 	}, nil
 }
@@ -199,18 +222,51 @@ func (s *Sink) compressor(w io.Writer) (io.WriteCloser, func()) {
 	return nopCloser{w}, func() {}
 }
 
-// Put stores obj under its key, written once: the request carries
-// If-None-Match: *, so S3 refuses to replace an existing object. A refusal
-// (412) means a batch with this key already landed; Put then compares that
-// object's metadata (count, sequences and the hash of every sequence) with
-// obj and returns nil when they match (the same messages, stored earlier)
-// or ErrConflict when they do not. Objects larger
-// than the part size go up as a multipart upload; a failed one is aborted.
-// A nil error means the object is stored.
-func (s *Sink) Put(ctx context.Context, obj Object) error {
+// Put stores obj and returns the key it is stored under. Each key is
+// written once: the request carries If-None-Match: *, so S3 refuses to
+// replace an existing object. On a refusal (412) Put reads the stored
+// object's metadata:
+//   - all of count, sequences, sequence hash, stream incarnation and content
+//     digest equal obj's: the same messages were stored before; obj is
+//     stored;
+//   - the same incarnation, another batch: ErrConflict;
+//   - another incarnation, or no incarnation at all (an object written
+//     before objects carried it): obj goes to obj.StreamKey, where a 412 is
+//     judged the same way (any mismatch there is ErrConflict).
+//
+// Both keys are functions of the batch alone, so a retry finds its own
+// object. Objects larger than the part size go up as a multipart upload; a
+// failed one is aborted. A nil error means the object is stored.
+func (s *Sink) Put(ctx context.Context, obj Object) (string, error) {
+	err := s.putOnce(ctx, obj, obj.Key)
+	if !errors.Is(err, errExists) {
+		return obj.Key, err
+	}
+	stored, err := s.head(ctx, obj.Key)
+	if err != nil {
+		return obj.Key, err
+	}
+	if v := stored[MetaStreamCreated]; v != "" && v == obj.Metadata[MetaStreamCreated] {
+		return obj.Key, s.compare(obj.Key, stored, obj)
+	}
+	err = s.putOnce(ctx, obj, obj.StreamKey)
+	if !errors.Is(err, errExists) {
+		return obj.StreamKey, err
+	}
+	if stored, err = s.head(ctx, obj.StreamKey); err != nil {
+		return obj.StreamKey, err
+	}
+	return obj.StreamKey, s.compare(obj.StreamKey, stored, obj)
+}
+
+// errExists is a 412 on a conditional put: the key holds an object.
+var errExists = errors.New("key exists")
+
+// putOnce uploads obj under key unless the key exists (errExists).
+func (s *Sink) putOnce(ctx context.Context, obj Object, key string) error {
 	_, err := s.up.Upload(ctx, &s3.PutObjectInput{
 		Bucket:        aws.String(s.cfg.Bucket),
-		Key:           aws.String(obj.Key),
+		Key:           aws.String(key),
 		Body:          bytes.NewReader(obj.Body),
 		ContentLength: aws.Int64(int64(len(obj.Body))),
 		ContentType:   aws.String("application/x-ndjson"),
@@ -220,11 +276,11 @@ func (s *Sink) Put(ctx context.Context, obj Object) error {
 	if err == nil {
 		return nil
 	}
-	s.abortFailed(ctx, obj.Key, err)
+	s.abortFailed(ctx, key, err)
 	if errorCode(err) == "PreconditionFailed" {
-		return s.checkLanded(ctx, obj)
+		return errExists
 	}
-	return fmt.Errorf("put s3://%s/%s: %w", s.cfg.Bucket, obj.Key, err)
+	return fmt.Errorf("put s3://%s/%s: %w", s.cfg.Bucket, key, err)
 }
 
 // abortFailed aborts a failed multipart upload when the uploader could not
@@ -241,16 +297,22 @@ func (s *Sink) abortFailed(ctx context.Context, key string, err error) {
 	})
 }
 
-// checkLanded compares the object stored under obj.Key with obj.
-func (s *Sink) checkLanded(ctx context.Context, obj Object) error {
-	out, err := s.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(obj.Key)})
+// head reads the metadata of the object stored under key.
+func (s *Sink) head(ctx context.Context, key string) (map[string]string, error) {
+	out, err := s.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key)})
 	if err != nil {
-		return fmt.Errorf("head s3://%s/%s after 412: %w", s.cfg.Bucket, obj.Key, err)
+		return nil, fmt.Errorf("head s3://%s/%s: %w", s.cfg.Bucket, key, err)
 	}
-	for _, k := range []string{MetaEventCount, MetaFirstSeq, MetaLastSeq, MetaSeqsHash} {
-		if out.Metadata[k] != obj.Metadata[k] {
+	return out.Metadata, nil
+}
+
+// compare returns nil when the metadata stored under key prove it is obj's
+// batch, else ErrConflict. A missing field proves nothing.
+func (s *Sink) compare(key string, stored map[string]string, obj Object) error {
+	for _, k := range sameBatch {
+		if v := stored[k]; v == "" || v != obj.Metadata[k] {
 			return fmt.Errorf("s3://%s/%s: stored %s=%q, batch has %q: %w",
-				s.cfg.Bucket, obj.Key, k, out.Metadata[k], obj.Metadata[k], ErrConflict)
+				s.cfg.Bucket, key, k, v, obj.Metadata[k], ErrConflict)
 		}
 	}
 	return nil
@@ -282,18 +344,26 @@ func (s *Sink) Stored(ctx context.Context, tenant string, hour time.Time) ([]obj
 	}
 }
 
-// StoredEvents reads the event count from a stored object's metadata.
-func (s *Sink) StoredEvents(ctx context.Context, k objkey.Key) (int, error) {
-	key := k.String()
-	out, err := s.s3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.cfg.Bucket), Key: aws.String(key)})
+// Stored is what a stored object's metadata say about its batch.
+type Stored struct {
+	Events int
+	// Stream is the StreamTag of its stream incarnation; empty for an
+	// object written before objects carried it.
+	Stream string
+}
+
+// StoredBatch reads a stored object's event count and stream incarnation
+// from its metadata.
+func (s *Sink) StoredBatch(ctx context.Context, key string) (Stored, error) {
+	meta, err := s.head(ctx, key)
 	if err != nil {
-		return 0, fmt.Errorf("head %s: %w", key, err)
+		return Stored{}, err
 	}
-	n, err := strconv.Atoi(out.Metadata[MetaEventCount])
+	n, err := strconv.Atoi(meta[MetaEventCount])
 	if err != nil {
-		return 0, fmt.Errorf("%s: metadata %s=%q: %w", key, MetaEventCount, out.Metadata[MetaEventCount], err)
+		return Stored{}, fmt.Errorf("%s: metadata %s=%q: %w", key, MetaEventCount, meta[MetaEventCount], err)
 	}
-	return n, nil
+	return Stored{Events: n, Stream: meta[MetaStreamCreated]}, nil
 }
 
 // AbortStale aborts multipart uploads of Sluice objects under the prefix
@@ -343,8 +413,9 @@ var permanentCodes = []string{"EntityTooLarge", "KeyTooLongError", "MetadataTooL
 
 // Permanent is the one place that decides whether an upload error is worth
 // a retry. Only an error about the object itself is permanent; everything
-// else (network, 5xx, throttling, credentials, a missing bucket) may heal
-// and is retried, because the batch's messages must not be dropped while an
+// else (network, 5xx, throttling) may heal and is retried, or is about the
+// writer, not the object (Unwritable: credentials, permissions, a missing
+// bucket), because the batch's messages must not be dropped while an
 // operator fixes S3. ErrConflict is not permanent: the caller re-cuts.
 func Permanent(err error) bool {
 	return slices.Contains(permanentCodes, errorCode(err))

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -18,6 +19,7 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/devstack"
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
+	"github.com/sluice-ingest/sluice/pkg/objkey"
 	"github.com/sluice-ingest/sluice/worker/internal/batch"
 )
 
@@ -53,10 +55,13 @@ func bigBatch(firstSeq uint64, size int) *batch.Batch {
 			body = fmt.Appendf(body, "{\"r\":%q}\n", hex.EncodeToString(raw))
 		}
 		meta := envelope.Meta{Tenant: "acme", BatchID: envelope.NewBatchID(), ReceivedAt: at, EventCount: 2}
-		b.Add(batch.Item{Meta: meta, Seq: firstSeq + uint64(i), Body: body}, time.Now())
+		b.Add(batch.Item{Meta: meta, Seq: firstSeq + uint64(i), Body: body, Stream: testStream}, time.Now())
 	}
 	return b.All(batch.ReasonShutdown)[0]
 }
+
+// testStream is the stream incarnation of the tests' batches.
+var testStream = objkey.StreamTag(time.Date(2026, 12, 1, 20, 0, 0, 1, time.UTC))
 
 // TestMultipartAboveThreshold: an object larger than the part size goes up
 // in parts, keeps its metadata, and is written once like a single put.
@@ -71,7 +76,7 @@ func TestMultipartAboveThreshold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sk.Put(t.Context(), small); err != nil {
+	if _, err := sk.Put(t.Context(), small); err != nil {
 		t.Fatal(err)
 	}
 	if c.parts.Load() != 0 {
@@ -81,14 +86,14 @@ func TestMultipartAboveThreshold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sk.Put(t.Context(), obj); err != nil {
+	if _, err := sk.Put(t.Context(), obj); err != nil {
 		t.Fatal(err)
 	}
 	if c.parts.Load() < 3 {
 		t.Fatalf("a %d-byte object went up in %d parts, want 3", len(obj.Body), c.parts.Load())
 	}
 	// The same batch again: the key is taken, the metadata matches.
-	if err := sk.Put(t.Context(), obj); err != nil {
+	if _, err := sk.Put(t.Context(), obj); err != nil {
 		t.Fatalf("second multipart put of the same batch: %v", err)
 	}
 	// Another batch under the same key: the multipart upload is
@@ -96,7 +101,7 @@ func TestMultipartAboveThreshold(t *testing.T) {
 	other := obj
 	other.Metadata = maps.Clone(obj.Metadata)
 	other.Metadata[MetaSeqsHash] = "0"
-	if err := sk.Put(t.Context(), other); !errors.Is(err, ErrConflict) {
+	if _, err := sk.Put(t.Context(), other); !errors.Is(err, ErrConflict) {
 		t.Fatalf("multipart put of another batch under the key: err = %v, want ErrConflict", err)
 	}
 	objs := devtest.MustReadObjects(t, srv.Client(), devstack.S3Bucket, "mp/")
@@ -130,7 +135,7 @@ func TestFailedMultipartIsAborted(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.failComplete.Store(true)
-	if err := sk.Put(t.Context(), obj); err == nil || Permanent(err) {
+	if _, err := sk.Put(t.Context(), obj); err == nil || Permanent(err) {
 		t.Fatalf("put with a failing complete: err = %v, want a retryable error", err)
 	}
 	if n := uploadsLeft(t, srv.Client()); n != 0 {
@@ -206,5 +211,111 @@ func TestEncodeWritesARedeliveredMessageOnce(t *testing.T) {
 	}
 	if obj.Events != 4 || obj.Metadata[MetaEventCount] != "4" || obj.Metadata[MetaFirstSeq] != "3" || obj.Metadata[MetaLastSeq] != "5" {
 		t.Errorf("object of seqs 3, 5, 5: %d events, metadata %v", obj.Events, obj.Metadata)
+	}
+}
+
+// smallBatch is a batch of incarnation stream holding one message of one
+// event per seq, each event naming the message's request.
+func smallBatch(stream, request string, seqs ...uint64) *batch.Batch {
+	b := batch.New(batch.Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
+	meta := envelope.Meta{Tenant: "acme", BatchID: request, ReceivedAt: time.Date(2026, 12, 1, 19, 30, 0, 0, time.UTC), EventCount: 1}
+	for _, seq := range seqs {
+		b.Add(batch.Item{Meta: meta, Seq: seq, Body: fmt.Appendf(nil, "{\"seq\":%d}\n", seq), Stream: stream}, time.Now())
+	}
+	return b.All(batch.ReasonShutdown)[0]
+}
+
+// TestSameKeyOtherStreamIncarnation: a batch whose key holds an object with
+// the same sequences and count but from another stream incarnation, or
+// from before objects carried one, is not "this batch": it is stored under
+// its own key, which a retry finds again. Within one incarnation, other
+// content under the key is a conflict.
+func TestSameKeyOtherStreamIncarnation(t *testing.T) {
+	srv := devtest.S3(t)
+	sk, err := New(srv.Client(), Config{Bucket: devstack.S3Bucket, Prefix: "inc", Compression: "gzip"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(obj Object) string {
+		t.Helper()
+		key, err := sk.Put(t.Context(), obj)
+		if err != nil {
+			t.Fatalf("put %s: %v", obj.Key, err)
+		}
+		return key
+	}
+	old, err := sk.Encode(smallBatch(testStream, "old", 1, 2, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if key := put(old); key != old.Key {
+		t.Fatalf("first batch stored under %s, want the plain key %s", key, old.Key)
+	}
+	recreated := objkey.StreamTag(time.Date(2026, 12, 1, 21, 0, 0, 0, time.UTC))
+	fresh, err := sk.Encode(smallBatch(recreated, "new", 1, 2, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 { // the second put is a retry: it finds its own object
+		if key := put(fresh); key != fresh.StreamKey || key == fresh.Key {
+			t.Fatalf("put %d of the recreated stream's batch: stored under %s, want %s", i+1, key, fresh.StreamKey)
+		}
+	}
+	if k, err := objkey.Parse(fresh.StreamKey); err != nil || k.Stream != recreated || k.FirstSeq != 1 || k.LastSeq != 3 {
+		t.Errorf("stream key %s parses to %+v, %v", fresh.StreamKey, k, err)
+	}
+	// Same incarnation, same sequences and count, other content.
+	other, err := sk.Encode(smallBatch(recreated, "other", 1, 2, 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sk.Put(t.Context(), other); !errors.Is(err, ErrConflict) {
+		t.Errorf("other content of the same incarnation: err = %v, want ErrConflict", err)
+	}
+	// An object written before objects carried incarnation and digest
+	// proves nothing, even with every older field equal.
+	legacy, err := sk.Encode(smallBatch(testStream, "legacy", 7, 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	meta := maps.Clone(legacy.Metadata)
+	delete(meta, MetaStreamCreated)
+	delete(meta, MetaContentHash)
+	if _, err := srv.Client().PutObject(t.Context(), &s3.PutObjectInput{
+		Bucket: aws.String(devstack.S3Bucket), Key: aws.String(legacy.Key), Body: bytes.NewReader(legacy.Body), Metadata: meta,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if key := put(legacy); key != legacy.StreamKey {
+		t.Errorf("batch meeting an object without incarnation stored under %s, want %s", key, legacy.StreamKey)
+	}
+	objs := devtest.MustReadObjects(t, srv.Client(), devstack.S3Bucket, "inc/")
+	byKey := map[string]devtest.Object{}
+	for _, o := range objs {
+		byKey[o.Key] = o
+	}
+	if len(objs) != 4 || len(byKey[fresh.StreamKey].Lines) != 3 || byKey[fresh.StreamKey].Metadata[MetaContentHash] != fresh.Metadata[MetaContentHash] ||
+		byKey[fresh.StreamKey].Metadata[MetaStreamCreated] != recreated {
+		t.Errorf("objects: %+v", objs)
+	}
+}
+
+// TestContentDigestIgnoresCompression: the digest is of the lines, so the
+// same batch has the same digest in every compression.
+func TestContentDigestIgnoresCompression(t *testing.T) {
+	digests := map[string]bool{}
+	for _, c := range []string{"gzip", "zstd", "none"} {
+		sk, err := New(&countingS3{}, Config{Bucket: "b", Compression: c})
+		if err != nil {
+			t.Fatal(err)
+		}
+		obj, err := sk.Encode(smallBatch(testStream, "r", 4, 5))
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests[obj.Metadata[MetaContentHash]] = true
+	}
+	if len(digests) != 1 {
+		t.Errorf("digests by compression: %v, want one", digests)
 	}
 }

@@ -1,0 +1,15 @@
+package admin
+
+import "errors"
+
+var (
+	// ErrStreamMissing is returned when a stream the command needs does not
+	// exist: no gateway or worker has created it on this NATS yet.
+	ErrStreamMissing = errors.New("stream not found")
+	// ErrNotReplayable marks a dead letter whose headers can never be stored;
+	// replaying it would only dead-letter it again.
+	ErrNotReplayable = errors.New("not replayable")
+	// ErrNoFilter is returned by Purge when it was given neither a tenant, an
+	// age nor All.
+	ErrNoFilter = errors.New("refusing to purge every dead letter without a filter")
+)
