@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 
@@ -140,6 +141,9 @@ func (st *state) decode(r io.Reader, enc Encoding, contentEncoding string) error
 		wire = st.wire
 	}
 	st.m.reset(lim)
+	// Events are about twice as large as the protobuf they come from:
+	// room for that up front saves growing the output step by step.
+	st.m.out.b = slices.Grow(st.m.out.b, int(min(2*int64(len(wire)), lim.MaxDecodedBytes)))
 	if err := st.m.mapRequest(wire); err != nil {
 		return err
 	}

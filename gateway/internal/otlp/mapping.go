@@ -1,7 +1,6 @@
 package otlp
 
 import (
-	"errors"
 	"math"
 	"net/http"
 	"strconv"
@@ -156,9 +155,9 @@ func (m *mapper) member(o *jsonOut, name string, body func(*jsonOut) (bool, erro
 	o.key(false, name)
 	o.raw("{")
 	any, err := body(o)
-	var re *recordError
+	re, refused := err.(*recordError) // never wrapped; errors.As would allocate
 	switch {
-	case errors.As(err, &re):
+	case refused:
 		o.b = o.b[:0]
 		return re, nil
 	case err != nil:
@@ -285,8 +284,7 @@ type logRecord struct {
 func (m *mapper) record(b []byte) error {
 	start := len(m.out.b)
 	err := m.writeRecord(b)
-	var re *recordError
-	if errors.As(err, &re) {
+	if re, ok := err.(*recordError); ok { // never wrapped; errors.As would allocate
 		m.out.b = m.out.b[:start]
 		m.refuse(re)
 		return nil
@@ -376,16 +374,8 @@ func (m *mapper) writeRecord(b []byte) error {
 	if err := m.textMember(&w, "eventName", r.event); err != nil {
 		return err
 	}
-	for _, part := range [][]byte{m.res.b, m.scope.b} {
-		if len(part) == 0 {
-			continue
-		}
-		if w.n == 0 {
-			part = part[1:] // its leading comma
-		}
-		o.b = append(o.b, part...)
-		w.n++
-	}
+	w.part(m.res.b)
+	w.part(m.scope.b)
 	o.raw("}\n")
 	return o.check()
 }

@@ -23,6 +23,18 @@ func (w *members) key(name string) {
 	w.n++
 }
 
+// part appends members rendered before, with their leading comma.
+func (w *members) part(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	if w.n == 0 {
+		b = b[1:]
+	}
+	w.o.b = append(w.o.b, b...)
+	w.n++
+}
+
 func (w *members) uint(name string, v uint64) {
 	if v != 0 {
 		w.key(name)
