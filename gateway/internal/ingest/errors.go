@@ -42,6 +42,9 @@ func toAPIError(err error) *apiError {
 	if errors.As(err, &ae) {
 		return ae
 	}
+	if errors.Is(err, decode.ErrBusy) {
+		return &apiError{http.StatusServiceUnavailable, decode.ErrBusy.Code, decode.ErrBusy.Message, time.Second}
+	}
 	var de *decode.Error
 	if errors.As(err, &de) {
 		return &apiError{de.Status, de.Code, de.Message, 0}

@@ -54,9 +54,9 @@ type Config struct {
 	AdmitBeforeBody bool
 	// PublishTimeout is the longest wait for the PubAck before answering 503.
 	PublishTimeout time.Duration
-	// MaxInflight bounds the requests being decoded or published at once,
-	// and so the memory they hold (each at most Limits.MaxDecodedBytes);
-	// one more is answered 503 overloaded at once.
+	// MaxInflight bounds the requests being decoded or published at once;
+	// one more is answered 503 overloaded at once. The bytes they hold are
+	// bounded by Limits.MaxInflightBytes.
 	MaxInflight int
 	// Connected reports whether the broker connection is up; while it is
 	// not, requests are answered 503 without reading their body. nil means
@@ -113,6 +113,19 @@ func NewHandler(cfg Config) *Handler {
 		h.fail(w, r, &apiError{http.StatusNotFound, "not_found", "no such endpoint: " + r.URL.Path + "; POST /v1/events or /v1/logs", 0})
 	})
 	return h
+}
+
+// headerRoom is what a message's subject and headers take of the broker's
+// max_payload, with room to spare: Nats-Msg-Id and the Sluice-* headers of
+// envelope.Meta are under 300 bytes.
+const headerRoom = 1 << 10
+
+// CapDecodedBytes keeps the decoded limit under maxPayload, the largest
+// message the broker takes, less room for the headers, and returns the
+// limit in force.
+func (h *Handler) CapDecodedBytes(maxPayload int64) int64 {
+	h.dec.CapDecodedBytes(maxPayload - headerRoom)
+	return h.dec.Limits().MaxDecodedBytes
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -204,7 +217,7 @@ func (h *Handler) commit(w http.ResponseWriter, r *http.Request, in intake, body
 	}
 	meta := envelope.Meta{Tenant: in.key.Tenant, ReceivedAt: in.start.UTC(), EventCount: events}
 	if in.idemKey != "" {
-		meta.BatchID = envelope.BatchIDFor(in.key.Tenant, in.idemKey)
+		meta.BatchID = idempotentBatchID(in.key.Tenant, in.idemKey, body)
 		meta.Idempotent = true
 	} else {
 		meta.BatchID = envelope.NewBatchID()
