@@ -47,7 +47,11 @@ func toAPIError(err error) *apiError {
 	}
 	var de *decode.Error
 	if errors.As(err, &de) {
-		return &apiError{de.Status, de.Code, de.Message, 0}
+		var retry time.Duration
+		if de.Status == http.StatusServiceUnavailable { // decode.ErrBusy
+			retry = time.Second
+		}
+		return &apiError{de.Status, de.Code, de.Message, retry}
 	}
 	var be *brokerError
 	if errors.As(err, &be) {

@@ -106,7 +106,7 @@ func NewHandler(cfg Config) *Handler {
 		mux:     http.NewServeMux(),
 		pubOpts: []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)},
 	}
-	h.logsDec = otlp.NewDecoder(h.dec.Limits())
+	h.logsDec = otlp.NewDecoder(h.dec) // its limits in force and its budget of bytes in flight
 	h.mux.HandleFunc("/v1/events", h.events)
 	h.mux.HandleFunc("/v1/logs", h.logs)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

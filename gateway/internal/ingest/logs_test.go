@@ -411,3 +411,17 @@ func TestOTLPRateLimitBeforeBody(t *testing.T) {
 		t.Errorf("%d %s, %d calls", a.status, a.reason, adm.calls)
 	}
 }
+
+// /v1/logs shares the budget of bytes in flight with /v1/events: a request
+// whose buffers would pass it is a 503 with Retry-After.
+func TestOTLPBudget(t *testing.T) {
+	g := startGateway(t, gatewayOptions{cfg: Config{Limits: decode.Limits{MaxDecodedBytes: 1 << 20, MaxInflightBytes: 512 << 10}}})
+	body := []byte(`{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"` + strings.Repeat("x", 600<<10) + `"}}]}]}]}`)
+	a := g.postLogs("key-a", "application/json", "gzip", []byte(gzipped(string(body))))
+	if a.status != http.StatusServiceUnavailable || a.reason != "overloaded" || a.header.Get("Retry-After") != "1" || a.st.Code != 14 {
+		t.Errorf("%d %s %v %v", a.status, a.reason, a.header, a.st)
+	}
+	if a := g.postLogs("key-a", "application/json", "", []byte(`{"resourceLogs":[{"scopeLogs":[{"logRecords":[{}]}]}]}`)); a.status != http.StatusOK {
+		t.Errorf("a small request after: %d %s", a.status, a.reason)
+	}
+}

@@ -22,7 +22,7 @@ func BenchmarkDecode(b *testing.B) {
 			TraceId: traceID, SpanId: spanID, Flags: 1,
 		}
 	})
-	d := NewDecoder(Limits{})
+	d := newDecoder(Limits{})
 	for _, enc := range []Encoding{Protobuf, JSON} {
 		body := mustProto(b, req)
 		if enc == JSON {

@@ -68,47 +68,50 @@ type Batch struct {
 // Release returns the batch's buffers for reuse.
 func (b *Batch) Release() { b.st.d.put(b.st) }
 
-// state is one decoding's buffers.
+// state is one decoding's buffers; the protobuf translated from a JSON
+// body is tr.out.
 type state struct {
 	d     *Decoder
 	batch Batch
 	body  []byte // the decoded request body
-	wire  []byte // the protobuf translated from a JSON body
 	gz    *gzip.Reader
 	tr    translator
 	m     mapper
+	acct  account
 }
 
-// Decoder decodes OTLP logs requests within its limits. It is safe for
-// concurrent use and reuses its buffers.
+// Decoder decodes OTLP logs requests within the limits and the budget of
+// its host. It is safe for concurrent use and reuses its buffers.
 type Decoder struct {
-	lim  Limits
+	host Host
 	pool sync.Pool // of *state
 }
 
-// NewDecoder returns a Decoder enforcing lim.
-func NewDecoder(lim Limits) *Decoder {
-	d := &Decoder{lim: withDefaults(lim)}
-	d.pool.New = func() any { return &state{d: d} }
+// NewDecoder returns a Decoder enforcing the host's limits, as they are
+// at each request, and charging its budget.
+func NewDecoder(host Host) *Decoder {
+	d := &Decoder{host: host}
+	d.pool.New = func() any {
+		st := &state{d: d}
+		st.acct = account{host: host, bufs: [6]*[]byte{&st.body, &st.tr.out, &st.m.out.b, &st.m.res.b, &st.m.scope.b, &st.tr.scratch}}
+		return st
+	}
 	return d
 }
 
-// Limits are the limits d enforces, defaults filled in.
-func (d *Decoder) Limits() Limits { return d.lim }
-
-// maxPooled is the largest buffer kept for reuse; larger ones are left to
-// the GC so that a burst of big requests does not pin memory.
-const maxPooled = 256 << 10
+// Limits are the limits in force.
+func (d *Decoder) Limits() Limits { return d.host.Limits() }
 
 func (d *Decoder) put(st *state) {
 	st.batch = Batch{}
-	for _, b := range []*[]byte{&st.body, &st.wire, &st.m.out.b, &st.m.res.b, &st.m.scope.b, &st.tr.scratch} {
+	st.acct.release()
+	for _, b := range st.acct.bufs {
 		if cap(*b) > maxPooled {
 			*b = nil
 		}
 		*b = (*b)[:0]
 	}
-	st.tr.in, st.tr.out = nil, nil
+	st.tr.in = nil
 	d.pool.Put(st)
 }
 
@@ -127,23 +130,24 @@ func (d *Decoder) Decode(r io.Reader, enc Encoding, contentEncoding string) (*Ba
 }
 
 func (st *state) decode(r io.Reader, enc Encoding, contentEncoding string) error {
-	lim := st.d.lim
-	if err := st.read(r, contentEncoding); err != nil {
+	lim := st.d.host.Limits()
+	if err := st.read(r, contentEncoding, lim); err != nil {
 		return err
 	}
 	wire := st.body
 	if enc == JSON {
-		var err error
-		st.wire, err = st.tr.fromJSON(st.body, st.wire[:0], lim)
-		if err != nil {
+		if err := st.tr.fromJSON(st.body, lim, &st.acct); err != nil {
 			return err
 		}
-		wire = st.wire
+		wire = st.tr.out
 	}
-	st.m.reset(lim)
+	st.m.reset(lim, &st.acct)
 	// Events are about twice as large as the protobuf they come from:
 	// room for that up front saves growing the output step by step.
 	st.m.out.b = slices.Grow(st.m.out.b, int(min(2*int64(len(wire)), lim.MaxDecodedBytes)))
+	if err := st.acct.sync(); err != nil {
+		return err
+	}
 	if err := st.m.mapRequest(wire); err != nil {
 		return err
 	}
@@ -156,8 +160,7 @@ func (st *state) decode(r io.Reader, enc Encoding, contentEncoding string) error
 // read reads the whole decoded body into st.body: the wire bytes at most
 // MaxBodyBytes, decompressed at most MaxDecodedBytes. The buffer grows
 // with what arrives, never with what a header announces.
-func (st *state) read(r io.Reader, contentEncoding string) error {
-	lim := st.d.lim
+func (st *state) read(r io.Reader, contentEncoding string, lim Limits) error {
 	wire := &limitReader{r: r, left: lim.MaxBodyBytes, over: func() *Error {
 		return errorf(http.StatusRequestEntityTooLarge, "body_too_large",
 			"request body exceeds the limit of %d bytes on the wire", lim.MaxBodyBytes)
@@ -194,6 +197,10 @@ func (st *state) read(r io.Reader, contentEncoding string) error {
 		}
 		n, err := plain.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]
+		st.body = b
+		if err := st.acct.sync(); err != nil {
+			return err
+		}
 		if err == io.EOF {
 			break
 		}

@@ -57,7 +57,7 @@ func FuzzOTLPProtobuf(f *testing.F) {
 	for _, s := range fuzzSeeds() {
 		f.Add(s)
 	}
-	d := NewDecoder(fuzzLimits)
+	d := newDecoder(fuzzLimits)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		out, b, err := decodeString(t, d, body, Protobuf, "")
 		checkBatch(t, out, b, err)
@@ -111,7 +111,7 @@ func FuzzOTLPJSON(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
-	d := NewDecoder(fuzzLimits)
+	d := newDecoder(fuzzLimits)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		out, b, err := decodeString(t, d, body, JSON, "")
 		checkBatch(t, out, b, err)

@@ -12,6 +12,8 @@ import (
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-ingest/sluice/gateway/internal/decode"
 )
 
 // decodeString decodes body with d and returns the batch's NDJSON, its
@@ -115,3 +117,6 @@ func lines(t testing.TB, ndjson string) []string {
 	}
 	return ls
 }
+
+// newDecoder is a Decoder whose host is a JSON path decoder with lim.
+func newDecoder(lim Limits) *Decoder { return NewDecoder(decode.NewDecoder(lim)) }

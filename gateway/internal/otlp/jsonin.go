@@ -26,32 +26,33 @@ const jsonDepthOffset = 6
 type translator struct {
 	in       []byte
 	pos      int
-	out      []byte
+	out      []byte // the protobuf
 	limit    int
 	maxDepth int
 	scratch  []byte // a string's decoded bytes
+	acct     *account
 }
 
-// fromJSON translates in, appending the protobuf to out.
-func (t *translator) fromJSON(in, out []byte, lim Limits) ([]byte, error) {
-	*t = translator{in: in, out: out, scratch: t.scratch[:0],
-		limit:    int(min(2*lim.MaxDecodedBytes+64, math.MaxInt32)),
+// fromJSON translates in into t.out.
+func (t *translator) fromJSON(in []byte, lim Limits, acct *account) error {
+	*t = translator{in: in, out: t.out[:0], scratch: t.scratch[:0], acct: acct,
+		limit:    int(min(lim.MaxDecodedBytes+lim.MaxDecodedBytes/4+64, math.MaxInt32)),
 		maxDepth: lim.MaxDepth + jsonDepthOffset}
 	t.space()
 	if t.pos == len(t.in) {
-		return t.out, errorf(http.StatusBadRequest, "empty_body", "request body is empty")
+		return errorf(http.StatusBadRequest, "empty_body", "request body is empty")
 	}
 	if t.in[t.pos] != '{' {
-		return t.out, t.syntax("the body must be a JSON object (an ExportLogsServiceRequest)")
+		return t.syntax("the body must be a JSON object (an ExportLogsServiceRequest)")
 	}
 	if err := t.object(requestSchema, 1); err != nil {
-		return t.out, err
+		return err
 	}
 	t.space()
 	if t.pos != len(t.in) {
-		return t.out, t.syntax("data after the request object")
+		return t.syntax("data after the request object")
 	}
-	return t.out, nil
+	return nil
 }
 
 func (t *translator) syntax(what string) *Error {
@@ -112,12 +113,16 @@ func (t *translator) deep(depth int) error {
 	return nil
 }
 
+// grown checks the protobuf written so far: within its limit, which no
+// body within the decoded limit reaches (the protobuf form of OTLP JSON
+// is smaller than the JSON: a tag for a quoted name, binary numbers and
+// ids), and charged.
 func (t *translator) grown() error {
 	if len(t.out) > t.limit {
 		return errorf(http.StatusRequestEntityTooLarge, "decoded_too_large",
-			"the request is larger than the limit of %d bytes", (t.limit-64)/2)
+			"the request's protobuf form is larger than %d bytes", t.limit)
 	}
-	return nil
+	return t.acct.sync()
 }
 
 // object reads a JSON object of message m at depth, writing its fields.

@@ -14,6 +14,7 @@ import (
 type jsonOut struct {
 	b     []byte
 	limit int
+	acct  *account // charged for the growth at each check
 }
 
 // tooLarge is the refusal of events that map to more than the limit.
@@ -27,7 +28,7 @@ func (o *jsonOut) check() error {
 	if len(o.b) > o.limit {
 		return o.tooLarge()
 	}
-	return nil
+	return o.acct.sync()
 }
 
 func (o *jsonOut) raw(s string) { o.b = append(o.b, s...) }

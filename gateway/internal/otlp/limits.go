@@ -8,6 +8,3 @@ import "github.com/sluice-ingest/sluice/gateway/internal/decode"
 // and MaxDepth the nesting of objects and arrays in one mapped event,
 // counted from the event itself.
 type Limits = decode.Limits
-
-// withDefaults fills in the zero fields as the JSON path does.
-func withDefaults(lim Limits) Limits { return decode.NewDecoder(lim).Limits() }

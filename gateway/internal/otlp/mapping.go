@@ -72,12 +72,12 @@ type mapper struct {
 	res, scope jsonOut
 }
 
-func (m *mapper) reset(lim Limits) {
+func (m *mapper) reset(lim Limits, acct *account) {
 	limit := int(min(lim.MaxDecodedBytes, math.MaxInt32))
 	*m = mapper{lim: lim,
-		out:   jsonOut{b: m.out.b[:0], limit: limit},
-		res:   jsonOut{b: m.res.b[:0], limit: limit},
-		scope: jsonOut{b: m.scope.b[:0], limit: limit}}
+		out:   jsonOut{b: m.out.b[:0], limit: limit, acct: acct},
+		res:   jsonOut{b: m.res.b[:0], limit: limit, acct: acct},
+		scope: jsonOut{b: m.scope.b[:0], limit: limit, acct: acct}}
 }
 
 // mapRequest maps every record of the request. Each event is the record

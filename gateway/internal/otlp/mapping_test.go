@@ -91,7 +91,7 @@ const emptyEvent = `{"resource":{"attributes":[{"key":"service.name","value":{"s
 // Every field of a record, its resource and its scope lands in its event
 // under its OTLP JSON name, from either encoding, compressed or not.
 func TestMapping(t *testing.T) {
-	d := NewDecoder(Limits{})
+	d := newDecoder(Limits{})
 	req := fullRequest()
 	want := fullEvent + "\n" + emptyEvent + "\n"
 	for _, tt := range []struct {
@@ -120,7 +120,7 @@ func TestMapping(t *testing.T) {
 // canonical form: proto field names, enum names, 64-bit integers as
 // numbers, null for a field left out, unknown fields.
 func TestJSONForms(t *testing.T) {
-	d := NewDecoder(Limits{})
+	d := newDecoder(Limits{})
 	body := `{"resource_logs":[{"resource":null,"scope_logs":[{"log_records":[
 	  {"time_unix_nano":1700000000000000001,"severity_number":"SEVERITY_NUMBER_INFO","severityText":"INFO",
 	   "trace_id":"5B8EFFF798038103D269B633813FC60C","span_id":"",
@@ -140,7 +140,7 @@ func TestJSONForms(t *testing.T) {
 // Records that cannot become a faithful event are refused one by one and
 // counted; the others are kept. When none is left the request is refused.
 func TestPartialSuccess(t *testing.T) {
-	d := NewDecoder(Limits{})
+	d := newDecoder(Limits{})
 	good := &logspb.LogRecord{SeverityText: "ok"}
 	req := &collogspb.ExportLogsServiceRequest{ResourceLogs: []*logspb.ResourceLogs{{
 		ScopeLogs: []*logspb.ScopeLogs{{LogRecords: []*logspb.LogRecord{
@@ -179,7 +179,7 @@ func TestPartialSuccess(t *testing.T) {
 
 // An empty request is valid OTLP: it maps to no event.
 func TestEmptyRequest(t *testing.T) {
-	d := NewDecoder(Limits{})
+	d := newDecoder(Limits{})
 	for _, tt := range []struct {
 		body []byte
 		enc  Encoding
