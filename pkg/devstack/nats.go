@@ -16,6 +16,12 @@ type NATSOptions struct {
 	StoreDir string
 	// Debug turns on the server's own logging to stderr.
 	Debug bool
+	// SyncAlways makes JetStream fsync every write (nats-server's
+	// `sync_interval: always`) instead of every two minutes.
+	SyncAlways bool
+	// ProfPort, when not zero, serves the server's /debug/pprof on
+	// 127.0.0.1 at that port.
+	ProfPort int
 }
 
 // NATS is an embedded NATS server with JetStream.
@@ -51,6 +57,11 @@ func (n *NATS) start() error {
 		NoSigs:     true,
 		NoLog:      !n.opts.Debug,
 		MaxPayload: 8 << 20,
+		ProfPort:   n.opts.ProfPort,
+	}
+	if n.opts.SyncAlways {
+		so.SyncAlways = true
+		so.SyncInterval = 2 * time.Minute // the server's default, kept as the background flush
 	}
 	srv, err := server.NewServer(so)
 	if err != nil {
