@@ -22,11 +22,11 @@ var kindColour = map[string]string{
 // says the ratio) and p99 latency.
 func (rep report) svg() string {
 	const (
-		labelW, rateW, p99W = 300, 380, 220
-		gap, rowH, top      = 40, 26, 64
+		labelW, rateW, p99W = 300, 360, 200
+		gap, rowH, top      = 170, 26, 64 // gap holds the req/s figures
 		barH                = 16
 	)
-	width := labelW + rateW + gap + p99W + 120
+	width := labelW + rateW + gap + p99W + 90
 	height := top + rowH*len(rep.rows) + 40
 	var maxRate float64
 	var maxP99 time.Duration
@@ -58,11 +58,13 @@ func (rep report) svg() string {
 		if x, ok := rep.ratio(r); ok && r.kind != "ceiling" {
 			text += fmt.Sprintf(" (%.2f×)", x)
 		}
+		end := x1 + max(w, 1)
 		if c, ok := rep.ceilingOf(r); ok && r.kind != "ceiling" {
 			cx := x1 + int(float64(rateW)*c.reqs/maxRate)
 			fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black" stroke-width="2"/>`+"\n", cx, y-3, cx, y+barH+3)
+			end = max(end, cx)
 		}
-		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", x1+max(w, 1)+6, y+barH-3, text)
+		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", end+6, y+barH-3, text)
 		if !r.latency {
 			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#777">n/a</text>`+"\n", x2, y+barH-3)
 			continue

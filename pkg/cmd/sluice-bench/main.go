@@ -139,7 +139,7 @@ func parseSettings(args []string, stderr io.Writer) (settings, error) {
 	if s.duration < 100*time.Millisecond || s.openDuration < 100*time.Millisecond || s.warmup < 0 {
 		return s, fmt.Errorf("-duration and -open-duration must be at least 100ms, -warmup not negative")
 	}
-	s.command = "sluice-bench " + strings.Join(args, " ")
+	s.command = strings.TrimSpace(os.Args[0] + " " + strings.Join(args, " "))
 	return s, nil
 }
 
