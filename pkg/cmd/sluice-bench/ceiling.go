@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,13 +11,12 @@ import (
 	"os/signal"
 	"syscall"
 	"time"
+
+	"github.com/sluice-ingest/sluice/pkg/loadgen"
 )
 
-// runCeiling is `sluice-bench ceiling`: the most any Go ingest server can do
-// on this machine, to compare the others with. A net/http handler that parses
-// `{"events":[...]}` with encoding/json and answers 202: no auth, no limiter,
-// no I/O. It is the same handler as the ingest package's BenchmarkHandler
-// ceiling.
+// runCeiling is `sluice-bench ceiling`: loadgen.Ceiling, the most any Go
+// ingest server can do on this machine, to compare the others with.
 func runCeiling(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sluice-bench ceiling", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -26,20 +24,7 @@ func runCeiling(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	return serve(ctx, *addr, http.HandlerFunc(ceilingHandler))
-}
-
-func ceilingHandler(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Events []json.RawMessage `json:"events"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusAccepted)
-	fmt.Fprintf(w, `{"accepted":%d,"batch_id":"ceiling"}`+"\n", len(body.Events))
+	return serve(ctx, *addr, http.HandlerFunc(loadgen.Ceiling))
 }
 
 // serve runs h on addr until SIGTERM or SIGINT.
