@@ -41,13 +41,14 @@ func (st *stack) drainRow(ctx context.Context) (row, error) {
 		return r, err
 	}
 	elapsed := time.Since(start)
-	use, err := m.stop()
+	use, rest, err := m.stop()
 	if err != nil {
 		return r, err
 	}
 	r.reqs = float64(msgs) / elapsed.Seconds()
 	r.evs = r.reqs * float64(s.drainPerMsg)
 	r.answered = msgs
+	r.rest = rest
 	r.cpu, r.peak = perRequestUsage(use, msgs)
 	return r, nil
 }

@@ -38,7 +38,7 @@ func (rep report) ratio(r row) (float64, bool) {
 
 var tableHeader = []string{"row", "load", "req/s", "events/s", "p50", "p99", "refused", "× ceiling",
 	"CPU µs/req server", "worker", "nats", "redis", "s3", "client",
-	"peak RSS MiB server", "worker", "nats", "redis", "s3"}
+	"peak RSS MiB server", "worker", "nats", "redis", "s3", "rest of machine"}
 
 // table is the markdown table.
 func (rep report) table() string {
@@ -65,6 +65,7 @@ func (rep report) table() string {
 		for _, name := range procNames[:5] {
 			cells = append(cells, mebibytes(r.peak, name))
 		}
+		cells = append(cells, fmt.Sprintf("%.2f cores", r.rest))
 		line(cells)
 	}
 	return b.String()
@@ -103,6 +104,9 @@ time of each process over the whole row (warm-up, measured time and, for
 Sluice rows, until the worker emptied the stream) per request answered (per
 message for the drain); server is the ceiling, the seed design or the gateway;
 client is the load generator. Peak RSS is each process's VmHWM over the row.
+Rest of machine is the CPU every other process used during the row (other
+work on the machine, and the benchmark's idle servers), in processors kept
+busy: the figures of a row with much of it are the less reliable.
 
 ![req/s and p99 of each row against the ceiling](bench-e2e.svg)
 `)

@@ -37,6 +37,9 @@ type row struct {
 	okTotal int
 	lost    int64
 
+	// rest is the CPU the rest of the machine used during the row, in cores.
+	rest float64
+
 	cpu  map[string]time.Duration // CPU per request, by procNames
 	peak map[string]int64         // peak RSS, by procNames
 }
@@ -273,7 +276,7 @@ func (st *stack) loadRow(ctx context.Context, r row, spec loadSpec) (row, error)
 			return r, err
 		}
 	}
-	use, err := m.stop()
+	use, rest, err := m.stop()
 	if err != nil {
 		return r, err
 	}
@@ -290,6 +293,7 @@ func (st *stack) loadRow(ctx context.Context, r row, spec loadSpec) (row, error)
 	r.answered, r.refused = res.Answered(), res.Answered()-res.OK()
 	r.okTotal = warm.OK() + res.OK()
 	r.statuses = refusals(res.Statuses)
+	r.rest = rest
 	r.cpu, r.peak = perRequestUsage(use, warm.Answered()+res.Answered())
 	return r, nil
 }
