@@ -56,7 +56,7 @@ func (rep report) svg() string {
 			text += " msgs/s"
 		}
 		if x, ok := rep.ratio(r); ok && r.kind != "ceiling" {
-			text += fmt.Sprintf(" (%.2f×)", x)
+			text += " (" + ratioText(x) + "×)"
 		}
 		end := x1 + max(w, 1)
 		if c, ok := rep.ceilingOf(r); ok && r.kind != "ceiling" {

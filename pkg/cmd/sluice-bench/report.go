@@ -57,7 +57,7 @@ func (rep report) table() string {
 			cells[4], cells[5] = millis(r.p50), millis(r.p99)
 		}
 		if x, ok := rep.ratio(r); ok {
-			cells[7] = fmt.Sprintf("%.2f", x)
+			cells[7] = ratioText(x)
 		}
 		for _, name := range procNames {
 			cells = append(cells, micros(r.cpu, name))
@@ -69,6 +69,15 @@ func (rep report) table() string {
 		line(cells)
 	}
 	return b.String()
+}
+
+// ratioText shows a ratio with two decimals, or two significant digits
+// under 0.1 (the seed design's are tiny).
+func ratioText(x float64) string {
+	if x >= 0.1 {
+		return fmt.Sprintf("%.2f", x)
+	}
+	return fmt.Sprintf("%.2g", x)
 }
 
 func refusedCell(r row) string {
