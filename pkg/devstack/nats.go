@@ -25,6 +25,9 @@ type NATSOptions struct {
 	// fsynced, as a duration, or "always" (before every acknowledgement).
 	// Empty means $SLUICE_DEV_NATS_SYNC, else DefaultNATSSync.
 	Sync string
+	// ProfPort, when not zero, serves the server's /debug/pprof on
+	// 127.0.0.1 at that port.
+	ProfPort int
 }
 
 // DefaultNATSSync is the dev stack's sync_interval, chosen explicitly: the
@@ -92,6 +95,7 @@ func (n *NATS) start() error {
 		MaxPayload:   cmp.Or(n.opts.MaxPayload, 8<<20),
 		SyncInterval: interval,
 		SyncAlways:   always,
+		ProfPort:     n.opts.ProfPort,
 	}
 	srv, err := server.NewServer(so)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/sluice-ingest/sluice/gateway/internal/decode"
+	"github.com/sluice-ingest/sluice/gateway/internal/otlp"
 )
 
 // memoryPlan is what the gateway's memory is made of, from its settings.
@@ -63,8 +64,9 @@ func (p memoryPlan) bound() int64 { return p.softLimit() + textBytes }
 // memory limit (0: none known).
 func (s settings) checkMemory(containerLimit int64) error {
 	p := s.memory()
-	if need := decode.MaxBytesPerRequest(s.limits.MaxDecodedBytes); s.limits.MaxInflightBytes < need {
-		return fmt.Errorf("SLUICE_MAX_INFLIGHT_BYTES=%d: must hold at least one request at SLUICE_MAX_DECODED_BYTES (%d bytes: its output and a zstd window as large)", s.limits.MaxInflightBytes, need)
+	need := max(decode.MaxBytesPerRequest(s.limits.MaxDecodedBytes), otlp.MaxBytesPerRequest(s.limits.MaxDecodedBytes))
+	if s.limits.MaxInflightBytes < need {
+		return fmt.Errorf("SLUICE_MAX_INFLIGHT_BYTES=%d: must hold at least one request at SLUICE_MAX_DECODED_BYTES (%d bytes: its output and a zstd window as large, or the buffers of an OTLP request)", s.limits.MaxInflightBytes, need)
 	}
 	if containerLimit > 0 && p.bound() > containerLimit {
 		return fmt.Errorf("the gateway's memory bound is %d MiB with these settings (SLUICE_MAX_INFLIGHT_BYTES, SLUICE_MAX_INFLIGHT x %d KiB, SLUICE_MAX_DECODED_BYTES), over the container's memory limit of %d MiB: lower them or raise the limit", p.bound()>>20, p.perRequest>>10, containerLimit>>20)
