@@ -1,0 +1,268 @@
+package limiter
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// call is one AllowAll on its way to Redis.
+type call struct {
+	keys    []string
+	lims    []Limit // normalized
+	costs   []int
+	slots   []uint16 // cluster clients only
+	slot    uint16
+	expires time.Time
+	out     []int64
+	err     error
+	done    chan struct{} // receives one value when out and err are set
+	// queued: c was handed to the flushers; answered: the caller then
+	// received done, so no flusher holds c any more.
+	queued, answered bool
+
+	// Storage for the common single-request call: one allocation.
+	key1  [1]string
+	lim1  [1]Limit
+	cost1 [1]int
+	slot1 [1]uint16
+}
+
+func (l *Limiter) newCall(n int) *call {
+	if n == 1 {
+		if c, _ := l.calls.Get().(*call); c != nil {
+			return c
+		}
+	}
+	c := &call{done: make(chan struct{}, 1)}
+	if n == 1 {
+		c.keys, c.lims, c.costs, c.slots = c.key1[:], c.lim1[:], c.cost1[:], c.slot1[:]
+		return c
+	}
+	c.keys, c.lims, c.costs, c.slots = make([]string, n), make([]Limit, n), make([]int, n), make([]uint16, n)
+	return c
+}
+
+// recycle returns a single-request call to the pool: one never handed to
+// the flushers (answered locally, or by a script call that returned), or
+// one whose answer was received. A call abandoned at the deadline may still
+// be written by a flusher and is left to the garbage collector.
+func (l *Limiter) recycle(c *call) {
+	if c.queued && !c.answered || len(c.keys) != 1 {
+		return
+	}
+	c.out, c.err, c.queued, c.answered, c.expires, c.slot = nil, nil, false, false, time.Time{}, 0
+	c.key1, c.lim1, c.cost1, c.slot1 = [1]string{}, [1]Limit{}, [1]int{}, [1]uint16{}
+	l.calls.Put(c)
+}
+
+func (c *call) finish(out []int64, err error) {
+	c.out, c.err = out, err
+	c.done <- struct{}{} // buffered: never blocks, even if the caller left
+}
+
+// await hands c to the flushers and waits for its answer until the deadline.
+func (l *Limiter) await(ctx context.Context, c *call) ([]int64, error) {
+	t, _ := l.timers.Get().(*time.Timer)
+	if t == nil {
+		t = time.NewTimer(l.cfg.deadline)
+	} else {
+		t.Reset(l.cfg.deadline)
+	}
+	// Since Go 1.23 a stopped timer delivers nothing stale: safe to reuse.
+	defer func() { t.Stop(); l.timers.Put(t) }()
+	c.queued = true
+	select {
+	case l.queue <- c: // fast path: room in the queue
+	default:
+		select {
+		case l.queue <- c:
+		case <-t.C:
+			return nil, errDeadline
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-l.stop:
+			return nil, ErrClosed
+		}
+	}
+	select {
+	case <-c.done:
+		c.answered = true
+		return c.out, c.err
+	case <-t.C:
+		return nil, errDeadline
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-l.stop:
+		return nil, ErrClosed
+	}
+}
+
+// flusher takes whatever calls queued up (up to maxBatch, waiting at most
+// maxDelay for more) and decides them in one round trip.
+func (l *Limiter) flusher() {
+	defer l.wg.Done()
+	batch := make([]*call, 0, l.cfg.maxBatch)
+	for {
+		select {
+		case c := <-l.queue:
+			batch = append(batch, c)
+		case <-l.stop:
+			return
+		}
+		batch = l.fill(batch)
+		l.flush(batch)
+		clear(batch)
+		batch = batch[:0]
+	}
+}
+
+func (l *Limiter) fill(batch []*call) []*call {
+	for len(batch) < l.cfg.maxBatch {
+		select {
+		case c := <-l.queue:
+			batch = append(batch, c)
+			continue
+		default:
+		}
+		break
+	}
+	if l.cfg.maxDelay <= 0 || len(batch) >= l.cfg.maxBatch {
+		return batch
+	}
+	t := time.NewTimer(l.cfg.maxDelay)
+	defer t.Stop()
+	for len(batch) < l.cfg.maxBatch {
+		select {
+		case c := <-l.queue:
+			batch = append(batch, c)
+		case <-t.C:
+			return batch
+		}
+	}
+	return batch
+}
+
+// flush runs one batch: on a single Redis one script for all calls (each
+// call its own all-or-nothing group); on a cluster one script per slot, in
+// one pipeline. Calls whose caller already gave up are dropped, so a Redis
+// that comes back does not consume for answers nobody waits for.
+func (l *Limiter) flush(batch []*call) {
+	now := time.Now()
+	live := batch[:0]
+	for _, c := range batch {
+		if now.After(c.expires) {
+			c.finish(nil, errDeadline)
+			continue
+		}
+		live = append(live, c)
+	}
+	if len(live) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.deadline)
+	defer cancel()
+	if !l.cluster {
+		l.flushGroup(ctx, live, l.rdb)
+		return
+	}
+	bySlot := map[uint16][]*call{}
+	var order []uint16
+	for _, c := range live {
+		if _, ok := bySlot[c.slot]; !ok {
+			order = append(order, c.slot)
+		}
+		bySlot[c.slot] = append(bySlot[c.slot], c)
+	}
+	if len(order) == 1 {
+		l.flushGroup(ctx, live, l.rdb)
+		return
+	}
+	pipe := l.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(order))
+	for i, s := range order {
+		keys, args := compose(bySlot[s], false)
+		cmds[i] = l.s.decide.EvalSha(ctx, pipe, keys, args...)
+	}
+	_, _ = pipe.Exec(ctx)
+	for i, s := range order {
+		calls := bySlot[s]
+		v, err := cmds[i].Result()
+		if isNoScript(err) {
+			keys, args := compose(calls, false)
+			v, err = l.s.decide.Eval(ctx, l.rdb, keys, args...).Result()
+		}
+		var out []int64
+		if err == nil {
+			out, err = toInts(v)
+		}
+		distribute(calls, out, err)
+	}
+}
+
+func (l *Limiter) flushGroup(ctx context.Context, calls []*call, rdb redis.Scripter) {
+	keys, args := compose(calls, false)
+	out, err := runScript(ctx, rdb, l.s.decide, keys, args...)
+	distribute(calls, out, err)
+}
+
+// compose lays calls out as one decide script invocation (see
+// lua/decide.lua): the distinct limits once, then (group, limit, cost) per
+// decision; each call is its own group. refund negates the costs.
+func compose(calls []*call, refund bool) ([]string, []any) {
+	n := countKeys(calls)
+	keys := make([]string, 0, n)
+	var limits []Limit
+	seen := map[Limit]int{}
+	index := func(lim Limit) int {
+		if i, ok := seen[lim]; ok {
+			return i
+		}
+		limits = append(limits, lim)
+		seen[lim] = len(limits)
+		return len(limits)
+	}
+	decisions := make([]any, 0, n*3)
+	for i, c := range calls {
+		keys = append(keys, c.keys...)
+		for k := range c.keys {
+			cost := c.costs[k]
+			if refund {
+				cost = -cost
+			}
+			decisions = append(decisions, i, index(c.lims[k]), cost)
+		}
+	}
+	args := make([]any, 0, 1+4*len(limits)+len(decisions))
+	args = append(args, len(limits))
+	for _, l := range limits {
+		args = append(args, int(l.Algorithm), l.Rate, l.Period.Microseconds(), l.Burst)
+	}
+	return keys, append(args, decisions...)
+}
+
+func distribute(calls []*call, out []int64, err error) {
+	if want := 4 * countKeys(calls); err == nil && len(out) != want {
+		err = fmt.Errorf("decide script returned %d integers, want %d", len(out), want)
+	}
+	off := 0
+	for _, c := range calls {
+		if err != nil {
+			c.finish(nil, err)
+			continue
+		}
+		n := 4 * len(c.keys)
+		c.finish(out[off:off+n:off+n], nil)
+		off += n
+	}
+}
+
+func countKeys(calls []*call) int {
+	n := 0
+	for _, c := range calls {
+		n += len(c.keys)
+	}
+	return n
+}
