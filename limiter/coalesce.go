@@ -168,37 +168,21 @@ func (l *Limiter) flush(batch []*call) {
 		l.flushGroup(ctx, live, l.rdb)
 		return
 	}
-	bySlot := map[uint16][]*call{}
-	var order []uint16
-	for _, c := range live {
-		if _, ok := bySlot[c.slot]; !ok {
-			order = append(order, c.slot)
-		}
-		bySlot[c.slot] = append(bySlot[c.slot], c)
-	}
-	if len(order) == 1 {
+	groups := bySlot(len(live), func(i int) uint16 { return live[i].slot })
+	if len(groups) == 1 {
 		l.flushGroup(ctx, live, l.rdb)
 		return
 	}
-	pipe := l.rdb.Pipeline()
-	cmds := make([]*redis.Cmd, len(order))
-	for i, s := range order {
-		keys, args := compose(bySlot[s], false)
-		cmds[i] = l.s.decide.EvalSha(ctx, pipe, keys, args...)
+	parts := make([][]*call, len(groups))
+	invs := make([]invocation, len(groups))
+	for g, idx := range groups {
+		for _, i := range idx {
+			parts[g] = append(parts[g], live[i])
+		}
+		invs[g].keys, invs[g].args = compose(parts[g], false)
 	}
-	_, _ = pipe.Exec(ctx)
-	for i, s := range order {
-		calls := bySlot[s]
-		v, err := cmds[i].Result()
-		if isNoScript(err) {
-			keys, args := compose(calls, false)
-			v, err = l.s.decide.Eval(ctx, l.rdb, keys, args...).Result()
-		}
-		var out []int64
-		if err == nil {
-			out, err = toInts(v)
-		}
-		distribute(calls, out, err)
+	for g, r := range evalAll(ctx, l.rdb, l.s.decide, invs) {
+		distribute(parts[g], r.v, r.err)
 	}
 }
 

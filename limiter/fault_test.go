@@ -100,8 +100,7 @@ func TestFaultRedisPaused(t *testing.T) {
 	srv, rdb := startRedis(t)
 	rec := newRecorder()
 	// The production default deadline: the point is that it holds.
-	l := New(rdb, WithObserver(rec), WithBreaker(3, 100*time.Millisecond))
-	t.Cleanup(func() { _ = l.Close() })
+	l := mustNew(t, rdb, WithObserver(rec), WithBreaker(3, 100*time.Millisecond))
 	lim := Limit{Rate: 1000, Period: time.Hour}
 	eventually(t, 5*time.Second, "a decision from Redis", func() bool {
 		res, err := l.Allow(t.Context(), "k", lim, 1)

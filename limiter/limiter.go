@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -62,20 +61,14 @@ type Limiter struct {
 var errDeadline = errors.New("redis did not answer within the deadline")
 
 // New returns a Limiter using rdb (a *redis.Client, *redis.ClusterClient,
-// failover client or anything else implementing redis.UniversalClient).
-func New(rdb redis.UniversalClient, opts ...Option) *Limiter {
+// failover client or anything else implementing redis.UniversalClient). An
+// option with a value it cannot use is an error wrapping ErrInvalidOption.
+func New(rdb redis.UniversalClient, opts ...Option) (*Limiter, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
-		o(&cfg)
-	}
-	cfg.prefix = strings.NewReplacer("{", "_", "}", "_").Replace(cfg.prefix)
-	if cfg.observer == nil {
-		cfg.observer = NopObserver{}
-	}
-	cfg.maxBatch = max(cfg.maxBatch, 1)
-	cfg.flushers = max(cfg.flushers, 1)
-	if cfg.deadline <= 0 {
-		cfg.deadline = defaultConfig().deadline
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.instanceID == "" {
 		cfg.instanceID = randomID()
@@ -112,7 +105,7 @@ func New(rdb redis.UniversalClient, opts ...Option) *Limiter {
 		l.wg.Add(1)
 		go l.heartbeat()
 	}
-	return l
+	return l, nil
 }
 
 // Close stops the background goroutines and removes this instance from the
@@ -313,7 +306,7 @@ func (l *Limiter) exec(ctx context.Context, c *call) ([]int64, error) {
 	}
 	if l.cluster && !sameSlot {
 		return l.within(ctx, l.cfg.deadline, func(ctx context.Context) ([]int64, error) {
-			return l.crossSlot(ctx, c, slots)
+			return l.crossSlot(ctx, c)
 		})
 	}
 	if !l.cfg.coalesce {
