@@ -3,6 +3,7 @@ package limiter
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -10,15 +11,20 @@ import (
 
 // call is one AllowAll on its way to Redis.
 type call struct {
-	keys    []string
-	lims    []Limit // normalized
-	costs   []int
-	slots   []uint16 // cluster clients only
-	slot    uint16
-	expires time.Time
-	out     []int64
-	err     error
-	done    chan struct{} // receives one value when out and err are set
+	keys  []string
+	lims  []Limit // normalized
+	costs []int
+	slots []uint16 // cluster clients only
+	slot  uint16
+	out   []int64
+	err   error
+	done  chan struct{} // receives one value when out and err are set
+	// state is callQueued until a flusher sends c (callSent, sentAt set
+	// just before) or its caller gives up waiting for that
+	// (callAbandoned): whichever comes first wins, so an abandoned call
+	// never reaches Redis.
+	state  atomic.Int32
+	sentAt atomic.Int64 // unix nanoseconds
 	// queued: c was handed to the flushers; answered: the caller then
 	// received done, so no flusher holds c any more.
 	queued, answered bool
@@ -29,6 +35,13 @@ type call struct {
 	cost1 [1]int
 	slot1 [1]uint16
 }
+
+// States of a call handed to the flushers.
+const (
+	callQueued int32 = iota
+	callSent
+	callAbandoned
+)
 
 func (l *Limiter) newCall(n int) *call {
 	if n == 1 {
@@ -47,13 +60,15 @@ func (l *Limiter) newCall(n int) *call {
 
 // recycle returns a single-request call to the pool: one never handed to
 // the flushers (answered locally, or by a script call that returned), or
-// one whose answer was received. A call abandoned at the deadline may still
-// be written by a flusher and is left to the garbage collector.
+// one whose answer was received. A call its caller gave up on may still be
+// held by a flusher and is left to the garbage collector.
 func (l *Limiter) recycle(c *call) {
 	if c.queued && !c.answered || len(c.keys) != 1 {
 		return
 	}
-	c.out, c.err, c.queued, c.answered, c.expires, c.slot = nil, nil, false, false, time.Time{}, 0
+	c.out, c.err, c.queued, c.answered, c.slot = nil, nil, false, false, 0
+	c.state.Store(callQueued)
+	c.sentAt.Store(0)
 	c.key1, c.lim1, c.cost1, c.slot1 = [1]string{}, [1]Limit{}, [1]int{}, [1]uint16{}
 	l.calls.Put(c)
 }
@@ -63,40 +78,61 @@ func (c *call) finish(out []int64, err error) {
 	c.done <- struct{}{} // buffered: never blocks, even if the caller left
 }
 
-// await hands c to the flushers and waits for its answer until the deadline.
-func (l *Limiter) await(ctx context.Context, c *call) ([]int64, error) {
-	t, _ := l.timers.Get().(*time.Timer)
-	if t == nil {
-		t = time.NewTimer(l.cfg.deadline)
-	} else {
-		t.Reset(l.cfg.deadline)
+// send marks c as sent at now, unless its caller gave up first.
+func (c *call) send(now time.Time) bool {
+	c.sentAt.Store(now.UnixNano())
+	return c.state.CompareAndSwap(callQueued, callSent)
+}
+
+// sent reports when c was sent, if it was.
+func (c *call) sent() (time.Time, bool) {
+	if c.state.Load() != callSent {
+		return time.Time{}, false
 	}
-	// Since Go 1.23 a stopped timer delivers nothing stale: safe to reuse.
-	defer func() { t.Stop(); l.timers.Put(t) }()
-	c.queued = true
+	return time.Unix(0, c.sentAt.Load()), true
+}
+
+// abandon gives up on c if no flusher has sent it yet.
+func (c *call) abandon() bool { return c.state.CompareAndSwap(callQueued, callAbandoned) }
+
+// await hands c to the flushers and waits for its answer (see waitFor).
+func (l *Limiter) await(ctx context.Context, c *call) ([]int64, error) {
+	queuedAt := time.Now()
 	select {
 	case l.queue <- c: // fast path: room in the queue
 	default:
-		select {
-		case l.queue <- c:
-		case <-t.C:
-			return nil, errDeadline
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-l.stop:
-			return nil, ErrClosed
+		if err := l.enqueue(ctx, c, queuedAt); err != nil {
+			return nil, err
 		}
 	}
-	select {
-	case <-c.done:
-		c.answered = true
-		return c.out, c.err
-	case <-t.C:
-		return nil, errDeadline
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-l.stop:
-		return nil, ErrClosed
+	c.queued = true
+	if err := l.waitFor(ctx, c.done, c, queuedAt, l.patience); err != nil {
+		return nil, err
+	}
+	c.answered = true
+	return c.out, c.err
+}
+
+// enqueue waits for room in the queue (every flusher is busy and the queue
+// is full) as long as a decision may wait for a flusher.
+func (l *Limiter) enqueue(ctx context.Context, c *call, queuedAt time.Time) error {
+	t := time.NewTimer(l.patience())
+	defer t.Stop()
+	for {
+		select {
+		case l.queue <- c:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-l.stop:
+			return ErrClosed
+		case <-t.C:
+			left := l.patience() - time.Since(queuedAt)
+			if left <= 0 {
+				return errQueued
+			}
+			t.Reset(left)
+		}
 	}
 }
 
@@ -147,22 +183,23 @@ func (l *Limiter) fill(batch []*call) []*call {
 
 // flush runs one batch: on a single Redis one script for all calls (each
 // call its own all-or-nothing group); on a cluster one script per slot, in
-// one pipeline. Calls whose caller already gave up are dropped, so a Redis
-// that comes back does not consume for answers nobody waits for.
+// one pipeline. Calls whose caller gave up before they were sent are
+// dropped, so a Redis that comes back does not consume for answers nobody
+// waits for.
 func (l *Limiter) flush(batch []*call) {
 	now := time.Now()
 	live := batch[:0]
 	for _, c := range batch {
-		if now.After(c.expires) {
-			c.finish(nil, errDeadline)
-			continue
+		if c.send(now) {
+			live = append(live, c)
 		}
-		live = append(live, c)
 	}
 	if len(live) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.deadline)
+	// The flusher waits as long as a patient caller would; callers that
+	// stopped waiting sooner get their fallback meanwhile.
+	ctx, cancel := context.WithTimeout(context.Background(), max(l.cfg.lateAnswer, l.cfg.deadline))
 	defer cancel()
 	if !l.cluster {
 		l.flushGroup(ctx, live, l.rdb)

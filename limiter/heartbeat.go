@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// janitor sweeps expired deny-cache entries and idle local state.
+// janitor sweeps expired deny-cache entries and idle local state, and
+// charges Redis what fallbacks admitted if a decision's charge failed.
 func (l *Limiter) janitor() {
 	defer l.wg.Done()
 	t := time.NewTicker(l.cfg.janitorInterval)
@@ -21,18 +22,76 @@ func (l *Limiter) janitor() {
 				l.deny.sweep(now)
 			}
 			l.local.sweep(now)
+			if l.local.owes() && l.br.State() == BreakerClosed {
+				l.repay()
+			}
 		}
 	}
 }
 
+// repay charges Redis with the cost fallbacks admitted (see takeDebts), so
+// that over an outage a key gets no more than its limit allows in all: each
+// key's debt is consumed unconditionally (a limit of the same key whose burst, or for
+// the window algorithms rate, no debt can exceed), in one decide script
+// call, one per slot on a cluster. Debts that could not be charged are owed
+// again.
+func (l *Limiter) repay() {
+	ds := l.local.takeDebts(time.Now())
+	if len(ds) == 0 {
+		return
+	}
+	calls := make([]*call, len(ds))
+	for i, d := range ds {
+		lim := d.lim
+		if lim.Algorithm == GCRA {
+			lim.Burst = chargeCapacity
+		} else {
+			lim.Rate = chargeCapacity
+		}
+		calls[i] = &call{keys: []string{d.key}, lims: []Limit{lim}, costs: []int{min(d.cost, chargeCapacity)}}
+	}
+	groups := [][]int{make([]int, len(calls))}
+	for i := range groups[0] {
+		groups[0][i] = i
+	}
+	if l.cluster {
+		n := len(l.cfg.prefix)
+		groups = bySlot(len(calls), func(i int) uint16 { return slot(ds[i].key[n+1 : n+17]) })
+	}
+	invs := make([]invocation, len(groups))
+	for g, idx := range groups {
+		part := make([]*call, len(idx))
+		for k, i := range idx {
+			part[k] = calls[i]
+		}
+		invs[g].keys, invs[g].args = compose(part, false)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), max(l.cfg.lateAnswer, l.cfg.deadline))
+	defer cancel()
+	for g, r := range evalAll(ctx, l.rdb, l.s.decide, invs) {
+		if r.err == nil {
+			continue
+		}
+		l.cfg.observer.ObserveBackendError("repay", r.err)
+		back := make([]debt, len(groups[g]))
+		for k, i := range groups[g] {
+			back[k] = ds[i]
+		}
+		l.local.giveBack(back)
+	}
+}
+
+// chargeCapacity is the capacity of the limit a debt is charged under.
+const chargeCapacity = 1 << 30
+
 func (l *Limiter) instancesKey() string { return l.cfg.prefix + "{instances}" }
 
 // heartbeat keeps this instance in the Redis heartbeat set and learns how
-// many instances are alive, for ModeLocal's share of each limit.
+// many instances are alive, for the fallback's share of each limit.
 func (l *Limiter) heartbeat() {
 	defer l.wg.Done()
 	beat := func() {
-		timeout := max(l.cfg.deadline, 100*time.Millisecond)
+		timeout := max(l.cfg.deadline, l.cfg.lateAnswer)
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		defer cancel()
 		ttl := 3 * l.cfg.heartbeat

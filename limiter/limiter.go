@@ -53,12 +53,9 @@ type Limiter struct {
 	wg      sync.WaitGroup
 	closed  atomic.Bool
 	stopper sync.Once
-	timers  sync.Pool // *time.Timer for await
+	timers  sync.Pool // *time.Timer for waitFor
 	calls   sync.Pool // *call of one request, returned once answered
 }
-
-// errDeadline is a decision whose Redis answer did not come in time.
-var errDeadline = errors.New("redis did not answer within the deadline")
 
 // New returns a Limiter using rdb (a *redis.Client, *redis.ClusterClient,
 // failover client or anything else implementing redis.UniversalClient). An
@@ -101,7 +98,7 @@ func New(rdb redis.UniversalClient, opts ...Option) (*Limiter, error) {
 	}
 	l.wg.Add(1)
 	go l.janitor()
-	if cfg.mode == ModeLocal {
+	if l.keepsLocal() {
 		l.wg.Add(1)
 		go l.heartbeat()
 	}
@@ -116,10 +113,10 @@ func (l *Limiter) Close() error {
 		close(l.stop)
 	})
 	l.wg.Wait()
-	if l.cfg.mode == ModeLocal {
-		_, _ = l.within(context.Background(), l.cfg.closeHeartbeatTO, func(ctx context.Context) ([]int64, error) {
-			return nil, l.rdb.ZRem(ctx, l.instancesKey(), l.cfg.instanceID).Err()
-		})
+	if l.keepsLocal() {
+		ctx, cancel := context.WithTimeout(context.Background(), l.cfg.closeHeartbeatTO)
+		defer cancel()
+		_ = l.rdb.ZRem(ctx, l.instancesKey(), l.cfg.instanceID).Err()
 	}
 	return nil
 }
@@ -212,11 +209,23 @@ func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) ([]Result, error
 		if errors.Is(err, ErrClosed) {
 			return nil, err
 		}
-		l.br.failure(time.Now())
+		// A decision left queued is Redis's failure only once Redis has
+		// failed already: then the flushers are stuck on it. Otherwise the
+		// queue was this process's own backlog.
+		if !errors.Is(err, errQueued) || !l.br.patient() {
+			l.br.failure(time.Now())
+		}
 		l.cfg.observer.ObserveBackendError("decide", err)
 		return l.fallback(reqs, keys, results, err, alg, start)
 	}
+	if l.local.owes() {
+		// Before the breaker lets everyone back to Redis, charge it what
+		// the fallbacks admitted, or its refilled state would admit a
+		// burst on top of them.
+		l.repay()
+	}
 	l.br.success()
+	now := time.Now()
 	for i := range results {
 		o := out[i*4 : i*4+4]
 		results[i].Allowed = o[0] == 1
@@ -230,6 +239,9 @@ func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) ([]Result, error
 		// the key's own, so it is not cached.
 		if l.deny != nil && !results[i].Allowed && !slices.Contains(keys[:i], keys[i]) {
 			l.deny.put(keys[i], reqs[i].Cost, results[i], start)
+		}
+		if l.keepsLocal() {
+			l.local.learn(keys[i], results[i].Limit, results[i].Remaining, now)
 		}
 	}
 	l.recycle(c)
@@ -268,8 +280,24 @@ func allAllowed(rs []Result) bool {
 	return true
 }
 
-// fallback decides without Redis, as the Mode says.
+// keepsLocal reports whether the Limiter keeps local state for its
+// fallback: per-key buckets learned from Redis's answers and the number of
+// live instances (ModeOpen and ModeLocal).
+func (l *Limiter) keepsLocal() bool { return l.cfg.mode != ModeClosed }
+
+// fallback decides without Redis, as the Mode says. A key Redis denied
+// stays denied until its RetryAfter in every mode (the deny cache); a key
+// with local state (ModeLocal: every key) gets at most this instance's
+// share of its limit, starting from what Redis last said of it.
 func (l *Limiter) fallback(reqs []Request, keys []string, results []Result, cause error, alg Algorithm, start time.Time) ([]Result, error) {
+	if l.deny != nil {
+		for i, r := range reqs {
+			if cached, ok := l.deny.get(keys[i], r.Cost, start); ok {
+				results[i] = cached
+				return l.finish(results, nil, SourceDenyCache, alg, start)
+			}
+		}
+	}
 	switch l.cfg.mode {
 	case ModeClosed:
 		retry := max(l.br.retryAfter(time.Now()), l.cfg.deadline)
@@ -280,24 +308,17 @@ func (l *Limiter) fallback(reqs []Request, keys []string, results []Result, caus
 		}
 		err := fmt.Errorf("allow %q: %w: %w", reqs[0].Key, ErrUnavailable, cause)
 		return l.finish(results, err, SourceFallback, alg, start)
-	case ModeLocal:
+	default:
 		lr := make([]localReq, len(reqs))
 		for i, r := range reqs {
 			lr[i] = localReq{key: keys[i], lim: results[i].Limit, cost: r.Cost}
 		}
-		l.local.allow(lr, start, results)
-		return l.finish(results, nil, SourceFallback, alg, start)
-	default:
-		for i := range results {
-			results[i].Allowed = true
-			results[i].Fallback = true
-		}
+		l.local.allow(lr, start, results, l.cfg.mode == ModeOpen)
 		return l.finish(results, nil, SourceFallback, alg, start)
 	}
 }
 
-// exec runs the decide script for reqs within the deadline and returns 4
-// integers per request.
+// exec runs the decide script for reqs and returns 4 integers per request.
 func (l *Limiter) exec(ctx context.Context, c *call) ([]int64, error) {
 	slots := c.slots
 	sameSlot := true
@@ -305,43 +326,16 @@ func (l *Limiter) exec(ctx context.Context, c *call) ([]int64, error) {
 		sameSlot = sameSlot && s == slots[0]
 	}
 	if l.cluster && !sameSlot {
-		return l.within(ctx, l.cfg.deadline, func(ctx context.Context) ([]int64, error) {
+		return l.decide(ctx, func(ctx context.Context) ([]int64, error) {
 			return l.crossSlot(ctx, c)
 		})
 	}
 	if !l.cfg.coalesce {
-		return l.within(ctx, l.cfg.deadline, func(ctx context.Context) ([]int64, error) {
+		return l.decide(ctx, func(ctx context.Context) ([]int64, error) {
 			keys, args := compose([]*call{c}, false)
 			return runScript(ctx, l.rdb, l.s.decide, keys, args...)
 		})
 	}
 	c.slot = slots[0]
-	c.expires = time.Now().Add(l.cfg.deadline)
 	return l.await(ctx, c)
-}
-
-// within runs fn in its own goroutine so that the deadline holds even when
-// the client does not honour context deadlines (go-redis does not unless
-// ContextTimeoutEnabled is set).
-func (l *Limiter) within(ctx context.Context, d time.Duration, fn func(context.Context) ([]int64, error)) ([]int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	type answer struct {
-		v   []int64
-		err error
-	}
-	ch := make(chan answer, 1)
-	go func() {
-		v, err := fn(ctx)
-		ch <- answer{v, err}
-	}()
-	select {
-	case a := <-ch:
-		return a.v, a.err
-	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, errDeadline
-		}
-		return nil, ctx.Err()
-	}
 }

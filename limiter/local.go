@@ -7,22 +7,37 @@ import (
 	"time"
 )
 
-// local is the in-process fallback for ModeLocal: a GCRA bucket per key that
-// enforces the limit divided by the number of live instances, and a lease
-// count per key for Concurrency limits. The instance count comes from the
-// Redis heartbeat set while Redis is up; it keeps its last value when Redis
-// goes away (1 until the first heartbeat).
+// local is the in-process fallback of ModeLocal and ModeOpen: a GCRA bucket
+// per key that enforces the limit divided by the number of live instances,
+// and a lease count per key for Concurrency limits. The instance count comes
+// from the Redis heartbeat set while Redis is up; it keeps its last value
+// when Redis goes away (1 until the first heartbeat).
+//
+// While Redis decides, each bucket learns from its answers (learn), so a
+// fallback starts from the key's state rather than from a full bucket. What
+// a fallback admits is owed to Redis and charged there once it answers
+// again (debts), so the policy holds across the outage too.
 type local struct {
 	maxKeys   int
 	instances atomic.Int64
+	debtors   atomic.Int64 // buckets with debt > 0
 
-	mu     sync.Mutex
-	tats   map[string]time.Time            // redis key -> theoretical arrival time
-	leases map[string]map[string]time.Time // redis key -> lease id -> expiry
+	mu      sync.Mutex
+	buckets map[string]*bucket              // redis key -> bucket
+	leases  map[string]map[string]time.Time // redis key -> lease id -> expiry
+}
+
+// bucket is one key's local GCRA state, in the time of the whole limit:
+// tat - now is how long the key (all instances together) needs to be full
+// again.
+type bucket struct {
+	tat  time.Time // theoretical arrival time
+	lim  Limit     // the limit it was last decided under
+	debt int       // cost admitted without Redis, not yet charged there
 }
 
 func newLocal(maxKeys int) *local {
-	lc := &local{maxKeys: maxKeys, tats: map[string]time.Time{}, leases: map[string]map[string]time.Time{}}
+	lc := &local{maxKeys: maxKeys, buckets: map[string]*bucket{}, leases: map[string]map[string]time.Time{}}
 	lc.instances.Store(1)
 	return lc
 }
@@ -39,20 +54,47 @@ type localReq struct {
 	cost int
 }
 
-// allow decides reqs all-or-nothing against the local buckets.
-func (lc *local) allow(reqs []localReq, now time.Time, out []Result) {
+// learn records Redis's answer for key: remaining of the limit's capacity
+// was left at now.
+func (lc *local) learn(key string, lim Limit, remaining int, now time.Time) {
+	used := max(lim.capacity()-remaining, 0)
+	tat := now.Add(time.Duration(float64(used) * float64(lim.Period) / float64(lim.Rate)))
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
-	if len(lc.tats) >= lc.maxKeys {
+	if b := lc.buckets[key]; b != nil {
+		b.tat, b.lim = tat, lim
+		return
+	}
+	if len(lc.buckets) >= lc.maxKeys {
+		lc.sweepLocked(now)
+	}
+	lc.buckets[key] = &bucket{tat: tat, lim: lim}
+}
+
+// allow decides reqs all-or-nothing against the local buckets. With
+// onlyKnown (ModeOpen), a key without a bucket is allowed and left without
+// one.
+func (lc *local) allow(reqs []localReq, now time.Time, out []Result, onlyKnown bool) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if len(lc.buckets) >= lc.maxKeys {
 		lc.sweepLocked(now)
 	}
 	k := float64(max(lc.instances.Load(), 1))
 	newTats := make([]time.Time, len(reqs))
 	ok := true
 	for i, r := range reqs {
+		b := lc.buckets[r.key]
+		if b == nil && onlyKnown {
+			out[i] = Result{Allowed: true, Limit: r.lim, Fallback: true}
+			continue
+		}
 		em := time.Duration(math.Ceil(float64(r.lim.Period) * k / float64(r.lim.Rate)))
 		burst := max(lc.share(r.lim.Burst), min(r.cost, r.lim.Burst))
-		tat := lc.tats[r.key]
+		var tat time.Time
+		if b != nil {
+			tat = b.tat
+		}
 		for j := range i { // an earlier request of this call on the same key
 			if reqs[j].key == r.key {
 				tat = newTats[j]
@@ -83,7 +125,72 @@ func (lc *local) allow(reqs []localReq, now time.Time, out []Result) {
 		return
 	}
 	for i, r := range reqs {
-		lc.tats[r.key] = newTats[i]
+		b := lc.buckets[r.key]
+		if newTats[i].IsZero() { // ModeOpen, a key without a bucket
+			continue
+		}
+		if b == nil {
+			b = &bucket{}
+			lc.buckets[r.key] = b
+		}
+		b.tat, b.lim = newTats[i], r.lim
+		if b.debt == 0 {
+			lc.debtors.Add(1)
+		}
+		b.debt += r.cost
+	}
+}
+
+// owes reports whether some fallback admission is not charged to Redis yet.
+func (lc *local) owes() bool { return lc.debtors.Load() > 0 }
+
+// debt is what one key owes Redis.
+type debt struct {
+	key  string
+	lim  Limit
+	cost int
+}
+
+// takeDebts returns what is owed at now and forgets it (see giveBack). A
+// key owes what its fallbacks admitted, but no more than its bucket is
+// still using of this instance's share: while Redis was away its own state
+// refilled too, and each instance charges only its share of the refill the
+// fallbacks consumed, so that the instances' charges add up to the key's
+// state rather than to a multiple of it.
+func (lc *local) takeDebts(now time.Time) []debt {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	k := float64(max(lc.instances.Load(), 1))
+	var ds []debt
+	for key, b := range lc.buckets {
+		if b.debt == 0 {
+			continue
+		}
+		em := float64(b.lim.Period) * k / float64(b.lim.Rate)
+		used := int(math.Ceil(float64(b.tat.Sub(now)) / em))
+		if c := min(b.debt, used); c > 0 {
+			ds = append(ds, debt{key: key, lim: b.lim, cost: c})
+		}
+		b.debt = 0
+	}
+	lc.debtors.Store(0)
+	return ds
+}
+
+// giveBack owes ds again (charging them failed).
+func (lc *local) giveBack(ds []debt) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	for _, d := range ds {
+		b := lc.buckets[d.key]
+		if b == nil {
+			b = &bucket{lim: d.lim}
+			lc.buckets[d.key] = b
+		}
+		if b.debt == 0 {
+			lc.debtors.Add(1)
+		}
+		b.debt += d.cost
 	}
 }
 
@@ -129,17 +236,18 @@ func (lc *local) sweep(now time.Time) {
 	lc.sweepLocked(now)
 }
 
-// sweepLocked drops full buckets (their state is the default) and expired
-// leases; if the map is still too big it starts over, which can only let a
-// key burst once more.
+// sweepLocked drops full buckets that owe nothing (their state is the
+// default) and expired leases; if the map is still too big it starts over,
+// which can only let a key burst once more and forgets its debt.
 func (lc *local) sweepLocked(now time.Time) {
-	for k, tat := range lc.tats {
-		if !tat.After(now) {
-			delete(lc.tats, k)
+	for k, b := range lc.buckets {
+		if !b.tat.After(now) && b.debt == 0 {
+			delete(lc.buckets, k)
 		}
 	}
-	if len(lc.tats) >= lc.maxKeys {
-		clear(lc.tats)
+	if len(lc.buckets) >= lc.maxKeys {
+		clear(lc.buckets)
+		lc.debtors.Store(0)
 	}
 	for k, set := range lc.leases {
 		for id, exp := range set {

@@ -7,17 +7,23 @@ import (
 	"time"
 )
 
-// Mode is what a decision becomes when Redis cannot make it (error, deadline
-// passed, breaker open).
+// Mode is what a decision becomes when Redis cannot make it (an error, no
+// answer in time, breaker open). In every mode a key Redis was denying stays
+// denied until its RetryAfter (the deny cache).
 type Mode uint8
 
 const (
-	// ModeOpen allows the request and counts it as a fallback decision.
+	// ModeOpen allows the request, except for keys the Limiter has state
+	// for (Redis decided them recently, or they owe Redis what an earlier
+	// fallback admitted): those get this instance's share, as in ModeLocal.
 	ModeOpen Mode = iota
 	// ModeClosed denies the request with an error wrapping ErrUnavailable.
 	ModeClosed
-	// ModeLocal decides with an in-process bucket enforcing the limit divided
-	// by the number of live instances (learned from a Redis heartbeat set).
+	// ModeLocal decides with an in-process bucket per key enforcing the
+	// limit divided by the number of live instances (learned from a Redis
+	// heartbeat set), starting from what Redis last said of the key. It is
+	// the default: it never refuses a tenant all traffic and never admits
+	// more than the instances' shares add up to.
 	ModeLocal
 )
 
@@ -51,6 +57,7 @@ func ParseMode(s string) (Mode, error) {
 type config struct {
 	prefix           string
 	deadline         time.Duration
+	lateAnswer       time.Duration
 	mode             Mode
 	shadow           bool
 	observer         Observer
@@ -72,7 +79,8 @@ func defaultConfig() config {
 	return config{
 		prefix:           "rl:",
 		deadline:         5 * time.Millisecond,
-		mode:             ModeOpen,
+		lateAnswer:       250 * time.Millisecond,
+		mode:             ModeLocal,
 		observer:         NopObserver{},
 		maxBatch:         128,
 		maxDelay:         0,
@@ -108,8 +116,12 @@ func WithPrefix(p string) Option {
 	}
 }
 
-// WithDeadline bounds how long one decision waits for Redis (default 5ms).
-// When it passes, the decision follows the Mode.
+// WithDeadline is how long after its command is sent a decision expects
+// Redis's answer (default 5ms). Past it the answer is late: while Redis is
+// healthy (the breaker closed and nothing failed since its last answer) the
+// decision waits on for it up to the late-answer bound (WithLateAnswers);
+// once Redis has failed, the deadline is final and the decision follows
+// the Mode.
 func WithDeadline(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {
@@ -120,7 +132,23 @@ func WithDeadline(d time.Duration) Option {
 	}
 }
 
-// WithMode sets what happens when Redis cannot decide (default ModeOpen).
+// WithLateAnswers bounds how long a decision waits for a late answer from a
+// healthy Redis, counted from when its command was sent (default 250ms,
+// never less than the deadline). A
+// sent command still unanswered then is a failure for the breaker and the
+// decision follows the Mode. A decision that waited this long for a flusher
+// to send it falls back unsent.
+func WithLateAnswers(bound time.Duration) Option {
+	return func(c *config) error {
+		if bound <= 0 {
+			return invalid("late-answer bound %s must be positive", bound)
+		}
+		c.lateAnswer = bound
+		return nil
+	}
+}
+
+// WithMode sets what happens when Redis cannot decide (default ModeLocal).
 func WithMode(m Mode) Option {
 	return func(c *config) error {
 		if m > ModeLocal {
@@ -195,8 +223,8 @@ func WithBreaker(failures int, cooldown time.Duration) Option {
 
 // WithInstance names this process in the heartbeat set ("" keeps the
 // default, a random id) and sets the heartbeat interval (default 1s; an
-// instance silent for three intervals is no longer counted). Only ModeLocal
-// sends heartbeats.
+// instance silent for three intervals is no longer counted). ModeClosed
+// sends none.
 func WithInstance(id string, interval time.Duration) Option {
 	return func(c *config) error {
 		if interval <= 0 {

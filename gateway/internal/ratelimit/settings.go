@@ -44,7 +44,7 @@ func (s *Settings) Declare(cs *config.Set) {
 		}
 		return fmt.Errorf("want requests or events")
 	})
-	cs.Func("SLUICE_LIMITER_ON_ERROR", "open", "when Redis cannot decide in time: open (admit), closed (503 limiter_unavailable) or local (each gateway enforces its share of the policy)", func(v string) error {
+	cs.Func("SLUICE_LIMITER_ON_ERROR", "local", "when Redis cannot decide in time: local (each gateway enforces its share of the policy), open (admit tenants it knows nothing of; the others get their share as in local) or closed (503 limiter_unavailable)", func(v string) error {
 		m, err := limiter.ParseMode(v)
 		s.Mode = m
 		return err
