@@ -290,4 +290,3 @@ func sub(a, b map[string]float64) map[string]float64 {
 	}
 	return out
 }
-
