@@ -219,14 +219,14 @@ func (l *Limiter) flush(batch []*call) {
 		invs[g].keys, invs[g].args = compose(parts[g], false)
 	}
 	for g, r := range evalAll(ctx, l.rdb, l.s.decide, invs) {
-		distribute(parts[g], r.v, r.err)
+		l.distribute(parts[g], r.v, r.err)
 	}
 }
 
 func (l *Limiter) flushGroup(ctx context.Context, calls []*call, rdb redis.Scripter) {
 	keys, args := compose(calls, false)
 	out, err := runScript(ctx, rdb, l.s.decide, keys, args...)
-	distribute(calls, out, err)
+	l.distribute(calls, out, err)
 }
 
 // compose lays calls out as one decide script invocation (see
@@ -264,9 +264,15 @@ func compose(calls []*call, refund bool) ([]string, []any) {
 	return keys, append(args, decisions...)
 }
 
-func distribute(calls []*call, out []int64, err error) {
+// distribute hands each call its part of out (or err). The local fallback
+// state learns from the answers first, under one lock for the batch: once
+// a call is finished its caller may reuse it.
+func (l *Limiter) distribute(calls []*call, out []int64, err error) {
 	if want := 4 * countKeys(calls); err == nil && len(out) != want {
 		err = fmt.Errorf("decide script returned %d integers, want %d", len(out), want)
+	}
+	if err == nil && l.keepsLocal() {
+		l.local.learn(calls, out, time.Now())
 	}
 	off := 0
 	for _, c := range calls {

@@ -225,7 +225,6 @@ func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) ([]Result, error
 		l.repay()
 	}
 	l.br.success()
-	now := time.Now()
 	for i := range results {
 		o := out[i*4 : i*4+4]
 		results[i].Allowed = o[0] == 1
@@ -239,9 +238,6 @@ func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) ([]Result, error
 		// the key's own, so it is not cached.
 		if l.deny != nil && !results[i].Allowed && !slices.Contains(keys[:i], keys[i]) {
 			l.deny.put(keys[i], reqs[i].Cost, results[i], start)
-		}
-		if l.keepsLocal() {
-			l.local.learn(keys[i], results[i].Limit, results[i].Remaining, now)
 		}
 	}
 	l.recycle(c)
@@ -327,15 +323,27 @@ func (l *Limiter) exec(ctx context.Context, c *call) ([]int64, error) {
 	}
 	if l.cluster && !sameSlot {
 		return l.decide(ctx, func(ctx context.Context) ([]int64, error) {
-			return l.crossSlot(ctx, c)
+			out, err := l.crossSlot(ctx, c)
+			l.learn(c, out, err)
+			return out, err
 		})
 	}
 	if !l.cfg.coalesce {
 		return l.decide(ctx, func(ctx context.Context) ([]int64, error) {
 			keys, args := compose([]*call{c}, false)
-			return runScript(ctx, l.rdb, l.s.decide, keys, args...)
+			out, err := runScript(ctx, l.rdb, l.s.decide, keys, args...)
+			l.learn(c, out, err)
+			return out, err
 		})
 	}
 	c.slot = slots[0]
 	return l.await(ctx, c)
+}
+
+// learn lets the local fallback state learn from c's answer, if it has
+// one (the flushers do it per batch for coalesced calls).
+func (l *Limiter) learn(c *call, out []int64, err error) {
+	if err == nil && len(out) == 4*len(c.keys) && l.keepsLocal() {
+		l.local.learn([]*call{c}, out, time.Now())
+	}
 }

@@ -54,21 +54,29 @@ type localReq struct {
 	cost int
 }
 
-// learn records Redis's answer for key: remaining of the limit's capacity
-// was left at now.
-func (lc *local) learn(key string, lim Limit, remaining int, now time.Time) {
-	used := max(lim.capacity()-remaining, 0)
-	tat := now.Add(time.Duration(float64(used) * float64(lim.Period) / float64(lim.Rate)))
+// learn records Redis's answers out (4 integers per key of calls, as the
+// decide script returns them) at now: the second of each is the capacity
+// left of its key's limit.
+func (lc *local) learn(calls []*call, out []int64, now time.Time) {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
-	if b := lc.buckets[key]; b != nil {
-		b.tat, b.lim = tat, lim
-		return
-	}
 	if len(lc.buckets) >= lc.maxKeys {
 		lc.sweepLocked(now)
 	}
-	lc.buckets[key] = &bucket{tat: tat, lim: lim}
+	off := 0
+	for _, c := range calls {
+		for k, key := range c.keys {
+			lim := c.lims[k]
+			used := max(lim.capacity()-int(out[off+1]), 0)
+			tat := now.Add(time.Duration(float64(used) * float64(lim.Period) / float64(lim.Rate)))
+			if b := lc.buckets[key]; b != nil {
+				b.tat, b.lim = tat, lim
+			} else {
+				lc.buckets[key] = &bucket{tat: tat, lim: lim}
+			}
+			off += 4
+		}
+	}
 }
 
 // allow decides reqs all-or-nothing against the local buckets. With
