@@ -127,7 +127,7 @@ func (l *Limiter) enqueue(ctx context.Context, c *call, queuedAt time.Time) erro
 		case <-l.stop:
 			return ErrClosed
 		case <-t.C:
-			left := l.patience() - time.Since(queuedAt)
+			left := l.left(l.patience(), queuedAt)
 			if left <= 0 {
 				return errQueued
 			}
@@ -271,8 +271,11 @@ func (l *Limiter) distribute(calls []*call, out []int64, err error) {
 	if want := 4 * countKeys(calls); err == nil && len(out) != want {
 		err = fmt.Errorf("decide script returned %d integers, want %d", len(out), want)
 	}
-	if err == nil && l.keepsLocal() {
-		l.local.learn(calls, out, time.Now())
+	if err == nil {
+		l.heard()
+		if l.keepsLocal() {
+			l.local.learn(calls, out, time.Now())
+		}
 	}
 	off := 0
 	for _, c := range calls {

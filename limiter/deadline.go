@@ -3,6 +3,7 @@ package limiter
 import (
 	"context"
 	"errors"
+	"runtime"
 	"time"
 )
 
@@ -16,7 +17,10 @@ import (
 // breaker's probe): on a saturated machine answers come late but they come,
 // and Redis's decision is worth more than a fallback. Once Redis has failed,
 // a decision waits only the deadline. A decision still queued when its bound
-// passes (counted from the hand-off) is dropped unsent and falls back.
+// passes (counted from the hand-off) is dropped unsent and falls back. A
+// bound passes when Redis has answered nothing at all for that long (while
+// it answers other decisions it is busy, not stalled), and at the latest
+// four bounds after the send or hand-off.
 //
 // Only errors and sent commands left without an answer count as failures
 // for the breaker; a late answer is a success.
@@ -70,9 +74,18 @@ func (l *Limiter) waitFor(ctx context.Context, done <-chan struct{}, c *call, st
 					sent = false
 				}
 			}
-			if left := bound() - time.Since(from); left > 0 {
+			if left := l.left(bound(), from); left > 0 {
 				t.Reset(left)
 				continue
+			}
+			// About to give up: let a flusher that is ready to deliver the
+			// answer run first (on a saturated machine this goroutine and
+			// the flusher wake together).
+			runtime.Gosched()
+			select {
+			case <-done:
+				return nil
+			default:
 			}
 			if sent {
 				return errNoAnswer
@@ -84,6 +97,22 @@ func (l *Limiter) waitFor(ctx context.Context, done <-chan struct{}, c *call, st
 		}
 	}
 }
+
+// left is how much longer a decision sent (or handed over) at from may
+// wait with bound: until Redis has answered nothing at all for bound, and
+// at most 4 × bound since from. While Redis answers other decisions it is
+// not stalled, only busy, and neither is this one lost.
+func (l *Limiter) left(bound time.Duration, from time.Time) time.Duration {
+	quiet := from
+	if at := time.Unix(0, l.answered.Load()); at.After(quiet) {
+		quiet = at
+	}
+	now := time.Now()
+	return min(quiet.Add(bound).Sub(now), from.Add(4*bound).Sub(now))
+}
+
+// heard records that Redis answered (anything, to anyone) just now.
+func (l *Limiter) heard() { l.answered.Store(time.Now().UnixNano()) }
 
 // roundTrip runs fn (one command sent at once) in its own goroutine and
 // waits for it as waitFor does with bound, so that the bound holds even
@@ -99,6 +128,9 @@ func (l *Limiter) roundTrip(ctx context.Context, bound func() time.Duration, fn 
 	go func() {
 		defer close(done)
 		v, err = fn(fctx)
+		if err == nil {
+			l.heard()
+		}
 	}()
 	if werr := l.waitFor(ctx, done, nil, start, bound); werr != nil {
 		return nil, werr

@@ -29,12 +29,12 @@ func (l *Limiter) janitor() {
 	}
 }
 
-// repay charges Redis with the cost fallbacks admitted (see takeDebts), so
-// that over an outage a key gets no more than its limit allows in all: each
-// key's debt is consumed unconditionally (a limit of the same key whose burst, or for
-// the window algorithms rate, no debt can exceed), in one decide script
-// call, one per slot on a cluster. Debts that could not be charged are owed
-// again.
+// repay tells Redis what fallbacks admitted (see takeDebts), so that over
+// an outage a key gets no more than its limit allows in all: each owing
+// key's state in Redis is raised to at least what its local bucket says is
+// used (raised, not added to: each instance's bucket estimates the whole
+// key, and Redis may know part of it already), in one decide script call,
+// one per slot on a cluster. Debts that could not be told are owed again.
 func (l *Limiter) repay() {
 	ds := l.local.takeDebts(time.Now())
 	if len(ds) == 0 {
@@ -43,12 +43,8 @@ func (l *Limiter) repay() {
 	calls := make([]*call, len(ds))
 	for i, d := range ds {
 		lim := d.lim
-		if lim.Algorithm == GCRA {
-			lim.Burst = chargeCapacity
-		} else {
-			lim.Rate = chargeCapacity
-		}
-		calls[i] = &call{keys: []string{d.key}, lims: []Limit{lim}, costs: []int{min(d.cost, chargeCapacity)}}
+		lim.Burst = -1 // raise (see lua/decide.lua)
+		calls[i] = &call{keys: []string{d.key}, lims: []Limit{lim}, costs: []int{d.used}}
 	}
 	groups := [][]int{make([]int, len(calls))}
 	for i := range groups[0] {
@@ -80,9 +76,6 @@ func (l *Limiter) repay() {
 		l.local.giveBack(back)
 	}
 }
-
-// chargeCapacity is the capacity of the limit a debt is charged under.
-const chargeCapacity = 1 << 30
 
 func (l *Limiter) instancesKey() string { return l.cfg.prefix + "{instances}" }
 

@@ -55,6 +55,8 @@ type Limiter struct {
 	stopper sync.Once
 	timers  sync.Pool // *time.Timer for waitFor
 	calls   sync.Pool // *call of one request, returned once answered
+	// answered is when Redis last answered anything (unix nanoseconds).
+	answered atomic.Int64
 }
 
 // New returns a Limiter using rdb (a *redis.Client, *redis.ClusterClient,

@@ -14,9 +14,9 @@ import (
 // when Redis goes away (1 until the first heartbeat).
 //
 // While Redis decides, each bucket learns from its answers (learn), so a
-// fallback starts from the key's state rather than from a full bucket. What
-// a fallback admits is owed to Redis and charged there once it answers
-// again (debts), so the policy holds across the outage too.
+// fallback starts from the key's state rather than from a full bucket. A key
+// a fallback admitted on owes Redis its state, told once Redis answers again
+// (debts), so the policy holds across the outage too.
 type local struct {
 	maxKeys   int
 	instances atomic.Int64
@@ -33,7 +33,7 @@ type local struct {
 type bucket struct {
 	tat  time.Time // theoretical arrival time
 	lim  Limit     // the limit it was last decided under
-	debt int       // cost admitted without Redis, not yet charged there
+	debt int       // cost admitted without Redis since Redis last learned of it
 }
 
 func newLocal(maxKeys int) *local {
@@ -70,7 +70,13 @@ func (lc *local) learn(calls []*call, out []int64, now time.Time) {
 			used := max(lim.capacity()-int(out[off+1]), 0)
 			tat := now.Add(time.Duration(float64(used) * float64(lim.Period) / float64(lim.Rate)))
 			if b := lc.buckets[key]; b != nil {
-				b.tat, b.lim = tat, lim
+				// A bucket that owes Redis knows more than this answer
+				// (which may come late, from a command sent before a
+				// fallback): it is only raised until Redis learns of it.
+				if b.debt == 0 || tat.After(b.tat) {
+					b.tat = tat
+				}
+				b.lim = lim
 			} else {
 				lc.buckets[key] = &bucket{tat: tat, lim: lim}
 			}
@@ -152,32 +158,30 @@ func (lc *local) allow(reqs []localReq, now time.Time, out []Result, onlyKnown b
 // owes reports whether some fallback admission is not charged to Redis yet.
 func (lc *local) owes() bool { return lc.debtors.Load() > 0 }
 
-// debt is what one key owes Redis.
+// debt is what Redis must learn of one key: used of its limit's capacity
+// (in units of the whole limit) is taken, by this instance's estimate.
 type debt struct {
 	key  string
 	lim  Limit
-	cost int
+	used int
 }
 
-// takeDebts returns what is owed at now and forgets it (see giveBack). A
-// key owes what its fallbacks admitted, but no more than its bucket is
-// still using of this instance's share: while Redis was away its own state
-// refilled too, and each instance charges only its share of the refill the
-// fallbacks consumed, so that the instances' charges add up to the key's
-// state rather than to a multiple of it.
+// takeDebts returns, for each key a fallback admitted something on, how
+// much of its limit its bucket says is used at now, and forgets that it
+// owes (see giveBack). The bucket runs at this instance's share, but its
+// state is in the time of the whole limit: with every instance taking its
+// share, it estimates the whole key.
 func (lc *local) takeDebts(now time.Time) []debt {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
-	k := float64(max(lc.instances.Load(), 1))
 	var ds []debt
 	for key, b := range lc.buckets {
 		if b.debt == 0 {
 			continue
 		}
-		em := float64(b.lim.Period) * k / float64(b.lim.Rate)
-		used := int(math.Ceil(float64(b.tat.Sub(now)) / em))
-		if c := min(b.debt, used); c > 0 {
-			ds = append(ds, debt{key: key, lim: b.lim, cost: c})
+		em := float64(b.lim.Period) / float64(b.lim.Rate)
+		if used := int(math.Ceil(float64(b.tat.Sub(now)) / em)); used > 0 {
+			ds = append(ds, debt{key: key, lim: b.lim, used: min(used, b.lim.capacity())})
 		}
 		b.debt = 0
 	}
@@ -198,7 +202,7 @@ func (lc *local) giveBack(ds []debt) {
 		if b.debt == 0 {
 			lc.debtors.Add(1)
 		}
-		b.debt += d.cost
+		b.debt++
 	}
 }
 
