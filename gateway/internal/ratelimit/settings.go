@@ -21,7 +21,8 @@ type Settings struct {
 	PerEvent bool
 	// Mode is what a decision becomes when Redis cannot make it.
 	Mode limiter.Mode
-	// Deadline bounds one decision's wait for Redis.
+	// Deadline is how soon after a decision is sent Redis should answer
+	// (limiter.WithDeadline).
 	Deadline time.Duration
 	// Shadow decides and counts every request but never refuses one, for
 	// rolling out a new policy while watching what it would do.
@@ -50,7 +51,7 @@ func (s *Settings) Declare(cs *config.Set) {
 		return err
 	})
 	cs.Bool(&s.Shadow, "SLUICE_LIMITER_SHADOW", false, "decide and count (sluice_gateway_limiter_decisions_total) but never refuse: for trying a new policy")
-	cs.Duration(&s.Deadline, "SLUICE_LIMITER_DEADLINE", DefaultDeadline, 100*time.Microsecond, "longest wait for Redis per decision; then SLUICE_LIMITER_ON_ERROR decides")
+	cs.Duration(&s.Deadline, "SLUICE_LIMITER_DEADLINE", DefaultDeadline, 100*time.Microsecond, "how soon after a decision is sent Redis should answer; a late answer from a healthy Redis is still awaited (up to 250ms), one from a Redis that just failed is not, and SLUICE_LIMITER_ON_ERROR decides")
 	cs.String(&s.RedisURL, "SLUICE_REDIS_URL", "redis://127.0.0.1:6379", "Redis for rate limits: redis:// or rediss:// (TLS); redis://h1:6379,h2:6379 or redis+cluster:// for a cluster; redis+sentinel://h1:26379,h2:26379/<master> for Sentinel")
 }
 
