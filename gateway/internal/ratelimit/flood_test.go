@@ -18,21 +18,25 @@ import (
 )
 
 // The flooded tenant's policy: 200/s with a burst of 200.
-const (
-	floodRate, floodBurst = 200, 200
-	floodKeys             = "key-f acme 200/s,burst=200\nkey-w warmup\n"
-)
+const floodRate, floodBurst = 200, 200
+
+// floodKeys writes the keys file of the flood tests.
+func floodKeys(t *testing.T) string {
+	t.Helper()
+	keys := filepath.Join(t.TempDir(), "keys")
+	writeFile(t, keys, "key-f acme 200/s,burst=200\nkey-w warmup\n")
+	return keys
+}
 
 // startGateways runs n gateway binaries sharing one NATS and the Redis at
-// redisURL, with the keys file keys and env on top of the defaults, and
-// waits until each is ready and has warmed up (connections, scripts) on
-// the warmup tenant.
+// redisURL, with the keys file keys (which must hold key-w, tenant warmup,
+// without a policy) and env on top of the defaults, and waits until each is
+// ready and has warmed up (connections to NATS and Redis, the scripts
+// loaded) on the warmup tenant, so that a measured run starts at speed.
 func startGateways(t *testing.T, n int, redisURL, keys string, env map[string]string) []*gatewayProc {
 	t.Helper()
 	bin := devtest.Binary(t, gatewayPkg)
 	nats := devtest.NATS(t)
-	file := filepath.Join(t.TempDir(), "keys")
-	writeFile(t, file, keys)
 	gws := make([]*gatewayProc, n)
 	client := &http.Client{Timeout: 10 * time.Second}
 	for i := range gws {
@@ -41,7 +45,7 @@ func startGateways(t *testing.T, n int, redisURL, keys string, env map[string]st
 			"SLUICE_NATS_URL":      nats.URL(),
 			"SLUICE_HTTP_ADDR":     addr,
 			"SLUICE_ADMIN_ADDR":    admin,
-			"SLUICE_API_KEYS_FILE": file,
+			"SLUICE_API_KEYS_FILE": keys,
 			"SLUICE_REDIS_URL":     redisURL,
 			"SLUICE_RATE_LIMIT":    "100000/s", // the default: warmup's; a key's own policy wins
 			"SLUICE_MAX_INFLIGHT":  "100000",   // the limiter is under test, not the capacity check
@@ -146,7 +150,7 @@ func decisions(t *testing.T, gw *gatewayProc) map[string]float64 {
 // cache's, which only repeats Redis's denials): none is a fallback.
 func TestFloodTwoGateways(t *testing.T) {
 	rds := devtest.Redis(t)
-	gws := startGateways(t, 2, rds.URL(), floodKeys, nil)
+	gws := startGateways(t, 2, rds.URL(), floodKeys(t), nil)
 	for _, clients := range []int{48, 256} {
 		t.Run(fmt.Sprint(clients, "clients"), func(t *testing.T) {
 			key := "key-f"
@@ -232,7 +236,7 @@ func TestFloodRedisStalled(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			rds := devtest.Redis(t)
 			p := newPauser(t, rds)
-			gws := startGateways(t, 2, rds.URL(), floodKeys, map[string]string{"SLUICE_LIMITER_ON_ERROR": mode})
+			gws := startGateways(t, 2, rds.URL(), floodKeys(t), map[string]string{"SLUICE_LIMITER_ON_ERROR": mode})
 			stop := make(chan struct{})
 			var after []map[string]float64
 			var phase atomic.Int32 // 0 healthy, 1 stalled, 2 back
