@@ -216,12 +216,12 @@ func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) ([]Result, error
 		// queue was this process's own backlog.
 		if !errors.Is(err, errQueued) || !l.br.patient() {
 			l.br.failure(time.Now())
+			l.cfg.observer.ObserveBackendError("decide", err)
 		}
-		l.cfg.observer.ObserveBackendError("decide", err)
 		return l.fallback(reqs, keys, results, err, alg, start)
 	}
 	if l.local.owes() {
-		// Before the breaker lets everyone back to Redis, charge it what
+		// Before the breaker lets everyone back to Redis, tell it what
 		// the fallbacks admitted, or its refilled state would admit a
 		// burst on top of them.
 		l.repay()
