@@ -73,7 +73,7 @@ func TestBenchmarkRunsEveryRow(t *testing.T) {
 			}
 		}
 		if !strings.HasPrefix(label, "worker drain") {
-			p50, p99 := number(r[col("p50")]), number(r[col("p99")])
+			p50, p99 := millisOf(r[col("p50")]), millisOf(r[col("p99")])
 			if p50 <= 0 || p99 < p50 {
 				t.Errorf("%s: p50 %q p99 %q", label, r[col("p50")], r[col("p99")])
 			}
@@ -135,6 +135,15 @@ func number(cell string) float64 {
 	v, err := strconv.ParseFloat(f[0], 64)
 	if err != nil {
 		return -1
+	}
+	return v
+}
+
+// millisOf reads a latency cell ("1.05 ms", "2.30 s") in milliseconds.
+func millisOf(cell string) float64 {
+	v := number(cell)
+	if strings.HasSuffix(cell, " s") {
+		v *= 1000
 	}
 	return v
 }
