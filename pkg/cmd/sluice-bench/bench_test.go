@@ -28,9 +28,12 @@ func TestBenchmarkRunsEveryRow(t *testing.T) {
 	devtest.Binary(t, "github.com/sluice-ingest/sluice/worker/cmd/worker")
 	bin := devtest.Binary(t, "github.com/sluice-ingest/sluice/pkg/cmd/sluice-bench")
 	out, profiles := t.TempDir(), t.TempDir()
+	// The seed design's queue is larger than the run can fill: a full queue
+	// blocks its handler, and on a loaded machine its uploads are slow
+	// enough that no request would be answered within the second.
 	cmd := exec.CommandContext(t.Context(), bin, "-duration", "1s", "-warmup", "200ms", "-concurrency", "8",
 		"-events", "1,10", "-rate", "200", "-open-duration", "1s", "-open-inflight", "16",
-		"-seed-workers", "4", "-seed-queue", "100", "-drain-events", "2000",
+		"-seed-workers", "4", "-seed-queue", "100000", "-drain-events", "2000",
 		"-out-dir", out, "-cpuprofile-dir", profiles)
 	b, err := cmd.CombinedOutput()
 	if err != nil {
