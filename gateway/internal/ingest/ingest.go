@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-ingest/sluice/gateway/internal/auth"
 	"github.com/sluice-ingest/sluice/gateway/internal/decode"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
+	"github.com/sluice-ingest/sluice/pkg/ledger"
 	"github.com/sluice-ingest/sluice/pkg/stream"
 )
 
@@ -68,6 +69,11 @@ type Config struct {
 	Log     *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// Receipts answers GET /v1/receipts/{batch_id}; Tally counts the events
+	// accepted (receipts.go). nil: no receipts, nothing counted.
+	Receipts ReceiptReader
+	Tally    Tally
 }
 
 // Handler serves the ingest API.
@@ -105,6 +111,7 @@ func NewHandler(cfg Config) *Handler {
 		pubOpts: []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)},
 	}
 	h.mux.HandleFunc("/v1/events", h.events)
+	h.mux.HandleFunc("/v1/receipts/{batch_id}", h.receipt)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, &apiError{http.StatusNotFound, "not_found", "no such endpoint: " + r.URL.Path + "; POST /v1/events", 0})
 	})
@@ -185,6 +192,9 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.fail(w, r, err)
 		return
+	}
+	if h.cfg.Tally != nil && !ack.Duplicate { // a duplicate was counted when first stored
+		h.cfg.Tally.Add(ledger.Accepted, key.Tenant, meta.ReceivedAt, batch.Events)
 	}
 	h.cfg.Metrics.eventsAccepted.Add(float64(batch.Events))
 	h.cfg.Metrics.accepted.Inc()
