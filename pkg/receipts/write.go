@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/synadia-io/orbit.go/jetstreamext"
 )
 
 // Batch is one batch (one request's message) of an outcome.
@@ -29,17 +30,21 @@ func NewWriter(js jetstream.JetStream, kv jetstream.KeyValue) *Writer {
 	return &Writer{js: js, kv: kv}
 }
 
-// window bounds the receipt publishes awaiting their PubAck at once.
-const window = 1024
+// window bounds the receipt publishes awaiting their PubAck at once, per
+// Record call (a worker runs one per uploader).
+const window = 256
 
 // Record writes outcome o for every batch and returns, per batch, whether
 // its events are counted in o: true when o created the batch's receipt
 // (now or in an earlier write of the same outcome), false when another
 // outcome did (the batch landed elsewhere before). A receipt is created
 // with a publish that expects no earlier message on its key, sent
-// asynchronously, window at a time, so a big object costs few round trips;
-// an existing receipt is merged with a revision-checked update, so two
-// writers of one batch never lose each other's outcome.
+// asynchronously, window at a time, so a big object costs few round trips.
+// The receipts that exist already are read back in one batch request per
+// window; those that o changes are updated with a revision check, so two
+// writers of one batch never lose each other's outcome. Writing an outcome
+// again (a retry, a redelivered batch that meets its stored object) thus
+// costs a publish and a read per window, and no update.
 func (w *Writer) Record(ctx context.Context, batches []Batch, o Outcome) ([]bool, error) {
 	counted := make([]bool, len(batches))
 	for start := 0; start < len(batches); start += window {
@@ -52,27 +57,78 @@ func (w *Writer) Record(ctx context.Context, batches []Batch, o Outcome) ([]bool
 			}
 			futures = append(futures, f)
 		}
+		var exist []int
 		for i, f := range futures {
 			b := batches[start+i]
-			var err error
 			select {
 			case <-f.Ok():
 				counted[start+i] = true
-				continue
-			case err = <-f.Err():
+			case err := <-f.Err():
+				if !wrongLast(err) {
+					return nil, fmt.Errorf("write receipt %s of tenant %s: %w", b.BatchID, b.Tenant, err)
+				}
+				exist = append(exist, start+i)
 			case <-ctx.Done():
 				return nil, fmt.Errorf("write receipt %s: %w", b.BatchID, ctx.Err())
 			}
-			if !wrongLast(err) {
-				return nil, fmt.Errorf("write receipt %s of tenant %s: %w", b.BatchID, b.Tenant, err)
-			}
-			if counted[start+i], err = w.merge(ctx, b, o); err != nil {
-				return nil, err
-			}
+		}
+		if err := w.mergeAll(ctx, batches, exist, o, counted); err != nil {
+			return nil, err
 		}
 	}
 	return counted, nil
 }
+
+// mergeAll merges o into the existing receipts of batches[i] for i in idx,
+// setting counted[i].
+func (w *Writer) mergeAll(ctx context.Context, batches []Batch, idx []int, o Outcome, counted []bool) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	subjects := make([]string, len(idx))
+	for j, i := range idx {
+		subjects[j] = subject(batches[i])
+	}
+	msgs, err := jetstreamext.GetLastMsgsFor(ctx, w.js, "KV_"+Bucket, subjects)
+	if err != nil {
+		return fmt.Errorf("read %d receipts: %w", len(idx), err)
+	}
+	last := make(map[string]*jetstream.RawStreamMsg, len(idx))
+	for m, err := range msgs {
+		if err != nil {
+			if errors.Is(err, jetstreamext.ErrNoMessages) {
+				break
+			}
+			return fmt.Errorf("read %d receipts: %w", len(idx), err)
+		}
+		last[m.Subject] = m
+	}
+	for _, i := range idx {
+		b := batches[i]
+		if m := last[subject(b)]; m != nil && len(m.Header.Get(kvOperation)) == 0 {
+			if rec, err := decode(m.Data); err == nil {
+				ob := o
+				ob.Events = b.Events
+				before := len(rec.Objects)
+				status := rec.Status
+				rec.merge(ob)
+				if len(rec.Objects) == before && rec.Status == status {
+					counted[i] = rec.CountedIn == o.ID
+					continue
+				}
+			}
+		}
+		if counted[i], err = w.merge(ctx, b, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// kvOperation is the header of a KV delete or purge marker.
+const kvOperation = "KV-Operation"
+
+func subject(b Batch) string { return "$KV." + Bucket + "." + Key(b.Tenant, b.BatchID) }
 
 // create publishes the receipt of b's first outcome, refused by the server
 // if the key holds one already.
@@ -82,7 +138,7 @@ func (w *Writer) create(b Batch, o Outcome) (jetstream.PubAckFuture, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode receipt %s: %w", b.BatchID, err)
 	}
-	m := nats.NewMsg("$KV." + Bucket + "." + Key(b.Tenant, b.BatchID))
+	m := nats.NewMsg(subject(b))
 	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
 	m.Data = data
 	f, err := w.js.PublishMsgAsync(m)

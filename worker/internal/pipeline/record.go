@@ -113,7 +113,10 @@ func (p *Pipeline) recordLanded(ctx context.Context, bt *batch.Batch, key string
 			l.Batches = append(l.Batches, receipts.Batch{Tenant: it.Meta.Tenant, BatchID: it.Meta.BatchID, Events: it.Meta.EventCount})
 		}
 	}
-	return p.retryRecord(ctx, "write receipts of "+key, func(ctx context.Context) error { return p.cfg.Record.Landed(ctx, l) })
+	// An attempt writes a receipt per message, window by window: give a
+	// big object the time its round trips take.
+	timeout := 10*time.Second + time.Duration(len(l.Batches))*100*time.Microsecond
+	return p.retryRecord(ctx, "write receipts of "+key, timeout, func(ctx context.Context) error { return p.cfg.Record.Landed(ctx, l) })
 }
 
 // recordDead records a dead letter of m (copied to SLUICE_DLQ already). A
@@ -132,15 +135,15 @@ func (p *Pipeline) recordDead(ctx context.Context, m jetstream.Msg, seq uint64, 
 	d := DeadLetter{Meta: meta, Stream: tag, Seq: seq, Cause: cause, At: time.Now().UTC()}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 4*p.cfg.RetryMax)
 	defer cancel()
-	return p.retryRecord(rctx, "write the dead letter's receipt", func(ctx context.Context) error { return p.cfg.Record.DeadLettered(ctx, d) })
+	return p.retryRecord(rctx, "write the dead letter's receipt", 10*time.Second, func(ctx context.Context) error { return p.cfg.Record.DeadLettered(ctx, d) })
 }
 
 // retryRecord calls write until it succeeds or ctx ends, backing off as
-// uploads do; each attempt is bounded to 10 s.
-func (p *Pipeline) retryRecord(ctx context.Context, what string, write func(context.Context) error) bool {
+// uploads do; each attempt is bounded to timeout.
+func (p *Pipeline) retryRecord(ctx context.Context, what string, timeout time.Duration, write func(context.Context) error) bool {
 	backoff := p.cfg.RetryMin
 	for attempt := 1; ; attempt++ {
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		actx, cancel := context.WithTimeout(ctx, timeout)
 		err := write(actx)
 		cancel()
 		if err == nil {
