@@ -2,6 +2,7 @@ package receipts_test
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -76,26 +77,28 @@ func TestOutcomesMerge(t *testing.T) {
 	}
 }
 
-// TestConcurrentWritersMerge has two writers land the same batches in two
-// objects at once: every receipt lists both objects and each batch is
-// counted in exactly one.
-func TestConcurrentWritersMerge(t *testing.T) {
+// TestSplitHalvesAndARegather has two writers land the two halves of a
+// split batch at once, then a third land all of it again in another object
+// (a regathered batch that did not form the same object): each batch is
+// counted in exactly one object, and every receipt lists both of its own.
+func TestSplitHalvesAndARegather(t *testing.T) {
 	_, js := devtest.JetStream(t, devtest.NATS(t))
 	kv, err := receipts.Ensure(t.Context(), js, time.Hour, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var batches []receipts.Batch
-	for i := range 300 {
-		batches = append(batches, receipts.Batch{Tenant: "acme", BatchID: "b" + string(rune('a'+i%26)) + string(rune('a'+i/26)), Events: 1})
+	for i := range 600 {
+		batches = append(batches, receipts.Batch{Tenant: "acme", BatchID: fmt.Sprintf("b%03d", i), Events: 1 + i%3})
 	}
-	keys := []string{"k1", "k2"}
-	res := make([][]bool, 2)
+	halves := [][]receipts.Batch{batches[:300], batches[300:]}
+	keys := []string{"lo", "hi", "again"}
+	res := make([][]bool, 3)
 	errs := make(chan error, 2)
-	for i, k := range keys {
+	for i := range halves {
 		go func() {
 			var err error
-			res[i], err = receipts.NewWriter(js, kv).Record(t.Context(), batches, receipts.Outcome{ID: receipts.ObjectOutcome(k), Key: k, At: time.Now()})
+			res[i], err = receipts.NewWriter(js, kv).Record(t.Context(), halves[i], receipts.Outcome{ID: receipts.ObjectOutcome(keys[i]), Key: keys[i], At: time.Now()})
 			errs <- err
 		}()
 	}
@@ -104,12 +107,17 @@ func TestConcurrentWritersMerge(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	res[2], err = receipts.NewWriter(js, kv).Record(t.Context(), batches, receipts.Outcome{ID: receipts.ObjectOutcome("again"), Key: "again", At: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for i, b := range batches {
-		if res[0][i] == res[1][i] {
-			t.Fatalf("batch %s counted in both or neither: %v %v", b.BatchID, res[0][i], res[1][i])
+		half := i / 300
+		if !res[half][i%300] || res[2][i] {
+			t.Fatalf("batch %s: counted in its half %v, again %v", b.BatchID, res[half][i%300], res[2][i])
 		}
 		r, err := receipts.Get(t.Context(), kv, "acme", b.BatchID)
-		if err != nil || len(r.Objects) != 2 {
+		if err != nil || len(r.Objects) != 2 || r.Objects[0].Key != keys[half] || r.Objects[1].Key != "again" || r.Events != b.Events {
 			t.Fatalf("batch %s: %+v, %v", b.BatchID, r, err)
 		}
 	}

@@ -37,92 +37,99 @@ const window = 256
 // Record writes outcome o for every batch and returns, per batch, whether
 // its events are counted in o: true when o created the batch's receipt
 // (now or in an earlier write of the same outcome), false when another
-// outcome did (the batch landed elsewhere before). A receipt is created
-// with a publish that expects no earlier message on its key, sent
-// asynchronously, window at a time, so a big object costs few round trips.
-// The receipts that exist already are read back in one batch request per
-// window; those that o changes are updated with a revision check, so two
-// writers of one batch never lose each other's outcome. Writing an outcome
-// again (a retry, a redelivered batch that meets its stored object) thus
-// costs a publish and a read per window, and no update.
+// outcome did (the batch landed elsewhere before).
+//
+// It goes window batches at a time: one batch read (a direct get of the
+// last message of many subjects) finds the receipts that exist; those
+// missing are created with asynchronous puts, so a big object costs a few
+// round trips per window; those o changes are updated with a revision
+// check, so two writers of one batch never lose each other's outcome.
+// Writing an outcome again (a retry, a redelivered batch that meets its
+// stored object) costs one read per window and no write. (A put that
+// expects no earlier message on its key would make creating race-free,
+// but costs the server four times as much per receipt. The race it leaves:
+// two workers creating the receipt of one batch within the same
+// milliseconds, which needs its message held by both at once, see
+// README "Duplicates and exactly-once"; both then count it, and the
+// receipt lists the last one's object.)
 func (w *Writer) Record(ctx context.Context, batches []Batch, o Outcome) ([]bool, error) {
 	counted := make([]bool, len(batches))
 	for start := 0; start < len(batches); start += window {
 		end := min(start+window, len(batches))
-		futures := make([]jetstream.PubAckFuture, 0, end-start)
-		for _, b := range batches[start:end] {
-			f, err := w.create(b, o)
-			if err != nil {
+		last, err := w.read(ctx, batches[start:end])
+		if err != nil {
+			return nil, err
+		}
+		futures := make(map[int]jetstream.PubAckFuture, end-start)
+		for i := start; i < end; i++ {
+			b := batches[i]
+			m := last[subject(b)]
+			if m == nil {
+				f, err := w.create(b, o)
+				if err != nil {
+					return nil, err
+				}
+				futures[i] = f
+				continue
+			}
+			if counted[i], err = w.mergeInto(ctx, b, o, m); err != nil {
 				return nil, err
 			}
-			futures = append(futures, f)
 		}
-		var exist []int
 		for i, f := range futures {
-			b := batches[start+i]
 			select {
 			case <-f.Ok():
-				counted[start+i] = true
+				counted[i] = true
 			case err := <-f.Err():
-				if !wrongLast(err) {
-					return nil, fmt.Errorf("write receipt %s of tenant %s: %w", b.BatchID, b.Tenant, err)
-				}
-				exist = append(exist, start+i)
+				return nil, fmt.Errorf("write receipt %s of tenant %s: %w", batches[i].BatchID, batches[i].Tenant, err)
 			case <-ctx.Done():
-				return nil, fmt.Errorf("write receipt %s: %w", b.BatchID, ctx.Err())
+				return nil, fmt.Errorf("write receipt %s: %w", batches[i].BatchID, ctx.Err())
 			}
-		}
-		if err := w.mergeAll(ctx, batches, exist, o, counted); err != nil {
-			return nil, err
 		}
 	}
 	return counted, nil
 }
 
-// mergeAll merges o into the existing receipts of batches[i] for i in idx,
-// setting counted[i].
-func (w *Writer) mergeAll(ctx context.Context, batches []Batch, idx []int, o Outcome, counted []bool) error {
-	if len(idx) == 0 {
-		return nil
-	}
-	subjects := make([]string, len(idx))
-	for j, i := range idx {
-		subjects[j] = subject(batches[i])
+// read returns the last message of each batch's key that has one (and is
+// not a delete marker), by subject.
+func (w *Writer) read(ctx context.Context, batches []Batch) (map[string]*jetstream.RawStreamMsg, error) {
+	subjects := make([]string, len(batches))
+	for i, b := range batches {
+		subjects[i] = subject(b)
 	}
 	msgs, err := jetstreamext.GetLastMsgsFor(ctx, w.js, "KV_"+Bucket, subjects)
 	if err != nil {
-		return fmt.Errorf("read %d receipts: %w", len(idx), err)
+		return nil, fmt.Errorf("read %d receipts: %w", len(batches), err)
 	}
-	last := make(map[string]*jetstream.RawStreamMsg, len(idx))
+	last := make(map[string]*jetstream.RawStreamMsg)
 	for m, err := range msgs {
+		if errors.Is(err, jetstreamext.ErrNoMessages) {
+			break
+		}
 		if err != nil {
-			if errors.Is(err, jetstreamext.ErrNoMessages) {
-				break
-			}
-			return fmt.Errorf("read %d receipts: %w", len(idx), err)
+			return nil, fmt.Errorf("read %d receipts: %w", len(batches), err)
 		}
-		last[m.Subject] = m
-	}
-	for _, i := range idx {
-		b := batches[i]
-		if m := last[subject(b)]; m != nil && len(m.Header.Get(kvOperation)) == 0 {
-			if rec, err := decode(m.Data); err == nil {
-				ob := o
-				ob.Events = b.Events
-				before := len(rec.Objects)
-				status := rec.Status
-				rec.merge(ob)
-				if len(rec.Objects) == before && rec.Status == status {
-					counted[i] = rec.CountedIn == o.ID
-					continue
-				}
-			}
-		}
-		if counted[i], err = w.merge(ctx, b, o); err != nil {
-			return err
+		if m.Header.Get(kvOperation) == "" {
+			last[m.Subject] = m
 		}
 	}
-	return nil
+	return last, nil
+}
+
+// mergeInto merges o into b's receipt, whose last message is m: nothing is
+// written when o is in it already.
+func (w *Writer) mergeInto(ctx context.Context, b Batch, o Outcome, m *jetstream.RawStreamMsg) (bool, error) {
+	rec, err := decode(m.Data)
+	if err != nil {
+		return false, err
+	}
+	o.Events = b.Events
+	before, status := len(rec.Objects), rec.Status
+	rec.merge(o)
+	if len(rec.Objects) == before && rec.Status == status {
+		return rec.CountedIn == o.ID, nil
+	}
+	return w.merge(ctx, b, o)
 }
 
 // kvOperation is the header of a KV delete or purge marker.
@@ -130,8 +137,7 @@ const kvOperation = "KV-Operation"
 
 func subject(b Batch) string { return "$KV." + Bucket + "." + Key(b.Tenant, b.BatchID) }
 
-// create publishes the receipt of b's first outcome, refused by the server
-// if the key holds one already.
+// create publishes the receipt of b's first outcome (a KV put).
 func (w *Writer) create(b Batch, o Outcome) (jetstream.PubAckFuture, error) {
 	o.Events = b.Events
 	data, err := json.Marshal(newRecord(b.BatchID, o))
@@ -139,7 +145,6 @@ func (w *Writer) create(b Batch, o Outcome) (jetstream.PubAckFuture, error) {
 		return nil, fmt.Errorf("encode receipt %s: %w", b.BatchID, err)
 	}
 	m := nats.NewMsg(subject(b))
-	m.Header.Set(jetstream.ExpectedLastSubjSeqHeader, "0")
 	m.Data = data
 	f, err := w.js.PublishMsgAsync(m)
 	if err != nil {
