@@ -31,9 +31,10 @@ const (
 	HeaderDeliveries = "Sluice-Deliveries"
 )
 
-// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id: a retry with
-// the same Idempotency-Key inside it is stored once.
-const DuplicateWindow = 2 * time.Minute
+// DefaultDuplicateWindow is how long JetStream remembers a Nats-Msg-Id unless
+// Config.DuplicateWindow says otherwise: a retry with the same
+// Idempotency-Key inside it is stored once.
+const DefaultDuplicateWindow = 2 * time.Minute
 
 // EventsSubject is the subject a tenant's requests are published on.
 func EventsSubject(tenant string) string { return eventsSubjectPrefix + tenant }
@@ -57,6 +58,10 @@ type Config struct {
 	// MaxBytes bounds the events stream; when full, publishes are refused
 	// (discard new). Zero or negative means unlimited.
 	MaxBytes int64
+	// DuplicateWindow is how long the events stream remembers a message id
+	// (every server keeps each id in memory for that long); zero means
+	// DefaultDuplicateWindow.
+	DuplicateWindow time.Duration
 	// DLQMaxBytes bounds the dead-letter stream; when full, dead letters
 	// are refused (discard new) and the worker keeps each message in the
 	// events stream until one is accepted. Zero or negative means
@@ -84,7 +89,7 @@ func (c Config) EventsConfig() jetstream.StreamConfig {
 		Retention:   jetstream.WorkQueuePolicy,
 		Discard:     jetstream.DiscardNew,
 		MaxBytes:    maxBytes(c.MaxBytes),
-		Duplicates:  DuplicateWindow,
+		Duplicates:  c.duplicateWindow(),
 		Replicas:    replicas(c.Replicas),
 	}
 }
@@ -102,6 +107,13 @@ func (c Config) DLQConfig() jetstream.StreamConfig {
 		MaxAge:      max(c.DLQMaxAge, 0),
 		Replicas:    replicas(c.Replicas),
 	}
+}
+
+func (c Config) duplicateWindow() time.Duration {
+	if c.DuplicateWindow <= 0 {
+		return DefaultDuplicateWindow
+	}
+	return c.DuplicateWindow
 }
 
 func maxBytes(n int64) int64 {

@@ -31,7 +31,17 @@ type state struct {
 	wire, dec limitReader
 	enc       contentEncoding
 	gz        *gzip.Reader
-	zs        *zstd.Decoder
+	// zs is the pooled zstd decoder (windows up to zstdPooledWindow);
+	// zsOwn one made for this request's larger window, zsWindow the
+	// largest window the one in use takes. zhead holds the first frame's
+	// header, read before the decoder is chosen, and zin replays it.
+	zs       *zstd.Decoder
+	zsOwn    *zstd.Decoder
+	zsWindow int64
+	zhead    [zstd.HeaderMaxSize]byte
+	zin      prefixReader
+	// charged is what this decoding holds of the Decoder's budget.
+	charged int64
 
 	out    []byte
 	events int
@@ -67,8 +77,11 @@ const (
 )
 
 func (st *state) reset() {
-	if st.enc == zstded {
+	if st.zs != nil {
 		_ = st.zs.Reset(nil) // drop the reference to the request body
+	}
+	if st.zsOwn != nil {
+		st.zsOwn.Close()
 	}
 	*st = state{d: st.d, in: st.in, out: st.out[:0], spans: st.spans[:0], gz: st.gz, zs: st.zs}
 }
@@ -609,6 +622,12 @@ func (st *state) fill() bool {
 	for range 100 {
 		n, err := st.src.Read(st.in[st.w:])
 		st.w += n
+		if n > 0 {
+			if berr := st.reserveOut(); berr != nil {
+				st.rerr = berr
+				return false
+			}
+		}
 		if err != nil {
 			st.rerr = err
 			return n > 0

@@ -74,6 +74,9 @@ func bodyReadError(err error, tooLarge func() *Error) *Error {
 // readError maps an error (other than io.EOF) met while reading the decoded
 // body.
 func (st *state) readError(err error) *Error {
+	if e, ok := err.(*Error); ok { // ErrBusy, or a limit met while reading the zstd header
+		return e
+	}
 	if st.wire.err != nil {
 		return st.wire.err
 	}
@@ -81,8 +84,7 @@ func (st *state) readError(err error) *Error {
 		return st.dec.err
 	}
 	if errors.Is(err, zstd.ErrWindowSizeExceeded) || errors.Is(err, zstd.ErrDecoderSizeExceeded) {
-		return errorf(http.StatusRequestEntityTooLarge, "decoded_too_large",
-			"zstd frame needs a window over %d bytes", zstdMaxWindow)
+		return st.windowTooLarge()
 	}
 	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return errorf(http.StatusBadRequest, "malformed_body", "%s body is truncated", st.enc)

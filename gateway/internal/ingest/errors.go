@@ -42,9 +42,16 @@ func toAPIError(err error) *apiError {
 	if errors.As(err, &ae) {
 		return ae
 	}
+	if errors.Is(err, decode.ErrBusy) {
+		return &apiError{http.StatusServiceUnavailable, decode.ErrBusy.Code, decode.ErrBusy.Message, time.Second}
+	}
 	var de *decode.Error
 	if errors.As(err, &de) {
-		return &apiError{de.Status, de.Code, de.Message, 0}
+		var retry time.Duration
+		if de.Status == http.StatusServiceUnavailable { // decode.ErrBusy
+			retry = time.Second
+		}
+		return &apiError{de.Status, de.Code, de.Message, retry}
 	}
 	var be *brokerError
 	if errors.As(err, &be) {
@@ -85,6 +92,13 @@ const jsErrCodeInsufficientResources jetstream.ErrorCode = 10023
 // fail answers a refused request. Refusals are routine (clients get them by
 // the thousand under overload), so only a 500 is logged above debug.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
+	ae := h.refusal(w, r, err)
+	writeJSON(w, ae.status, errorBody{ae.code, ae.message})
+}
+
+// refusal maps err to its answer, sets its Retry-After, and logs and counts
+// it; the caller writes the body.
+func (h *Handler) refusal(w http.ResponseWriter, r *http.Request, err error) *apiError {
 	ae := toAPIError(err)
 	if ae.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, (ae.retryAfter+time.Second-1)/time.Second))))
@@ -94,8 +108,8 @@ func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 		level = h.cfg.Log.Error
 	}
 	level("request refused", "path", r.URL.Path, "status", ae.status, "code", ae.code, "err", err)
-	writeJSON(w, ae.status, errorBody{ae.code, ae.message})
 	h.cfg.Metrics.requests.WithLabelValues(strconv.Itoa(ae.status)).Inc()
+	return ae
 }
 
 type errorBody struct {
