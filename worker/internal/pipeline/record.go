@@ -115,7 +115,7 @@ func (p *Pipeline) recordLanded(ctx context.Context, bt *batch.Batch, key string
 	}
 	// An attempt writes a receipt per message, window by window: give a
 	// big object the time its round trips take.
-	timeout := 10*time.Second + time.Duration(len(l.Batches))*100*time.Microsecond
+	timeout := 10*time.Second + time.Duration(len(l.Batches))*time.Millisecond
 	return p.retryRecord(ctx, "write receipts of "+key, timeout, func(ctx context.Context) error { return p.cfg.Record.Landed(ctx, l) })
 }
 
