@@ -38,12 +38,7 @@ func TestReceiptsAndCountsSurviveAKilledWorker(t *testing.T) {
 	})
 	start := time.Now().UTC()
 	stop := make(chan struct{})
-	l, wait := runLoad(t, st.ingest, "key-a", "acme", 1200, stop)
-	devtest.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool {
-		return len(devtest.MustReadObjects(t, st.s3.Client(), devstack.S3Bucket, "raw/")) >= 3
-	}, "worker stored nothing under load")
-	l.killed.Store(true)
-	st.worker.Kill()
+	l, wait := killUnderLoad(t, st, 1200, stop)
 
 	// The gateway never publishes a message the worker refuses, so the test
 	// publishes one as a gateway would: the message, and its events counted
@@ -65,14 +60,7 @@ func TestReceiptsAndCountsSurviveAKilledWorker(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	env := map[string]string{}
-	for k, v := range st.workerEnv {
-		env[k] = v
-	}
-	admin := devtest.Addr(t)
-	env["SLUICE_ADMIN_ADDR"] = admin
-	w2 := devtest.Start(t, "worker-2", devtest.Binary(t, workerPkg), env)
-	devtest.WaitReady(t, w2, "http://"+admin+"/readyz")
+	startWorker2(t, st)
 	wait()
 	close(stop)
 	if n := l.errs.Load(); n > 0 {

@@ -10,6 +10,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/synadia-io/orbit.go/counters"
+
+	"github.com/sluice-ingest/sluice/pkg/stream"
 )
 
 // Stream is the counter stream.
@@ -62,16 +64,7 @@ func Config(replicas int) jetstream.StreamConfig {
 
 // Ensure creates or updates the counter stream.
 func Ensure(ctx context.Context, js jetstream.JetStream, replicas int) error {
-	var err error
-	for range 3 { // two processes creating it at once: the loser updates
-		if _, err = js.CreateOrUpdateStream(ctx, Config(replicas)); err == nil {
-			return nil
-		}
-		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
-			break
-		}
-	}
-	return fmt.Errorf("ensure stream %s: %w", Stream, err)
+	return stream.EnsureStream(ctx, js, Config(replicas))
 }
 
 // Add increments the counter of kind for tenant and hour by n. A non-empty
