@@ -66,3 +66,28 @@ func TestCountsAddUpOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestTallyKeepsWhatFailed: counts whose flush failed (no counter stream
+// yet, as before the first process ensured it) are kept and flushed later,
+// once.
+func TestTallyKeepsWhatFailed(t *testing.T) {
+	_, js := devtest.JetStream(t, devtest.NATS(t))
+	tally := ledger.NewTally(js, slog.New(slog.DiscardHandler))
+	h := time.Date(2026, 12, 1, 14, 0, 0, 0, time.UTC)
+	tally.Add(ledger.Accepted, "acme", h, 5)
+	if left := tally.Flush(t.Context()); left != 1 {
+		t.Fatalf("%d increments kept, want 1", left)
+	}
+	tally.Add(ledger.Accepted, "acme", h, 2)
+	if err := ledger.Ensure(t.Context(), js, 1); err != nil {
+		t.Fatal(err)
+	}
+	if left := tally.Flush(t.Context()); left != 0 {
+		t.Fatalf("%d increments not flushed", left)
+	}
+	tally.Flush(t.Context())
+	c, err := ledger.Read(t.Context(), js, "acme", h, h)
+	if err != nil || c[0].Accepted != 7 {
+		t.Fatalf("counts %+v, %v; want 7 accepted", c, err)
+	}
+}

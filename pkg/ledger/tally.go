@@ -93,12 +93,13 @@ func (t *Tally) Flush(ctx context.Context) int {
 	}
 	t.mu.Unlock()
 	var failed []increment
-	for _, inc := range incs {
+	for i, inc := range incs {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err := Add(pctx, t.js, inc.kind, inc.tenant, time.Unix(inc.hour, 0), inc.n, inc.id)
 		cancel()
-		if err != nil {
-			failed = append(failed, inc)
+		if err != nil { // NATS is away: keep this one and the rest for the next flush
+			failed = incs[i:]
+			break
 		}
 	}
 	if len(failed) > 0 {

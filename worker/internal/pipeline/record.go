@@ -122,8 +122,8 @@ func (p *Pipeline) recordLanded(ctx context.Context, bt *batch.Batch, key string
 // recordDead records a dead letter of m (copied to SLUICE_DLQ already). A
 // message without valid metadata was never accepted by a gateway: it has no
 // receipt and is not counted. It returns false when the record could not be
-// written within a few attempts: the caller keeps the message in the
-// stream, to be dead-lettered (and recorded) again.
+// written within RetryMax: the caller keeps the message in the stream, to
+// be dead-lettered (and recorded) again.
 func (p *Pipeline) recordDead(ctx context.Context, m jetstream.Msg, seq uint64, tag string, cause error) bool {
 	if p.cfg.Record == nil {
 		return true
@@ -133,7 +133,8 @@ func (p *Pipeline) recordDead(ctx context.Context, m jetstream.Msg, seq uint64, 
 		return true
 	}
 	d := DeadLetter{Meta: meta, Stream: tag, Seq: seq, Cause: cause, At: time.Now().UTC()}
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 4*p.cfg.RetryMax)
+	// Bounded: the fetch goroutine dead-letters poison messages itself.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.RetryMax)
 	defer cancel()
 	return p.retryRecord(rctx, "write the dead letter's receipt", 10*time.Second, func(ctx context.Context) error { return p.cfg.Record.DeadLettered(ctx, d) })
 }
