@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-ingest/sluice/pkg/client"
+	"github.com/sluice-ingest/sluice/client"
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
 )
 
