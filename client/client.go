@@ -18,7 +18,7 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
-	"github.com/sluice-ingest/sluice/pkg/apierror"
+	"github.com/sluice-ingest/sluice/client/apierror"
 )
 
 // Result is the gateway's 202 answer.
