@@ -13,6 +13,7 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/nats-io/nuid v1.0.1
 	github.com/prometheus/client_golang v1.25.0
+	github.com/sluice-ingest/sluice/client v0.0.0
 	github.com/synadia-io/orbit.go/counters v0.1.2
 	go.yaml.in/yaml/v3 v3.0.6
 )
@@ -45,3 +46,5 @@ require (
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+replace github.com/sluice-ingest/sluice/client => ../client
