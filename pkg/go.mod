@@ -13,7 +13,9 @@ require (
 	github.com/nats-io/nats.go v1.55.0
 	github.com/nats-io/nuid v1.0.1
 	github.com/prometheus/client_golang v1.25.0
+	github.com/redis/go-redis/v9 v9.23.0
 	github.com/sluice-ingest/sluice/client v0.0.0
+	github.com/sluice-ingest/sluice/limiter v0.0.0
 	github.com/synadia-io/orbit.go/counters v0.1.2
 	go.yaml.in/yaml/v3 v3.0.6
 )
@@ -41,6 +43,7 @@ require (
 	github.com/synadia-io/orbit.go/jetstreamext v0.3.2 // indirect
 	github.com/synadia-io/orbit.go/natsext v0.1.3 // indirect
 	github.com/yuin/gopher-lua v1.1.1 // indirect
+	go.uber.org/atomic v1.12.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/time v0.16.0 // indirect
@@ -48,3 +51,5 @@ require (
 )
 
 replace github.com/sluice-ingest/sluice/client => ../client
+
+replace github.com/sluice-ingest/sluice/limiter => ../limiter

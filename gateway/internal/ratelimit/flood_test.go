@@ -7,13 +7,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/sluice-ingest/sluice/pkg/devstack"
+	"github.com/sluice-ingest/sluice/limiter/redistest"
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
 )
 
@@ -149,7 +148,7 @@ func decisions(t *testing.T, gw *gatewayProc) map[string]float64 {
 // 0.98 × rate × (elapsed − 1s). Every decision is Redis's (or the deny
 // cache's, which only repeats Redis's denials): none is a fallback.
 func TestFloodTwoGateways(t *testing.T) {
-	rds := devtest.Redis(t)
+	rds := redistest.Start(t)
 	gws := startGateways(t, 2, rds.URL(), floodKeys(t), nil)
 	for _, clients := range []int{48, 256} {
 		t.Run(fmt.Sprint(clients, "clients"), func(t *testing.T) {
@@ -187,7 +186,7 @@ func TestFloodTwoGateways(t *testing.T) {
 }
 
 // flushTenant deletes the flooded tenant's limiter state.
-func flushTenant(t *testing.T, rds *devstack.Redis) {
+func flushTenant(t *testing.T, rds *redistest.Server) {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: rds.Addr()})
 	defer c.Close()
@@ -202,30 +201,6 @@ func flushTenant(t *testing.T, rds *devstack.Redis) {
 	}
 }
 
-// pauser freezes and thaws the redis-server process behind rds with
-// SIGSTOP and SIGCONT, like a Redis stuck on a slow disk or a long fork.
-type pauser struct{ pid int }
-
-func newPauser(t *testing.T, rds *devstack.Redis) pauser {
-	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: rds.Addr()})
-	defer c.Close()
-	info, err := c.InfoMap(t.Context(), "server").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pid int
-	if _, err := fmt.Sscan(info["Server"]["process_id"], &pid); err != nil || pid <= 0 {
-		t.Fatalf("redis-server process_id %q: %v", info["Server"]["process_id"], err)
-	}
-	p := pauser{pid: pid}
-	t.Cleanup(p.resume)
-	return p
-}
-
-func (p pauser) pause()  { _ = syscall.Kill(p.pid, syscall.SIGSTOP) }
-func (p pauser) resume() { _ = syscall.Kill(p.pid, syscall.SIGCONT) }
-
 // A tenant flooding two gateways while Redis is frozen for 3 s: in every
 // mode the tenant gets at most 1.10 × (rate × elapsed + burst); closed
 // refuses with 503 during the stall; and a second after Redis answers
@@ -234,8 +209,7 @@ func TestFloodRedisStalled(t *testing.T) {
 	const clients = 48
 	for _, mode := range []string{"local", "open", "closed"} {
 		t.Run(mode, func(t *testing.T) {
-			rds := devtest.Redis(t)
-			p := newPauser(t, rds)
+			rds := redistest.Start(t)
 			gws := startGateways(t, 2, rds.URL(), floodKeys(t), map[string]string{"SLUICE_LIMITER_ON_ERROR": mode})
 			stop := make(chan struct{})
 			var after []map[string]float64
@@ -243,10 +217,10 @@ func TestFloodRedisStalled(t *testing.T) {
 			go func() {
 				defer close(stop)
 				time.Sleep(1500 * time.Millisecond) // the flood runs with Redis healthy
-				p.pause()
+				rds.Pause()                         // frozen, like a Redis stuck on a slow disk or a long fork
 				phase.Store(1)
 				time.Sleep(3 * time.Second) // the stall
-				p.resume()
+				rds.Resume()
 				phase.Store(2)
 				time.Sleep(time.Second) // Redis decides again within a second
 				after = []map[string]float64{decisions(t, gws[0]), decisions(t, gws[1])}
