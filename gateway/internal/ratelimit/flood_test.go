@@ -145,8 +145,12 @@ func decisions(t *testing.T, gw *gatewayProc) map[string]float64 {
 // A tenant flooding two gateways with 48 and with 256 concurrent clients,
 // on a machine the flood saturates, with Redis healthy, gets what its
 // policy allows: at most 1.02 × (rate × elapsed + burst) and at least
-// 0.98 × rate × (elapsed − 1s). Every decision is Redis's (or the deny
-// cache's, which only repeats Redis's denials): none is a fallback.
+// 0.98 × rate × (elapsed − 1s). The decisions are Redis's (or the deny
+// cache's, which only repeats Redis's denials): a fallback is made only
+// when Redis answered nothing within the wait bound, which a healthy Redis
+// misses only when the machine starves the gateway's own goroutines for
+// that long (then at most a few percent; before deadlines counted from the
+// send, nearly every decision of this flood was a fallback).
 func TestFloodTwoGateways(t *testing.T) {
 	rds := redistest.Start(t)
 	gws := startGateways(t, 2, rds.URL(), floodKeys(t), nil)
@@ -177,8 +181,13 @@ func TestFloodTwoGateways(t *testing.T) {
 			for i, g := range gws {
 				after := decisions(t, g)
 				t.Logf("gateway %d decisions by source: %v", i, sub(after, before[i]))
-				if n := after["fallback"] - before[i]["fallback"]; n > 0 {
-					t.Errorf("gateway %d: %v decisions made without Redis", i, n)
+				d := sub(after, before[i])
+				var all float64
+				for _, v := range d {
+					all += v
+				}
+				if n := d["fallback"]; n > 0.05*all {
+					t.Errorf("gateway %d: %v of %v decisions made without Redis", i, n, all)
 				}
 			}
 		})
