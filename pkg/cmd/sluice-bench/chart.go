@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"html"
+	"math"
 	"strings"
 	"time"
 )
@@ -19,7 +20,8 @@ var kindColour = map[string]string{
 
 // svg draws two bar charts side by side, one bar per row: req/s (a black
 // tick marks the ceiling's at the same events per request, and the label
-// says the ratio) and p99 latency.
+// says the ratio) and p99 latency, on a log scale from 100µs so that
+// milliseconds and seconds both show.
 func (rep report) svg() string {
 	const (
 		labelW, rateW, p99W = 300, 360, 200
@@ -44,7 +46,7 @@ func (rep report) svg() string {
 	fmt.Fprintf(&b, `<text x="10" y="22" font-size="15" font-weight="bold">Sluice end-to-end, %s</text>`+"\n", html.EscapeString(rep.started.Format("2006-01-02")))
 	x1, x2 := labelW, labelW+rateW+gap
 	fmt.Fprintf(&b, `<text x="%d" y="%d" font-weight="bold">requests/s answered (| = the ceiling at the same events/req)</text>`+"\n", x1, top-12)
-	fmt.Fprintf(&b, `<text x="%d" y="%d" font-weight="bold">p99 latency</text>`+"\n", x2, top-12)
+	fmt.Fprintf(&b, `<text x="%d" y="%d" font-weight="bold">p99 latency (log scale)</text>`+"\n", x2, top-12)
 	for i, r := range rep.rows {
 		y := top + i*rowH
 		colour := kindColour[r.kind]
@@ -69,11 +71,20 @@ func (rep report) svg() string {
 			fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#777">n/a</text>`+"\n", x2, y+barH-3)
 			continue
 		}
-		pw := int(float64(p99W) * float64(r.p99) / float64(maxP99))
+		pw := int(float64(p99W) * logScale(r.p99, maxP99))
 		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" fill="%s"/>`+"\n", x2, y, max(pw, 1), barH, colour)
 		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", x2+max(pw, 1)+6, y+barH-3, millis(r.p99))
 	}
 	fmt.Fprintf(&b, `<text x="10" y="%d" fill="#555">%s</text>`+"\n", height-14, html.EscapeString(machine()))
 	b.WriteString("</svg>\n")
 	return b.String()
+}
+
+// logScale places d between 100µs (0) and top (1) on a log scale.
+func logScale(d, top time.Duration) float64 {
+	const floor = 100 * time.Microsecond
+	if d <= floor || top <= floor {
+		return 0
+	}
+	return math.Log(float64(d)/float64(floor)) / math.Log(float64(top)/float64(floor))
 }

@@ -10,6 +10,8 @@ import (
 	"sort"
 	"syscall"
 	"time"
+
+	"github.com/sluice-ingest/sluice/pkg/devstack"
 )
 
 // proc is one server process the benchmark started and measures.
@@ -41,7 +43,7 @@ func startProc(name, dir, bin string, args []string, env map[string]string) (*pr
 		cmd.Env = append(cmd.Env, k+"="+env[k])
 	}
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	devstack.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		lf.Close()
 		return nil, fmt.Errorf("start %s (%s): %w", name, bin, err)

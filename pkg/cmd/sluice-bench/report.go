@@ -171,6 +171,9 @@ func thousands(v float64) string {
 
 func millis(d time.Duration) string {
 	ms := float64(d) / float64(time.Millisecond)
+	if ms >= 1000 {
+		return fmt.Sprintf("%.2f s", ms/1000)
+	}
 	if ms < 10 {
 		return fmt.Sprintf("%.2f ms", ms)
 	}
