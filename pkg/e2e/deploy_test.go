@@ -260,7 +260,7 @@ func scrape(t *testing.T, url string) string {
 func dashboardMetrics(t *testing.T) []string {
 	t.Helper()
 	var names []string
-	for _, m := range regexp.MustCompile(`sluice_[a-z_]+`).FindAllString(string(repoFile(t, "deploy/grafana/dashboards/sluice.json")), -1) {
+	for _, m := range regexp.MustCompile(`sluice_[a-z0-9_]+`).FindAllString(string(repoFile(t, "deploy/grafana/dashboards/sluice.json")), -1) {
 		m = strings.TrimSuffix(m, "_bucket")
 		if !slices.Contains(names, m) {
 			names = append(names, m)
