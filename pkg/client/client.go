@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 )
 
 // Result is the gateway's 202 answer.
@@ -25,17 +27,22 @@ type Result struct {
 	Duplicate bool   `json:"duplicate"`
 }
 
-// APIError is a refusal by the gateway.
+// APIError is a refusal by the gateway. Code is one of the catalogue's
+// (package apierror), or CodeUnexpectedResponse.
 type APIError struct {
 	Status     int
-	Code       string `json:"error"`
-	Message    string `json:"message"`
+	Code       apierror.Code `json:"error"`
+	Message    string        `json:"message"`
 	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string {
 	return fmt.Sprintf("sluice: %d %s: %s", e.Status, e.Code, e.Message)
 }
+
+// CodeUnexpectedResponse is the Code of an answer that is not the
+// gateway's JSON refusal (a proxy's error page, say); Message holds its body.
+const CodeUnexpectedResponse apierror.Code = "unexpected_response"
 
 // Temporary reports whether a retry can succeed: 408 (the body did not
 // arrive in time), 429 and 5xx.
@@ -205,7 +212,7 @@ func (c *Client) post(ctx context.Context, body []byte, contentType, idempotency
 	}
 	apiErr := &APIError{Status: resp.StatusCode}
 	if err := json.Unmarshal(b, apiErr); err != nil || apiErr.Code == "" {
-		apiErr.Code, apiErr.Message = "unexpected_response", strings.TrimSpace(string(b))
+		apiErr.Code, apiErr.Message = CodeUnexpectedResponse, strings.TrimSpace(string(b))
 	}
 	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
 		apiErr.RetryAfter = time.Duration(s) * time.Second

@@ -47,6 +47,11 @@ func (s settings) memory() memoryPlan {
 	}
 }
 
+// gcPercent is the GOGC the gateway sets (unless GOGC is in its
+// environment): the heap may grow to five times what is live before a
+// collection, a few tens of MiB under load, and never past softLimit.
+const gcPercent = 400
+
 // live is the most the process holds in use at once.
 func (p memoryPlan) live() int64 { return p.base + p.requests*p.perRequest + p.inflight }
 

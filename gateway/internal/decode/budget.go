@@ -1,8 +1,9 @@
 package decode
 
 import (
-	"net/http"
 	"sync/atomic"
+
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 )
 
 // budget counts the bytes that decodings in flight hold beyond their fixed
@@ -28,8 +29,7 @@ func (b *budget) give(n int64) { b.used.Add(-n) }
 
 // ErrBusy refuses a body because the decodings in flight already hold
 // Limits.MaxInflightBytes: the request is fine and can be sent again.
-var ErrBusy = &Error{Status: http.StatusServiceUnavailable, Code: "overloaded",
-	Message: "the gateway holds too many bytes of requests in flight; retry later"}
+var ErrBusy = errorf(apierror.Overloaded, "the gateway holds too many bytes of requests in flight; retry later")
 
 // charge reserves n more bytes for st; put gives back all st holds.
 func (st *state) charge(n int64) error {
@@ -45,14 +45,12 @@ func (st *state) release(n int64) {
 	st.charged -= n
 }
 
-// reserveOut makes room in out for everything the input read so far can
-// produce. The output is the compact input plus at most one newline (after
-// a last NDJSON line or a single event that had none), so with that
-// capacity no append reallocates: out grows here only, doubling up to the
-// decoded limit, and a buffer larger than maxPooledOut is charged before it
-// is made (the old one is held until the copy is done).
-func (st *state) reserveOut() error {
-	need := int(st.base) + st.w + 1
+// grow makes room in out for everything the input read so far can
+// produce (need bytes: see scanner.fill), so no append reallocates: out
+// grows here only, doubling up to the decoded limit, and a buffer larger
+// than maxPooledOut is charged before it is made (the old one is held until
+// the copy is done).
+func (st *state) grow(need int) error {
 	if need <= cap(st.out) {
 		return nil
 	}

@@ -1,15 +1,13 @@
 package decode
 
 import (
-	"fmt"
 	"io"
 	"mime"
-	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 
-	"github.com/klauspost/compress/gzip"
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 )
 
 // Limits bound what one request may carry, and what all requests being
@@ -55,20 +53,6 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// Error is a refusal of client input: it maps to Status with a JSON body
-// {"error": Code, "message": Message}. Status is a 4xx, but for ErrBusy.
-type Error struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
-
-func errorf(status int, code, format string, args ...any) *Error {
-	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
-}
-
 // Batch is a decoded request. It belongs to the Decoder's pool: call Release
 // once Body is no longer needed.
 type Batch struct {
@@ -99,7 +83,7 @@ func NewDecoder(lim Limits) *Decoder {
 	d := &Decoder{lim: lim.withDefaults()}
 	d.maxDecoded.Store(d.lim.MaxDecodedBytes)
 	d.budget.limit = d.lim.MaxInflightBytes
-	d.pool.New = func() any { return &state{d: d, in: make([]byte, readBufSize)} }
+	d.pool.New = func() any { return newState(d) }
 	return d
 }
 
@@ -177,10 +161,10 @@ func mediaType(ct string) (ndjson bool, err error) {
 	}
 	mt, params, perr := mime.ParseMediaType(ct)
 	if perr != nil {
-		return false, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "cannot parse Content-Type %q", ct)
+		return false, errorf(apierror.UnsupportedMediaType, "cannot parse Content-Type %q", ct)
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
-		return false, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "charset %q is not accepted; send UTF-8", cs)
+		return false, errorf(apierror.UnsupportedMediaType, "charset %q is not accepted; send UTF-8", cs)
 	}
 	switch mt {
 	case "application/json", "text/plain":
@@ -188,7 +172,7 @@ func mediaType(ct string) (ndjson bool, err error) {
 	case "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonl":
 		return true, nil
 	}
-	return false, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type",
+	return false, errorf(apierror.UnsupportedMediaType,
 		"Content-Type %q is not accepted; send application/json or application/x-ndjson", mt)
 }
 
@@ -214,36 +198,6 @@ func encoding(ce string) (contentEncoding, error) {
 	case strings.EqualFold(ce, "zstd"):
 		return zstded, nil
 	}
-	return identity, errorf(http.StatusUnsupportedMediaType, "unsupported_encoding",
+	return identity, errorf(apierror.UnsupportedEncoding,
 		"Content-Encoding %q is not accepted; send gzip, zstd or identity", ce)
-}
-
-// source sets st.src to the decoded body: the wire bytes, limited, through
-// the decompressor, limited again.
-func (st *state) source(r io.Reader, enc contentEncoding) error {
-	st.enc = enc
-	st.wire = newLimitReader(r, st.d.lim.MaxBodyBytes, true)
-	var plain io.Reader = &st.wire
-	switch enc {
-	case gzipped:
-		if st.gz == nil {
-			st.gz = new(gzip.Reader)
-		}
-		if err := st.gz.Reset(&st.wire); err != nil {
-			if err == io.EOF {
-				return errEmpty
-			}
-			return st.readError(err)
-		}
-		plain = st.gz
-	case zstded:
-		zs, err := st.zstdSource()
-		if err != nil {
-			return err
-		}
-		plain = zs
-	}
-	st.dec = newLimitReader(plain, st.d.maxDecoded.Load(), false)
-	st.src = &st.dec
-	return nil
 }

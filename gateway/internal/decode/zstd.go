@@ -2,9 +2,10 @@ package decode
 
 import (
 	"io"
-	"net/http"
 
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 )
 
 // zstdPooledWindow is the largest window of the zstd decoder a pooled state
@@ -53,7 +54,7 @@ func (st *state) zstdSource() (io.Reader, error) {
 		case h.Skippable: // the next frame's header is further on: allow any window
 			window = limit
 		case h.SingleSegment && h.FrameContentSize > uint64(limit):
-			return nil, errorf(http.StatusRequestEntityTooLarge, "decoded_too_large",
+			return nil, errorf(apierror.DecodedTooLarge,
 				"request body exceeds the limit of %d bytes after decompression (its zstd frame holds %d)", limit, h.FrameContentSize)
 		case h.SingleSegment:
 			window = int64(max(h.FrameContentSize, zstd.MinWindowSize))
@@ -85,7 +86,7 @@ func (st *state) zstdSource() (io.Reader, error) {
 }
 
 func (st *state) windowTooLarge() *Error {
-	return errorf(http.StatusRequestEntityTooLarge, "decoded_too_large",
+	return errorf(apierror.DecodedTooLarge,
 		"zstd frame needs a window over %d bytes (the decoded limit, or what the body's first frame needs)", st.zsWindow)
 }
 

@@ -13,24 +13,30 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-ingest/sluice/gateway/internal/decode"
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 )
 
-// apiError is a refusal with its status, code and message.
+// apiError is a refusal with its status (the catalogue's for its code),
+// code and message.
 type apiError struct {
 	status     int
-	code       string
+	code       apierror.Code
 	message    string
 	retryAfter time.Duration // > 0 sets Retry-After
 }
 
-func (e *apiError) Error() string { return e.code + ": " + e.message }
+func newAPIError(code apierror.Code, message string, retryAfter time.Duration) *apiError {
+	return &apiError{code.Status(), code, message, retryAfter}
+}
+
+func (e *apiError) Error() string { return string(e.code) + ": " + e.message }
 
 // The refusals of work the gateway has no room for. Each carries
 // Retry-After, because the same request can succeed later.
 var (
-	errUnavailable = &apiError{http.StatusServiceUnavailable, "unavailable", "the event broker is unavailable; retry later", time.Second}
-	errOverloaded  = &apiError{http.StatusServiceUnavailable, "overloaded", "the gateway has too many requests in flight; retry later", time.Second}
-	errStreamFull  = &apiError{http.StatusServiceUnavailable, "stream_full", "the stream is full; retry later", 5 * time.Second}
+	errUnavailable = newAPIError(apierror.Unavailable, "the event broker is unavailable; retry later", time.Second)
+	errOverloaded  = newAPIError(apierror.Overloaded, "the gateway has too many requests in flight; retry later", time.Second)
+	errStreamFull  = newAPIError(apierror.StreamFull, "the stream is full; retry later", 5*time.Second)
 )
 
 // toAPIError is the one place where errors become status codes. Client
@@ -43,7 +49,7 @@ func toAPIError(err error) *apiError {
 		return ae
 	}
 	if errors.Is(err, decode.ErrBusy) {
-		return &apiError{http.StatusServiceUnavailable, decode.ErrBusy.Code, decode.ErrBusy.Message, time.Second}
+		return newAPIError(decode.ErrBusy.Code, decode.ErrBusy.Message, time.Second)
 	}
 	var de *decode.Error
 	if errors.As(err, &de) {
@@ -51,13 +57,13 @@ func toAPIError(err error) *apiError {
 		if de.Status == http.StatusServiceUnavailable { // decode.ErrBusy
 			retry = time.Second
 		}
-		return &apiError{de.Status, de.Code, de.Message, retry}
+		return newAPIError(de.Code, de.Message, retry)
 	}
 	var be *brokerError
 	if errors.As(err, &be) {
 		return publishError(be.err)
 	}
-	return &apiError{http.StatusInternalServerError, "internal", "internal error", 0}
+	return newAPIError(apierror.Internal, "internal error", 0)
 }
 
 // publishError maps a failed publish to the contract.
@@ -66,7 +72,7 @@ func publishError(err error) *apiError {
 	if errors.As(err, &api) {
 		switch {
 		case api.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum:
-			return &apiError{http.StatusRequestEntityTooLarge, "decoded_too_large", "the events exceed the stream's maximum message size", 0}
+			return newAPIError(apierror.DecodedTooLarge, "the events exceed the stream's maximum message size", 0)
 		case api.ErrorCode == jsErrCodeInsufficientResources,
 			strings.Contains(api.Description, "maximum bytes exceeded"),
 			strings.Contains(api.Description, "maximum messages exceeded"):
@@ -75,12 +81,12 @@ func publishError(err error) *apiError {
 	}
 	switch {
 	case errors.Is(err, nats.ErrMaxPayload):
-		return &apiError{http.StatusRequestEntityTooLarge, "decoded_too_large", "the events exceed the broker's maximum message size", 0}
+		return newAPIError(apierror.DecodedTooLarge, "the events exceed the broker's maximum message size", 0)
 	case errors.Is(err, jetstream.ErrTooManyStalledMsgs):
 		return errOverloaded
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer.
-		return &apiError{http.StatusServiceUnavailable, "unavailable", "request cancelled before the PubAck", 0}
+		return newAPIError(apierror.Unavailable, "request cancelled before the PubAck", 0)
 	}
 	return errUnavailable
 }
@@ -113,8 +119,8 @@ func (h *Handler) refusal(w http.ResponseWriter, r *http.Request, err error) *ap
 }
 
 type errorBody struct {
-	Error   string `json:"error"`
-	Message string `json:"message"`
+	Error   apierror.Code `json:"error"`
+	Message string        `json:"message"`
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -14,6 +14,7 @@ import (
 	"github.com/sluice-ingest/sluice/gateway/internal/auth"
 	"github.com/sluice-ingest/sluice/gateway/internal/decode"
 	"github.com/sluice-ingest/sluice/gateway/internal/otlp"
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/stream"
 )
@@ -52,7 +53,8 @@ type Config struct {
 	// that a refused request costs no decoding. Leave it false for an
 	// Admitter that weighs requests by their event count.
 	AdmitBeforeBody bool
-	// PublishTimeout is the longest wait for the PubAck before answering 503.
+	// PublishTimeout is the longest wait for the PubAck before answering 503;
+	// the Publisher times the wait out (see Publisher).
 	PublishTimeout time.Duration
 	// MaxInflight bounds the requests being decoded or published at once;
 	// one more is answered 503 overloaded at once. The bytes they hold are
@@ -110,7 +112,7 @@ func NewHandler(cfg Config) *Handler {
 	h.mux.HandleFunc("/v1/events", h.events)
 	h.mux.HandleFunc("/v1/logs", h.logs)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		h.fail(w, r, &apiError{http.StatusNotFound, "not_found", "no such endpoint: " + r.URL.Path + "; POST /v1/events or /v1/logs", 0})
+		h.fail(w, r, newAPIError(apierror.NotFound, "no such endpoint: "+r.URL.Path+"; POST /v1/events or /v1/logs", 0))
 	})
 	return h
 }
@@ -178,21 +180,20 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request) (intake, error) 
 	in := intake{start: h.cfg.Now()}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		return in, &apiError{http.StatusMethodNotAllowed, "method_not_allowed", r.Method + " is not allowed; use POST", 0}
+		return in, newAPIError(apierror.MethodNotAllowed, r.Method+" is not allowed; use POST", 0)
 	}
 	var err error
 	in.key, err = h.cfg.Auth.Authenticate(r)
 	if err != nil {
-		return in, &apiError{http.StatusUnauthorized, "unauthorized", err.Error(), 0}
+		return in, newAPIError(apierror.Unauthorized, err.Error(), 0)
 	}
 	in.idemKey = r.Header.Get("Idempotency-Key")
 	if len(in.idemKey) > maxIdempotencyKey {
-		return in, &apiError{http.StatusBadRequest, "invalid_idempotency_key", "Idempotency-Key is longer than " + strconv.Itoa(maxIdempotencyKey) + " bytes", 0}
+		return in, newAPIError(apierror.InvalidIdempotencyKey, "Idempotency-Key is longer than "+strconv.Itoa(maxIdempotencyKey)+" bytes", 0)
 	}
 	lim := h.dec.Limits()
 	if r.ContentLength > lim.MaxBodyBytes {
-		return in, &apiError{http.StatusRequestEntityTooLarge, "body_too_large",
-			"Content-Length " + strconv.FormatInt(r.ContentLength, 10) + " exceeds the limit of " + strconv.FormatInt(lim.MaxBodyBytes, 10) + " bytes on the wire", 0}
+		return in, decode.BodyTooLarge(lim.MaxBodyBytes)
 	}
 	if err := h.admitWork(); err != nil {
 		return in, err
@@ -246,9 +247,9 @@ func (h *Handler) rateLimit(w http.ResponseWriter, r *http.Request, key auth.Key
 	}
 	switch {
 	case err != nil:
-		return &apiError{http.StatusServiceUnavailable, "limiter_unavailable", "rate limiter unavailable; retry later", time.Second}
+		return newAPIError(apierror.LimiterUnavailable, "rate limiter unavailable; retry later", time.Second)
 	case !adm.Allowed:
-		return &apiError{http.StatusTooManyRequests, "rate_limited", "tenant rate limit exceeded", adm.RetryAfter}
+		return newAPIError(apierror.RateLimited, "tenant rate limit exceeded", adm.RetryAfter)
 	}
 	return nil
 }
@@ -262,8 +263,7 @@ func (h *Handler) admitWork() error {
 	}
 	if h.cfg.Lag != nil {
 		if lag, over := h.cfg.Lag.Over(); over {
-			return &apiError{http.StatusServiceUnavailable, "backlogged",
-				"the workers are " + strconv.FormatInt(lag, 10) + " messages behind; retry later", 5 * time.Second}
+			return newAPIError(apierror.Backlogged, "the workers are "+strconv.FormatInt(lag, 10)+" messages behind; retry later", 5*time.Second)
 		}
 	}
 	select {

@@ -11,6 +11,8 @@ import (
 	"sync"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 )
 
 // Encoding is an OTLP/HTTP body encoding.
@@ -48,7 +50,7 @@ func EncodingOf(contentType string) (Encoding, error) {
 			return JSON, nil
 		}
 	}
-	return JSON, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type",
+	return JSON, errorf(apierror.UnsupportedMediaType,
 		"Content-Type %q is not accepted on /v1/logs; send application/x-protobuf or application/json", contentType)
 }
 
@@ -162,7 +164,7 @@ func (st *state) decode(r io.Reader, enc Encoding, contentEncoding string) error
 // with what arrives, never with what a header announces.
 func (st *state) read(r io.Reader, contentEncoding string, lim Limits) error {
 	wire := &limitReader{r: r, left: lim.MaxBodyBytes, over: func() *Error {
-		return errorf(http.StatusRequestEntityTooLarge, "body_too_large",
+		return errorf(apierror.BodyTooLarge,
 			"request body exceeds the limit of %d bytes on the wire", lim.MaxBodyBytes)
 	}}
 	src, what := io.Reader(wire), ""
@@ -174,17 +176,17 @@ func (st *state) read(r io.Reader, contentEncoding string, lim Limits) error {
 		}
 		if err := st.gz.Reset(wire); err != nil {
 			if err == io.EOF {
-				return errorf(http.StatusBadRequest, "empty_body", "request body is empty")
+				return errorf(apierror.EmptyBody, "request body is empty")
 			}
 			return readError(wire, err, "gzip ")
 		}
 		src, what = st.gz, "gzip "
 	default:
-		return errorf(http.StatusUnsupportedMediaType, "unsupported_encoding",
+		return errorf(apierror.UnsupportedEncoding,
 			"Content-Encoding %q is not accepted on /v1/logs; send gzip or identity", ce)
 	}
 	plain := &limitReader{r: src, left: lim.MaxDecodedBytes, over: func() *Error {
-		return errorf(http.StatusRequestEntityTooLarge, "decoded_too_large",
+		return errorf(apierror.DecodedTooLarge,
 			"request body exceeds the limit of %d bytes after decompression", lim.MaxDecodedBytes)
 	}}
 	b := st.body[:0]
@@ -229,7 +231,7 @@ func readError(wire *limitReader, err error, what string) *Error {
 	case errors.As(err, &mbe):
 		return wire.over()
 	case errors.Is(err, os.ErrDeadlineExceeded):
-		return errorf(http.StatusRequestTimeout, "request_timeout", "the request body was not received in time")
+		return errorf(apierror.RequestTimeout, "the request body was not received in time")
 	case errors.Is(err, io.ErrUnexpectedEOF):
 		return malformed("the %sbody is truncated", what)
 	}

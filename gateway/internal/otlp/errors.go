@@ -2,9 +2,9 @@ package otlp
 
 import (
 	"fmt"
-	"net/http"
 
 	"github.com/sluice-ingest/sluice/gateway/internal/decode"
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 )
 
 // Error is a refusal of the whole request, the JSON path's: it maps to
@@ -12,13 +12,13 @@ import (
 // wrong and where.
 type Error = decode.Error
 
-func errorf(status int, code, format string, args ...any) *Error {
-	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+func errorf(code apierror.Code, format string, args ...any) *Error {
+	return &Error{Status: code.Status(), Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 // malformed is a body that does not decode as an ExportLogsServiceRequest.
 func malformed(format string, args ...any) *Error {
-	return errorf(http.StatusBadRequest, "malformed_body", format, args...)
+	return errorf(apierror.MalformedBody, format, args...)
 }
 
 // recordError refuses one log record (it counts in the partial success)

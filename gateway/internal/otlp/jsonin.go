@@ -4,13 +4,14 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"math"
-	"net/http"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
 
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 )
 
 // jsonDepthOffset is how much deeper a record's content sits in the
@@ -40,7 +41,7 @@ func (t *translator) fromJSON(in []byte, lim Limits, acct *account) error {
 		maxDepth: lim.MaxDepth + jsonDepthOffset}
 	t.space()
 	if t.pos == len(t.in) {
-		return errorf(http.StatusBadRequest, "empty_body", "request body is empty")
+		return errorf(apierror.EmptyBody, "request body is empty")
 	}
 	if t.in[t.pos] != '{' {
 		return t.syntax("the body must be a JSON object (an ExportLogsServiceRequest)")
@@ -107,7 +108,7 @@ func (t *translator) null() bool {
 
 func (t *translator) deep(depth int) error {
 	if depth > t.maxDepth {
-		return errorf(http.StatusRequestEntityTooLarge, "too_deep",
+		return errorf(apierror.TooDeep,
 			"the body nests deeper than %d levels (%d in a log record's event)", t.maxDepth, t.maxDepth-jsonDepthOffset)
 	}
 	return nil
@@ -119,7 +120,7 @@ func (t *translator) deep(depth int) error {
 // ids), and charged.
 func (t *translator) grown() error {
 	if len(t.out) > t.limit {
-		return errorf(http.StatusRequestEntityTooLarge, "decoded_too_large",
+		return errorf(apierror.DecodedTooLarge,
 			"the request's protobuf form is larger than %d bytes", t.limit)
 	}
 	return t.acct.sync()

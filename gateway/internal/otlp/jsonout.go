@@ -4,8 +4,9 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"math"
-	"net/http"
 	"strconv"
+
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 )
 
 // jsonOut builds the events' JSON. Every append that can grow it past
@@ -19,7 +20,7 @@ type jsonOut struct {
 
 // tooLarge is the refusal of events that map to more than the limit.
 func (o *jsonOut) tooLarge() *Error {
-	return errorf(http.StatusRequestEntityTooLarge, "decoded_too_large",
+	return errorf(apierror.DecodedTooLarge,
 		"the log records map to more than the limit of %d bytes of events", o.limit)
 }
 

@@ -2,10 +2,11 @@ package otlp
 
 import (
 	"math"
-	"net/http"
 	"strconv"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 )
 
 // Field numbers of the OTLP messages read (opentelemetry/proto/.../v1).
@@ -214,7 +215,7 @@ func (m *mapper) scopeLogs(b []byte, refused *recordError) error {
 		}
 		m.events++
 		if m.events > m.lim.MaxEvents {
-			return errorf(http.StatusRequestEntityTooLarge, "too_many_events",
+			return errorf(apierror.TooManyEvents,
 				"the request holds more than %d log records", m.lim.MaxEvents)
 		}
 		if refused != nil {

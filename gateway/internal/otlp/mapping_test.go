@@ -198,7 +198,7 @@ func wantError(t *testing.T, name string, err error, status int, code, inMessage
 		t.Errorf("%s: error %v, want *Error %d %s", name, err, status, code)
 		return
 	}
-	if e.Status != status || e.Code != code || !strings.Contains(e.Message, inMessage) {
+	if e.Status != status || string(e.Code) != code || !strings.Contains(e.Message, inMessage) {
 		t.Errorf("%s: %d %s %q, want %d %s containing %q", name, e.Status, e.Code, e.Message, status, code, inMessage)
 	}
 }

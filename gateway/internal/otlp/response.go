@@ -9,6 +9,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 )
 
 // ErrorDomain is the domain of the google.rpc.ErrorInfo in every refusal.
@@ -32,8 +34,8 @@ func Response(e Encoding, rejected int, reason string) []byte {
 // gRPC code of the HTTP status, whose message says what was wrong, and
 // whose one detail is a google.rpc.ErrorInfo with the refusal's code as
 // its reason (the "error" of the JSON API), in encoding e.
-func Status(e Encoding, httpStatus int, code, message string) []byte {
-	info, err := anypb.New(&errdetails.ErrorInfo{Reason: code, Domain: ErrorDomain})
+func Status(e Encoding, httpStatus int, code apierror.Code, message string) []byte {
+	info, err := anypb.New(&errdetails.ErrorInfo{Reason: string(code), Domain: ErrorDomain})
 	st := &status.Status{Code: grpcCode(httpStatus), Message: message}
 	if err == nil {
 		st.Details = []*anypb.Any{info}

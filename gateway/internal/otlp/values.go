@@ -2,10 +2,11 @@ package otlp
 
 import (
 	"math"
-	"net/http"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 )
 
 // The values of an event: attributes, AnyValues (nested to MaxDepth) and
@@ -224,7 +225,7 @@ func (m *mapper) list(o *jsonOut, b []byte, depth int, each func(*jsonOut, []byt
 // object is depth 1.
 func (m *mapper) deep(depth int) error {
 	if depth > m.lim.MaxDepth {
-		return errorf(http.StatusRequestEntityTooLarge, "too_deep",
+		return errorf(apierror.TooDeep,
 			"a log record nests deeper than %d levels as an event", m.lim.MaxDepth)
 	}
 	return nil
