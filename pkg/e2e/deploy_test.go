@@ -16,6 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sluice-ingest/sluice/limiter/redistest"
 	"github.com/sluice-ingest/sluice/pkg/devstack"
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
 )
@@ -153,7 +154,7 @@ func TestDockerfilesBuildExistingPackages(t *testing.T) {
 // every metric the Grafana dashboard queries and the alerts use must be on
 // their /metrics.
 func TestComposeEnvironmentRuns(t *testing.T) {
-	nats, s3, rds := devtest.NATS(t), devtest.S3(t), devtest.Redis(t)
+	nats, s3, rds := devtest.NATS(t), devtest.S3(t), redistest.Start(t)
 	c := loadCompose(t)
 	root, _ := devstack.RepoRoot()
 	httpAddr, gwAdmin, wkAdmin := devtest.Addr(t), devtest.Addr(t), devtest.Addr(t)

@@ -134,14 +134,16 @@ func replicas(n int) int {
 // safe to call from several processes at once.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	for _, sc := range []jetstream.StreamConfig{cfg.EventsConfig(), cfg.DLQConfig()} {
-		if err := ensureStream(ctx, js, sc); err != nil {
+		if err := EnsureStream(ctx, js, sc); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
+// EnsureStream creates or updates one stream; several processes may call
+// it at once.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
 	var err error
 	// Two processes creating the same stream at once: the loser sees "already
 	// in use" and its second attempt becomes an update.

@@ -28,6 +28,8 @@ import (
 	"github.com/sluice-ingest/sluice/gateway/internal/ingest"
 	"github.com/sluice-ingest/sluice/gateway/internal/ratelimit"
 	"github.com/sluice-ingest/sluice/pkg/config"
+	"github.com/sluice-ingest/sluice/pkg/ledger"
+	"github.com/sluice-ingest/sluice/pkg/receipts"
 	"github.com/sluice-ingest/sluice/pkg/stream"
 	"github.com/sluice-ingest/sluice/pkg/telemetry"
 )
@@ -178,6 +180,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if s.maxConsumerLag > 0 {
 		lag = ingest.NewLagWatcher(js, streamCfg.EventsConfig().Name, s.consumer, int64(s.maxConsumerLag), time.Second, log)
 	}
+	tally := ledger.NewTally(js, log)
 	handler := ingest.NewHandler(ingest.Config{
 		Auth:           authn,
 		Publisher:      js,
@@ -191,6 +194,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// A request that costs 1 is limited before its body is decoded.
 		Admit:           limits,
 		AdmitBeforeBody: !limits.WeighsEvents(),
+		Receipts:        receipts.NewReader(js),
+		Tally:           tally,
 	})
 	capDecoded := capToBroker(nc, handler, s.limits.MaxDecodedBytes, log)
 	ln, err := net.Listen("tcp", s.httpAddr)
@@ -222,6 +227,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}, func(error) {
 		shutdown(srv, ready, s.shutdownDelay, s.shutdownTimeout, log)
 	})
+	{
+		// After the HTTP server, so its interrupt (the last flush) comes
+		// once every request in flight has been answered and counted.
+		ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		g.Add(func() error { return tally.Run(ctx, tallyInterval) }, func(error) { cancel() })
+	}
 	g.Add(admin.Serve, func(error) {
 		sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -231,7 +242,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error {
 			if err := stream.Retry(ctx, log, "ensure streams", func(ctx context.Context) error {
-				return stream.EnsureStreams(ctx, js, streamCfg)
+				if err := stream.EnsureStreams(ctx, js, streamCfg); err != nil {
+					return err
+				}
+				return ensureProof(ctx, js, s.nats)
 			}); err != nil {
 				return nil // interrupted
 			}

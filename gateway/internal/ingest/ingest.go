@@ -11,11 +11,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluice-ingest/sluice/client/apierror"
 	"github.com/sluice-ingest/sluice/gateway/internal/auth"
 	"github.com/sluice-ingest/sluice/gateway/internal/decode"
 	"github.com/sluice-ingest/sluice/gateway/internal/otlp"
-	"github.com/sluice-ingest/sluice/pkg/apierror"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
+	"github.com/sluice-ingest/sluice/pkg/ledger"
 	"github.com/sluice-ingest/sluice/pkg/stream"
 )
 
@@ -71,6 +72,11 @@ type Config struct {
 	Log     *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// Receipts answers GET /v1/receipts/{batch_id}; Tally counts the events
+	// accepted (receipts.go). nil: no receipts, nothing counted.
+	Receipts ReceiptReader
+	Tally    Tally
 }
 
 // Handler serves the ingest API.
@@ -111,6 +117,7 @@ func NewHandler(cfg Config) *Handler {
 	h.logsDec = otlp.NewDecoder(h.dec) // its limits in force and its budget of bytes in flight
 	h.mux.HandleFunc("/v1/events", h.events)
 	h.mux.HandleFunc("/v1/logs", h.logs)
+	h.mux.HandleFunc("/v1/receipts/{batch_id}", h.receipt)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, newAPIError(apierror.NotFound, "no such endpoint: "+r.URL.Path+"; POST /v1/events or /v1/logs", 0))
 	})
@@ -229,6 +236,9 @@ func (h *Handler) commit(w http.ResponseWriter, r *http.Request, in intake, body
 	ack, err := h.publish(r.Context(), msg)
 	if err != nil {
 		return meta, nil, err
+	}
+	if h.cfg.Tally != nil && !ack.Duplicate { // a duplicate was counted when first stored
+		h.cfg.Tally.Add(ledger.Accepted, in.key.Tenant, meta.ReceivedAt, events)
 	}
 	h.cfg.Metrics.eventsAccepted.Add(float64(events))
 	h.cfg.Metrics.requestSeconds.Observe(h.cfg.Now().Sub(in.start).Seconds())

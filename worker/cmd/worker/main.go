@@ -192,6 +192,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				return nil // ctx ended first
 			}
 			ensured <- cons
+			rec, err := ensureProof(ctx, js, s.nats, log)
+			if err != nil {
+				return nil // ctx ended first
+			}
 			p := pipeline.New(pipeline.Config{
 				Consumer:         cons,
 				JS:               js,
@@ -206,6 +210,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				ShutdownTimeout:  s.shutdownTimeout,
 				Metrics:          metrics,
 				Log:              log,
+				Record:           rec,
 			})
 			consuming.Store(p)
 			log.Info("worker consuming", "stream", streamCfg.EventsConfig().Name, "consumer", s.consumer,

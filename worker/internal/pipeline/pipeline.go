@@ -57,6 +57,10 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	Metrics         *Metrics
 	Log             *slog.Logger
+
+	// Record writes receipts and counters before messages are acked or
+	// terminated (record.go); nil records nothing.
+	Record Recorder
 }
 
 func (c *Config) defaults() {
