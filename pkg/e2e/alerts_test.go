@@ -105,7 +105,13 @@ func alertMetrics(t *testing.T) map[string][]metricUse {
 
 func TestAlertRules(t *testing.T) {
 	rules := loadAlerts(t)
-	anchors := headingAnchors(string(repoFile(t, "docs/operations.md")))
+	runbook := string(repoFile(t, "docs/operations.md"))
+	anchors := headingAnchors(runbook)
+	for _, m := range regexp.MustCompile(`\]\(#([^)]+)\)`).FindAllStringSubmatch(runbook, -1) {
+		if !slices.Contains(anchors, m[1]) {
+			t.Errorf("docs/operations.md links to #%s, which is none of its headings", m[1])
+		}
+	}
 	jobs := scrapeJobs(t)
 	for _, r := range rules {
 		if r.Alert == "" {
