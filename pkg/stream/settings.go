@@ -18,6 +18,8 @@ type Settings struct {
 	// DLQMaxBytes and DLQMaxAge bound the dead-letter stream.
 	DLQMaxBytes int64
 	DLQMaxAge   time.Duration
+	// Partitions is SLUICE_PARTITIONS (partition.go).
+	Partitions int
 }
 
 // Declare adds the settings to cs.
@@ -29,11 +31,12 @@ func (s *Settings) Declare(cs *config.Set) {
 	cs.Bytes(&s.MaxBytes, "SLUICE_STREAM_MAX_BYTES", "0", 0, "stream size bound (0 = unlimited); when full, the gateway answers 503 stream_full")
 	cs.Bytes(&s.DLQMaxBytes, "SLUICE_DLQ_MAX_BYTES", "1GiB", 0, "dead-letter stream size bound (0 = unlimited); when full, dead letters wait in the events stream")
 	cs.Duration(&s.DLQMaxAge, "SLUICE_DLQ_MAX_AGE", 0, 0, "dead letters older than this are deleted (0 = kept until purged)")
+	cs.Int(&s.Partitions, "SLUICE_PARTITIONS", DefaultPartitions, 1, "partitions the events stream spreads tenants over, each consumed by one worker at a time; the same value for every gateway and worker")
 }
 
 // Config is the stream configuration these settings describe.
 func (s Settings) Config() Config {
-	return Config{Name: s.Stream, Replicas: s.Replicas, MaxBytes: s.MaxBytes, DLQMaxBytes: s.DLQMaxBytes, DLQMaxAge: s.DLQMaxAge}
+	return Config{Name: s.Stream, Replicas: s.Replicas, MaxBytes: s.MaxBytes, DLQMaxBytes: s.DLQMaxBytes, DLQMaxAge: s.DLQMaxAge, Partitions: s.Partitions}
 }
 
 // Retry calls fn until it succeeds or ctx ends, backing off from 100ms to 5s

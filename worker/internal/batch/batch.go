@@ -24,6 +24,10 @@ type Item struct {
 	// Stream is the StreamTag of the stream incarnation the message was
 	// delivered from: messages of two incarnations never share a batch.
 	Stream string
+	// Source is the consumer that delivered it (one per partition):
+	// messages of two consumers never share a batch, so a partition
+	// handed to another worker takes exactly its own batches along.
+	Source string
 	// Landed is set for a redelivered message that falls inside an object
 	// already stored: it is batched only with the other redelivered
 	// messages of that object, so the same batch is formed again.
@@ -49,6 +53,8 @@ const (
 	ReasonPressure Reason = "pressure" // in-flight bytes reached their bound
 	ReasonShutdown Reason = "shutdown"
 	ReasonReplay   Reason = "replay" // every message of a stored object is back
+	// ReasonHandover: the batch's partition goes to another worker.
+	ReasonHandover Reason = "handover"
 )
 
 // Partition identifies where a batch's object goes.
@@ -57,6 +63,8 @@ type Partition struct {
 	Hour   time.Time
 	// Stream is the stream incarnation of the batch's messages (Item.Stream).
 	Stream string
+	// Source is the consumer of the batch's messages (Item.Source).
+	Source string
 	// Replay is the key of the stored object whose redelivered messages
 	// this batch gathers; empty for fresh messages. Two objects can share
 	// a first sequence (a split half and the batch it split from), so it
@@ -111,6 +119,7 @@ func New(lim Limits) *Batcher {
 // object's sequence range and event count again.
 func (b *Batcher) Add(it Item, now time.Time) *Batch {
 	p := PartitionOf(it.Meta, it.Stream)
+	p.Source = it.Source
 	if it.Landed != nil {
 		p.Replay = it.Landed.Key
 	}
@@ -191,6 +200,19 @@ func (b *Batcher) Each(fn func(*Batch)) {
 	for _, bt := range b.open {
 		fn(bt)
 	}
+}
+
+// From removes and returns every open batch of source, cut for reason.
+func (b *Batcher) From(source string, reason Reason) []*Batch {
+	var out []*Batch
+	for p, bt := range b.open {
+		if p.Source == source {
+			bt.Reason = reason
+			out = append(out, bt)
+			delete(b.open, p)
+		}
+	}
+	return out
 }
 
 // All removes and returns every open batch, cut for reason.

@@ -104,24 +104,3 @@ func WatchDLQ(ctx context.Context, js jetstream.JetStream, every time.Duration, 
 		}
 	}
 }
-
-// WatchLag sets the consumer pending gauge (messages not yet delivered plus
-// delivered and not yet acknowledged) from the consumer info every interval,
-// until ctx ends.
-func WatchLag(ctx context.Context, cons jetstream.Consumer, every time.Duration, m *Metrics) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		ictx, cancel := context.WithTimeout(ctx, every)
-		info, err := cons.Info(ictx)
-		cancel()
-		if err == nil {
-			m.pending.Set(float64(info.NumPending) + float64(info.NumAckPending))
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
-}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -18,10 +19,15 @@ import (
 
 // Config wires the pipeline.
 type Config struct {
+	// Consumer, when set, is read from the start and for good; a worker
+	// with partitions leaves it nil and calls Acquire and Release instead
+	// (sources.go).
 	Consumer jetstream.Consumer
-	JS       jetstream.JetStream // for dead letters
-	Sink     *sink.Sink
-	Limits   batch.Limits
+	// Stream is the events stream's name; empty means Consumer's stream.
+	Stream string
+	JS     jetstream.JetStream // for dead letters and the incarnation
+	Sink   *sink.Sink
+	Limits batch.Limits
 	// Workers is the number of concurrent uploads (SLUICE_WORKERS).
 	Workers int
 	// MaxInflightBytes bounds the bytes held in open batches and uploads
@@ -108,7 +114,22 @@ type Pipeline struct {
 	// writable is whether the worker can write to S3 (writable.go);
 	// refusedLog throttles the log of refused dead letters.
 	writable   writable
+	writeCheck sync.Mutex // one write check at a time (waitWritable)
 	refusedLog logEvery
+	// sources are the consumers read; releases carries their handovers
+	// to Run, which completes them (releasing, busyFrom) and closes
+	// ended when it returns.
+	sources   sources
+	releases  chan release
+	ended     chan struct{}
+	releasing map[string]chan struct{}
+	busyFrom  map[string]int
+}
+
+// uploaded is an uploader's report on one batch.
+type uploaded struct {
+	source string
+	stored bool
 }
 
 // New returns a pipeline.
@@ -117,12 +138,21 @@ func New(cfg Config) *Pipeline {
 	if cfg.MaxInflightBytes <= 0 {
 		cfg.MaxInflightBytes = 256 << 20
 	}
+	if cfg.Stream == "" && cfg.Consumer != nil {
+		cfg.Stream = cfg.Consumer.CachedInfo().Stream
+	}
 	p := &Pipeline{
 		cfg: cfg, b: batch.New(cfg.Limits), budget: newBudget(cfg.MaxInflightBytes),
-		inc:    &incarnation{js: cfg.JS, stream: cfg.Consumer.CachedInfo().Stream},
-		replay: newReplay(cfg.Sink, cfg.KeepAlive, cfg.Log.Warn),
+		inc:      &incarnation{js: cfg.JS, stream: cfg.Stream},
+		replay:   newReplay(cfg.Sink, cfg.KeepAlive, cfg.Log.Warn),
+		releases: make(chan release), ended: make(chan struct{}),
+		releasing: map[string]chan struct{}{}, busyFrom: map[string]int{},
 	}
+	p.sources.active = map[string]*source{}
 	p.writable.err, p.writable.log.every, p.refusedLog.every = errNotChecked, time.Minute, time.Minute
+	if cfg.Consumer != nil {
+		p.Acquire(cfg.Consumer.CachedInfo().Name, cfg.Consumer)
+	}
 	return p
 }
 
@@ -142,18 +172,19 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	// counting towards MaxDeliver.
 	uctx, cancelUploads := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelUploads()
+	defer p.endReleases()
 
 	msgs := make(chan []batch.Item)
 	pulled := make(chan error, 1)
 	go func() { pulled <- p.pull(ctx, msgs) }()
 
 	jobs := make(chan *batch.Batch)
-	done := make(chan bool, p.cfg.Workers)
+	done := make(chan uploaded, p.cfg.Workers)
 	var wg sync.WaitGroup
 	for range p.cfg.Workers {
 		wg.Go(func() {
 			for bt := range jobs {
-				done <- p.upload(uctx, bt)
+				done <- uploaded{source: bt.Source, stored: p.upload(uctx, bt)}
 			}
 		})
 	}
@@ -165,6 +196,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer keep.Stop()
 	for in := msgs; in != nil || len(p.queue) > 0 || p.busy > 0; {
 		p.relievePressure()
+		p.settleReleases()
 		p.observe()
 		var (
 			out  chan<- *batch.Batch
@@ -196,11 +228,16 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			p.queue[0] = nil // the uploader owns it now: do not keep it reachable
 			p.queue = p.queue[1:]
 			p.busy++
-		case stored := <-done:
+			p.busyFrom[next.Source]++
+		case u := <-done:
 			p.busy--
-			if !stored {
+			p.busyFrom[u.source]--
+			if !u.stored {
 				failed++
 			}
+		case r := <-p.releases:
+			p.releasing[r.name] = r.done
+			p.cut(p.b.From(r.name, batch.ReasonHandover)...)
 		case <-timer.C:
 			p.cut(p.b.Due(time.Now())...)
 		case <-keep.C:
@@ -220,19 +257,39 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	return nil
 }
 
-// pull fetches messages while the budget has room, checks them and sends
-// the good ones to out, and closes out when ctx ends and the last fetch is
-// delivered. Checking here, off Run's goroutine, runs it in parallel with
-// batching. A fetch asks for half the room left in bodies and half in
-// messages (each charged msgOverhead); with less room than that for a
-// largest message, it asks for one message, so the bytes held pass
-// MaxInflightBytes by at most one message. Redelivered messages go to
-// their lookups, which send them to out; out is closed once they are all
-// sent.
+// pull runs a fetch goroutine per consumer read (sources.go) and closes
+// out when ctx ends, every fetch goroutine has returned and every
+// redelivered message is looked up and sent. A fetch goroutine that meets
+// a deleted consumer stops them all, and pull returns its error.
 func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 	defer close(out)
 	p.replay.start(out)
 	defer p.replay.stop()
+	fctx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	var (
+		once   sync.Once
+		failed error
+	)
+	p.sources.run(fctx, func(ctx context.Context, s *source) {
+		if err := p.fetchFrom(ctx, s, out); err != nil {
+			once.Do(func() { failed = err })
+			fail(err)
+		}
+	})
+	return failed
+}
+
+// fetchFrom fetches from one consumer while the budget has room, checks
+// the messages and sends the good ones to out, until ctx ends. Checking
+// here, off Run's goroutine, runs it in parallel with batching. A fetch
+// asks for half its share of the room left (the room divided by the
+// consumers read) in bodies and half in messages (each charged
+// msgOverhead); with less room than that for a largest message, it asks
+// for one message, so the bytes held pass MaxInflightBytes by at most one
+// message per consumer read. Redelivered messages go to their lookups,
+// which send them to out.
+func (p *Pipeline) fetchFrom(ctx context.Context, s *source, out chan<- []batch.Item) error {
 	backoff := p.cfg.RetryMin
 	for {
 		room := p.budget.waitRoom(ctx)
@@ -242,14 +299,15 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 		if !p.waitWritable(ctx) {
 			return nil
 		}
-		// Half the room for bodies, half for the per-message overhead.
-		half := min(room/2, 1<<30)
+		// Half the share for bodies, half for the per-message overhead.
+		half := min(room/int64(2*p.sources.count()), 1<<30)
 		fetchMsgs := int(min(max(half/msgOverhead, 1), int64(p.cfg.FetchMessages)))
 		fetchBytes := int(half)
 		if fetchBytes < p.cfg.MaxMessageBytes+fetchSlack {
 			fetchMsgs, fetchBytes = 1, p.cfg.MaxMessageBytes+fetchSlack
 		}
-		mb, err := p.cfg.Consumer.Fetch(fetchMsgs, jetstream.FetchMaxBytes(fetchBytes), jetstream.FetchMaxWait(time.Second))
+		opts := append([]jetstream.FetchOpt{jetstream.FetchMaxBytes(fetchBytes), jetstream.FetchMaxWait(time.Second)}, s.opts...)
+		mb, err := s.cons.Fetch(fetchMsgs, opts...)
 		if err == nil {
 			// Items go to Run in slices of what has arrived (at most
 			// handoff): one channel operation per slice, not per message.
@@ -257,7 +315,7 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 			in := mb.Messages()
 			for m := range in {
 				p.budget.add(heldBytes(m.Data()))
-				if it, ok := p.check(ctx, m); ok {
+				if it, ok := p.check(ctx, m, s.name); ok {
 					items = append(items, it)
 				}
 				if len(items) > 0 && (len(items) >= handoff || len(in) == 0) {
@@ -274,11 +332,16 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 		case err == nil || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded):
 			backoff = p.cfg.RetryMin
 			continue
+		case errors.Is(err, jetstream.ErrPinIDMismatch):
+			// Another worker holds the partition's pin now (this one
+			// stopped pulling for longer than PinnedTTL); the client
+			// forgets its pin, and the next fetch waits its turn.
+			continue
 		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
-			p.inc.deleted(p.inc.tag) // perhaps with its stream: settle nothing of it
-			return fmt.Errorf("fetch: %w", err)
+			p.inc.deleted(p.inc.current()) // perhaps with its stream: settle nothing of it
+			return fmt.Errorf("fetch from %s: %w", s.name, err)
 		}
-		p.cfg.Log.Warn("fetch failed; retrying", "err", err, "in", backoff)
+		p.cfg.Log.Warn("fetch failed; retrying", "consumer", s.name, "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -314,7 +377,7 @@ func held(bt *batch.Batch) int64 { return bt.Bytes + int64(len(bt.Items))*msgOve
 // MaxDeliver, goes to the dead-letter stream instead and its bytes are
 // released. ok is false too for a redelivered message: it goes to its
 // lookup, which hands it to Run.
-func (p *Pipeline) check(ctx context.Context, m jetstream.Msg) (batch.Item, bool) {
+func (p *Pipeline) check(ctx context.Context, m jetstream.Msg, source string) (batch.Item, bool) {
 	md, err := m.Metadata()
 	var (
 		deliveries uint64
@@ -345,7 +408,7 @@ func (p *Pipeline) check(ctx context.Context, m jetstream.Msg) (batch.Item, bool
 		p.budget.release(heldBytes(m.Data()))
 		return batch.Item{}, false
 	}
-	it := batch.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m, Stream: tag}
+	it := batch.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m, Stream: tag, Source: source}
 	if deliveries > 1 {
 		p.replay.add(it)
 		return batch.Item{}, false
@@ -390,6 +453,31 @@ func (p *Pipeline) relievePressure() {
 	}
 	if bt := p.b.Largest(batch.ReasonPressure); bt != nil {
 		p.cut(bt)
+	}
+}
+
+// settleReleases completes each handover whose consumer has nothing left
+// here: no open batch (a late redelivery, looked up after the release, is
+// cut at once), none waiting or uploading, none in a lookup.
+func (p *Pipeline) settleReleases() {
+	for name, done := range p.releasing {
+		p.cut(p.b.From(name, batch.ReasonHandover)...)
+		if p.busyFrom[name] > 0 || p.replay.holds(name) || slices.ContainsFunc(p.queue, func(bt *batch.Batch) bool { return bt.Source == name }) {
+			continue
+		}
+		close(done)
+		delete(p.releasing, name)
+		delete(p.busyFrom, name)
+	}
+}
+
+// endReleases closes ended and every handover not yet complete: Run has
+// settled or Nak'ed every message.
+func (p *Pipeline) endReleases() {
+	close(p.ended)
+	for name, done := range p.releasing {
+		close(done)
+		delete(p.releasing, name)
 	}
 }
 

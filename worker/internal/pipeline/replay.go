@@ -68,6 +68,8 @@ type replay struct {
 	// is on. Both are kept alive.
 	queue   []batch.Item
 	looking []jetstream.Msg
+	// pending counts, per source, the messages queued or in a lookup.
+	pending map[string]int
 	closing bool
 	off     time.Time // no lookup before
 	lists   map[listKey]*cached[[]objkey.Key]
@@ -96,7 +98,7 @@ type cached[T any] struct {
 
 func newReplay(s3 storedObjects, keepAlive time.Duration, warn func(string, ...any)) *replay {
 	r := &replay{s3: s3, keepAlive: keepAlive, warn: warn, looking: make([]jetstream.Msg, lookupWorkers),
-		lists: map[listKey]*cached[[]objkey.Key]{}, objects: map[string]*cached[sink.Stored]{}}
+		lists: map[listKey]*cached[[]objkey.Key]{}, objects: map[string]*cached[sink.Stored]{}, pending: map[string]int{}}
 	r.wake = sync.NewCond(&r.mu)
 	return r
 }
@@ -115,6 +117,7 @@ func (r *replay) start(out chan<- []batch.Item) {
 func (r *replay) add(it batch.Item) {
 	r.mu.Lock()
 	r.queue = append(r.queue, it)
+	r.pending[it.Source]++
 	r.mu.Unlock()
 	r.wake.Signal()
 }
@@ -153,7 +156,19 @@ func (r *replay) work(i int) {
 		r.looking[i] = nil
 		r.mu.Unlock()
 		r.out <- []batch.Item{it} // Run keeps it alive from here
+		r.mu.Lock()
+		if r.pending[it.Source]--; r.pending[it.Source] == 0 {
+			delete(r.pending, it.Source)
+		}
+		r.mu.Unlock()
 	}
+}
+
+// holds reports whether messages of source are queued or in a lookup.
+func (r *replay) holds(source string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pending[source] > 0
 }
 
 // keepWaitingAlive sends InProgress for the messages waiting for or in a

@@ -1,0 +1,153 @@
+package stream_test
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
+	"github.com/sluice-ingest/sluice/pkg/stream"
+)
+
+// The server stores each tenant's messages in one partition, the same for
+// every message of the tenant, and each partition's consumer sees exactly
+// its own.
+func TestPartitionTransform(t *testing.T) {
+	_, js := devtest.JetStream(t, devtest.NATS(t))
+	cfg := stream.Config{Partitions: 4}
+	if err := stream.EnsureStreams(t.Context(), js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := stream.EnsureConsumers(t.Context(), js, "", 4, stream.ConsumerConfig{AckWait: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cons) != 5 {
+		t.Fatalf("%d consumers, want the unpartitioned one and 4", len(cons))
+	}
+	tenants := map[string]int{}
+	for i := range 40 {
+		tenant := fmt.Sprintf("t%d", i%10)
+		ack, err := js.Publish(t.Context(), stream.EventsSubject(tenant), []byte("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := js.Stream(t.Context(), stream.EventsStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := msg.GetMsg(t.Context(), ack.Sequence)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, ok := stream.PartitionOf(raw.Subject)
+		if got, _ := stream.TenantOf(raw.Subject); !ok || got != tenant || p >= 4 {
+			t.Fatalf("stored subject %s: partition %d (%v), tenant %q", raw.Subject, p, ok, got)
+		}
+		if prev, seen := tenants[tenant]; seen && prev != p {
+			t.Fatalf("tenant %s in partitions %d and %d", tenant, prev, p)
+		}
+		tenants[tenant] = p
+	}
+	used := map[int]bool{}
+	for _, p := range tenants {
+		used[p] = true
+	}
+	if len(used) < 2 {
+		t.Errorf("10 tenants all in one partition: %v", tenants)
+	}
+	total := 0
+	for p, c := range cons[1:] {
+		info, err := c.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Name != fmt.Sprintf("sluice-workers-p%02d", p) || info.Config.FilterSubject != fmt.Sprintf("sluice.events.%d.*", p) ||
+			info.Config.PriorityPolicy != jetstream.PriorityPolicyPinned || info.Config.PinnedTTL != 5*time.Second {
+			t.Errorf("partition consumer %+v", info.Config)
+		}
+		total += int(info.NumPending)
+	}
+	if total != 40 {
+		t.Errorf("partition consumers have %d pending, want 40", total)
+	}
+}
+
+// A deployment from before partitions upgrades in place: the stream keeps
+// its messages, the shared consumer keeps them pending (it narrows its
+// filter to the unpartitioned subjects), and new messages go to the
+// partitions.
+func TestPartitionUpgradeInPlace(t *testing.T) {
+	_, js := devtest.JetStream(t, devtest.NATS(t))
+	old := stream.Config{}.EventsConfig()
+	old.Subjects, old.SubjectTransform = []string{"sluice.events.>"}, nil
+	if _, err := js.CreateStream(t.Context(), old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateConsumer(t.Context(), stream.EventsStream, jetstream.ConsumerConfig{
+		Durable: stream.Consumer, AckPolicy: jetstream.AckExplicitPolicy, MaxDeliver: -1,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := js.Publish(t.Context(), stream.EventsSubject("acme"), []byte("{}")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := stream.EnsureStreams(t.Context(), js, stream.Config{}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := stream.EnsureConsumers(t.Context(), js, "", stream.DefaultPartitions, stream.ConsumerConfig{AckWait: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(t.Context(), stream.EventsSubject("acme"), []byte("{}")); err != nil {
+		t.Fatal(err)
+	}
+	legacy, err := cons[0].Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if legacy.Config.FilterSubject != "sluice.events.*" || legacy.NumPending != 3 {
+		t.Errorf("old consumer after the upgrade: filter %q, %d pending; want sluice.events.*, 3", legacy.Config.FilterSubject, legacy.NumPending)
+	}
+	partitioned := 0
+	for _, c := range cons[1:] {
+		info, err := c.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		partitioned += int(info.NumPending)
+	}
+	if partitioned != 1 {
+		t.Errorf("%d new messages in the partitions, want 1", partitioned)
+	}
+}
+
+// Partition consumers left by a larger partition count are still read.
+func TestPartitionsShrunk(t *testing.T) {
+	_, js := devtest.JetStream(t, devtest.NATS(t))
+	if err := stream.EnsureStreams(t.Context(), js, stream.Config{Partitions: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.EnsureConsumers(t.Context(), js, "", 4, stream.ConsumerConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.EnsureStreams(t.Context(), js, stream.Config{Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := stream.EnsureConsumers(t.Context(), js, "", 2, stream.ConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, c := range cons {
+		names = append(names, c.CachedInfo().Name)
+	}
+	if want := []string{"sluice-workers", "sluice-workers-p00", "sluice-workers-p01", "sluice-workers-p02", "sluice-workers-p03"}; !slices.Equal(names, want) {
+		t.Errorf("consumers %v, want %v", names, want)
+	}
+}
