@@ -29,6 +29,7 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/stream"
 	"github.com/sluice-ingest/sluice/pkg/telemetry"
 	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/manifest"
 	"github.com/sluice-ingest/sluice/worker/internal/partition"
 	"github.com/sluice-ingest/sluice/worker/internal/pipeline"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
@@ -60,6 +61,7 @@ type settings struct {
 	maxDeliver                     int
 	maxAckPending                  int
 	shutdownTimeout                time.Duration
+	manifestGrace                  time.Duration
 	pprof                          bool
 }
 
@@ -85,6 +87,7 @@ func parseSettings(args []string, getenv func(string) string, stdout io.Writer) 
 	cs.Int(&s.maxDeliver, "SLUICE_MAX_DELIVER", 20, 2, "deliveries of one message, counted by the worker; the last one sends it to SLUICE_DLQ")
 	cs.Int(&s.maxAckPending, "SLUICE_MAX_ACK_PENDING", 1000000, 1, "MaxAckPending of each partition's consumer: messages held in batches and uploads")
 	cs.Duration(&s.shutdownTimeout, "SLUICE_SHUTDOWN_TIMEOUT", 30*time.Second, 0, "longest final flush on SIGTERM")
+	cs.Duration(&s.manifestGrace, "SLUICE_MANIFEST_GRACE", 10*time.Minute, time.Second, "how long after its end a tenant-hour may still get messages; then its _manifest.json is written")
 	cs.Bool(&s.pprof, "SLUICE_PPROF", false, "serve /debug/pprof/ on the admin port")
 	if err := cs.Parse(args, stdout); err != nil {
 		return s, err
@@ -186,6 +189,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				return nil // ctx ended first
 			}
 			close(ensured)
+			byName := map[string]jetstream.Consumer{}
+			for _, c := range slots {
+				byName[c.CachedInfo().Name] = c
+			}
+			tracker := manifest.NewTracker(manifest.TrackerConfig{
+				Writer: &manifest.Writer{S3: s3c, Bucket: s.s3Bucket, Prefix: s.s3Prefix},
+				Grace:  s.manifestGrace,
+				Info: func(ctx context.Context, name string) (*jetstream.ConsumerInfo, error) {
+					return byName[name].Info(ctx)
+				},
+				Log: log,
+			})
 			p := pipeline.New(pipeline.Config{
 				Stream:           streamCfg.EventsConfig().Name,
 				JS:               js,
@@ -198,6 +213,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				DeadLetterRetry:  s.ackWait,
 				KeepAlive:        s.ackWait / 3,
 				ShutdownTimeout:  s.shutdownTimeout,
+				Hours:            tracker,
 				Metrics:          metrics,
 				Log:              log,
 			})
@@ -218,8 +234,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			// acked (or Nak'ed) by p.Run; only then does the worker leave,
 			// so the next owners of its partitions start after its last
 			// ack.
+			tracker.Attach(p)
 			var wg sync.WaitGroup
 			wg.Go(func() { _ = member.Run(ctx) })
+			wg.Go(func() { _ = tracker.Run(ctx) })
 			err = p.Run(ctx)
 			cancel()
 			wg.Wait()

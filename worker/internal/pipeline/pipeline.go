@@ -61,8 +61,10 @@ type Config struct {
 	// ShutdownTimeout bounds the final flush, counted from the end of the
 	// last fetch (at most a second after the context ends).
 	ShutdownTimeout time.Duration
-	Metrics         *Metrics
-	Log             *slog.Logger
+	// Hours, when set, is told of every tenant-hour fetched (holding.go).
+	Hours   HourWatcher
+	Metrics *Metrics
+	Log     *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -124,6 +126,8 @@ type Pipeline struct {
 	ended     chan struct{}
 	releasing map[string]chan struct{}
 	busyFrom  map[string]int
+	// holding counts the messages held, for manifests (holding.go).
+	holding holding
 }
 
 // uploaded is an uploader's report on one batch.
@@ -409,6 +413,10 @@ func (p *Pipeline) check(ctx context.Context, m jetstream.Msg, source string) (b
 		return batch.Item{}, false
 	}
 	it := batch.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m, Stream: tag, Source: source}
+	p.holding.add(it)
+	if p.cfg.Hours != nil {
+		p.cfg.Hours.Seen(meta, source, it.Seq)
+	}
 	if deliveries > 1 {
 		p.replay.add(it)
 		return batch.Item{}, false

@@ -140,5 +140,6 @@ func (p *Pipeline) handBackOpen() {
 	for _, bt := range p.b.All(batch.ReasonShutdown) { // the reason is not counted: the batch is not cut
 		p.handBack(bt)
 		p.budget.release(held(bt))
+		p.holding.done(bt)
 	}
 }
