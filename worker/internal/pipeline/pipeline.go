@@ -288,11 +288,11 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 // the messages and sends the good ones to out, until ctx ends. Checking
 // here, off Run's goroutine, runs it in parallel with batching. A fetch
 // asks for half its share of the room left (the room divided by the
-// consumers read) in bodies and half in messages (each charged
-// msgOverhead); with less room than that for a largest message, it asks
-// for one message, so the bytes held pass MaxInflightBytes by at most one
-// message per consumer read. Redelivered messages go to their lookups,
-// which send them to out.
+// consumers read) in bodies, but at least room for one largest message,
+// and half in messages (each charged msgOverhead); with less than that
+// room left in all, it asks for one message, so the bytes held pass
+// MaxInflightBytes by at most one message per consumer read. Redelivered
+// messages go to their lookups, which send them to out.
 func (p *Pipeline) fetchFrom(ctx context.Context, s *source, out chan<- []batch.Item) error {
 	backoff := p.cfg.RetryMin
 	for {
@@ -303,12 +303,14 @@ func (p *Pipeline) fetchFrom(ctx context.Context, s *source, out chan<- []batch.
 		if !p.waitWritable(ctx) {
 			return nil
 		}
-		// Half the share for bodies, half for the per-message overhead.
+		// Half the share for bodies, half for the per-message overhead;
+		// never less than room for one largest message.
+		largest := int64(p.cfg.MaxMessageBytes + fetchSlack)
 		half := min(room/int64(2*p.sources.count()), 1<<30)
 		fetchMsgs := int(min(max(half/msgOverhead, 1), int64(p.cfg.FetchMessages)))
-		fetchBytes := int(half)
-		if fetchBytes < p.cfg.MaxMessageBytes+fetchSlack {
-			fetchMsgs, fetchBytes = 1, p.cfg.MaxMessageBytes+fetchSlack
+		fetchBytes := int(max(half, largest))
+		if room/2 < largest { // the budget is nearly full: one message at a time
+			fetchMsgs = 1
 		}
 		opts := append([]jetstream.FetchOpt{jetstream.FetchMaxBytes(fetchBytes), jetstream.FetchMaxWait(time.Second)}, s.opts...)
 		mb, err := s.cons.Fetch(fetchMsgs, opts...)
