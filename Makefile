@@ -11,7 +11,9 @@ TEST_FLAGS  ?= -race -count=1 -timeout 20m
 BENCH       ?= .
 BENCH_FLAGS ?= -run '^$$' -bench '$(BENCH)' -benchmem -benchtime 2s
 
-.PHONY: build run test bench lint tidy clean tools nats-cli
+BENCH_E2E_FLAGS ?=
+
+.PHONY: build run test bench bench-e2e lint tidy clean tools nats-cli
 
 build:
 	@mkdir -p bin
@@ -20,6 +22,7 @@ build:
 	$(GO) build -o bin/sluice-dev ./pkg/cmd/sluice-dev
 	$(GO) build -o bin/sluice-load ./pkg/cmd/sluice-load
 	$(GO) build -o bin/sluice ./pkg/cmd/sluice
+	$(GO) build -o bin/sluice-bench ./pkg/cmd/sluice-bench
 
 # Pinned tools, built once into .bin/ (versitygw takes about two minutes).
 tools: .bin/versitygw
@@ -49,6 +52,11 @@ bench: tools
 		echo "== $$m"; \
 		(cd $$m && $(GO) test $(BENCH_FLAGS) ./...); \
 	done
+
+# End-to-end: the real servers and binaries, one table against the ceiling,
+# written with its chart to docs/ (a few minutes; flags: bin/sluice-bench -h).
+bench-e2e: build tools
+	./bin/sluice-bench $(BENCH_E2E_FLAGS)
 
 lint: .bin/staticcheck
 	@out=$$(gofmt -l $(MODULES)); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -57,8 +57,7 @@ func BenchmarkAllow(b *testing.B) {
 	var fallbacks atomic.Int64
 	obs := fallbackCounter{n: &fallbacks}
 	// A long deadline: a decision that fell back would be a free one.
-	coalesced := New(rdb, WithDeadline(time.Second), WithObserver(obs))
-	b.Cleanup(func() { _ = coalesced.Close() })
+	coalesced := mustNew(b, rdb, WithDeadline(time.Second), WithObserver(obs))
 
 	s := newScripts()
 	rr := redis.NewScript(redisRateGCRA)

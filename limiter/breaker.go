@@ -58,6 +58,20 @@ func (b *breaker) allow(now time.Time) bool {
 	}
 }
 
+// patient reports whether a decision may wait for a late answer: Redis is
+// healthy (closed, and nothing failed since its last answer), or the
+// decision is the half-open breaker's probe (only the probe goes to Redis
+// then), whose late answer is what closes the breaker.
+func (b *breaker) patient() bool {
+	switch b.State() {
+	case BreakerClosed:
+		return b.fails.Load() == 0
+	case BreakerHalfOpen:
+		return true
+	}
+	return false
+}
+
 // retryAfter is how long until the breaker lets a probe through.
 func (b *breaker) retryAfter(now time.Time) time.Duration {
 	b.mu.Lock()

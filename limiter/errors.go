@@ -12,6 +12,9 @@ var (
 	ErrInvalidPolicy = errors.New("limiter: invalid policy")
 	// ErrInvalidMode reports a mode ParseMode cannot read.
 	ErrInvalidMode = errors.New("limiter: invalid mode")
+	// ErrInvalidOption reports an Option given a value it cannot use; New
+	// returns it.
+	ErrInvalidOption = errors.New("limiter: invalid option")
 	// ErrInvalidCost reports a cost below 1.
 	ErrInvalidCost = errors.New("limiter: invalid cost")
 	// ErrUnavailable is returned in ModeClosed when Redis cannot answer within

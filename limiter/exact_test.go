@@ -67,8 +67,7 @@ func TestHelperProcess(t *testing.T) {
 	defer rdb.Close()
 	// ModeClosed and a roomy deadline: an answer Redis did not give is a
 	// denial, so nothing can be over-admitted by a fallback.
-	l := New(rdb, WithMode(ModeClosed), WithDeadline(2*time.Second))
-	defer l.Close()
+	l := mustNew(t, rdb, WithMode(ModeClosed), WithDeadline(2*time.Second))
 	if spec.Lease {
 		holdLeases(t, l, spec)
 		return

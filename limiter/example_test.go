@@ -14,10 +14,14 @@ import (
 // a 429 with Retry-After and the IETF RateLimit headers.
 func Example() {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	l := limiter.New(rdb,
-		limiter.WithMode(limiter.ModeLocal), // SLUICE_LIMITER_ON_ERROR=local
+	l, err := limiter.New(rdb,
+		limiter.WithMode(limiter.ModeLocal),
 		limiter.WithDeadline(5*time.Millisecond),
 	)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
 	defer l.Close()
 
 	policy, err := limiter.ParsePolicy("1000/s,burst=2000")
@@ -58,7 +62,10 @@ func ExampleParsePolicy() {
 
 func ExampleLimiter_AllowAll() {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	l := limiter.New(rdb)
+	l, err := limiter.New(rdb)
+	if err != nil {
+		return
+	}
 	defer l.Close()
 	// A request counts against its tenant and against a global limit; if
 	// either says no, neither is charged.
@@ -71,7 +78,10 @@ func ExampleLimiter_AllowAll() {
 
 func ExampleLimiter_Acquire() {
 	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379"})
-	l := limiter.New(rdb)
+	l, err := limiter.New(rdb)
+	if err != nil {
+		return
+	}
 	defer l.Close()
 	ctx := context.Background()
 	// At most 8 uploads in flight per tenant; a crashed holder's lease

@@ -100,8 +100,7 @@ func TestFaultRedisPaused(t *testing.T) {
 	srv, rdb := startRedis(t)
 	rec := newRecorder()
 	// The production default deadline: the point is that it holds.
-	l := New(rdb, WithObserver(rec), WithBreaker(3, 100*time.Millisecond))
-	t.Cleanup(func() { _ = l.Close() })
+	l := mustNew(t, rdb, WithObserver(rec), WithBreaker(3, 100*time.Millisecond))
 	lim := Limit{Rate: 1000, Period: time.Hour}
 	eventually(t, 5*time.Second, "a decision from Redis", func() bool {
 		res, err := l.Allow(t.Context(), "k", lim, 1)
@@ -136,7 +135,9 @@ func TestFaultRedisPaused(t *testing.T) {
 func TestFaultAcquireModes(t *testing.T) {
 	srv, rdb := startRedis(t)
 	lim := Concurrent(2, time.Minute)
-	open := newTestLimiter(t, rdb, WithDeadline(50*time.Millisecond))
+	// The open limiter counts its instances under another prefix: local's
+	// share is of one live instance.
+	open := newTestLimiter(t, rdb, WithDeadline(50*time.Millisecond), WithMode(ModeOpen), WithPrefix("open:"))
 	closed := newTestLimiter(t, rdb, WithDeadline(50*time.Millisecond), WithMode(ModeClosed))
 	local := newTestLimiter(t, rdb, WithDeadline(50*time.Millisecond), WithMode(ModeLocal))
 	srv.Kill()

@@ -21,7 +21,17 @@ func newTestLimiter(t testing.TB, rdb redis.UniversalClient, opts ...Option) *Li
 	t.Helper()
 	// Tests run under -race on two cores: a roomier deadline than production.
 	opts = append([]Option{WithDeadline(200 * time.Millisecond)}, opts...)
-	l := New(rdb, opts...)
+	return mustNew(t, rdb, opts...)
+}
+
+// mustNew is New, failing the test on an error; the Limiter is closed at
+// cleanup.
+func mustNew(t testing.TB, rdb redis.UniversalClient, opts ...Option) *Limiter {
+	t.Helper()
+	l, err := New(rdb, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { _ = l.Close() })
 	return l
 }

@@ -13,7 +13,10 @@ func TestCloseStopsGoroutines(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	defer rdb.Close()
-	l := New(rdb, WithMode(ModeLocal), WithInstance("leak", 10*time.Millisecond))
+	l, err := New(rdb, WithMode(ModeLocal), WithInstance("leak", 10*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
 	mustAllow(t, l, t.Context(), "k", PerSecond(10), 1)
 	lease, _, err := l.Acquire(t.Context(), "k", Concurrent(1, time.Second))
 	if err != nil {

@@ -41,7 +41,7 @@ func (l *Limiter) Acquire(ctx context.Context, key string, lim Limit) (Lease, Re
 	var err error
 	if l.br.allow(start) {
 		var v []int64
-		v, err = l.within(ctx, l.cfg.deadline, func(ctx context.Context) ([]int64, error) {
+		v, err = l.decide(ctx, func(ctx context.Context) ([]int64, error) {
 			return runScript(ctx, l.rdb, l.s.acquire, []string{rk}, lim.Rate, lim.Period.Microseconds(), lease.ID)
 		})
 		if err == nil && len(v) != 4 {
@@ -102,7 +102,7 @@ func (l *Limiter) Release(ctx context.Context, lease Lease) error {
 		l.local.release(lease.redisKey, lease.ID)
 		return nil
 	}
-	_, err := l.within(ctx, l.cfg.deadline, func(ctx context.Context) ([]int64, error) {
+	_, err := l.decide(ctx, func(ctx context.Context) ([]int64, error) {
 		return runScript(ctx, l.rdb, l.s.release, []string{lease.redisKey}, lease.ID)
 	})
 	if err != nil {

@@ -131,7 +131,7 @@ func (l Limit) String() string {
 }
 
 // ParsePolicy reads a policy written "<rate>/<unit>[,burst=<n>]" with unit s,
-// m or h (DESIGN.md "Tenants and keys"), e.g. "1000/s,burst=2000" or
+// m or h, e.g. "1000/s,burst=2000" or
 // "60000/m". The unit may also be a Go duration ("10/100ms") for sub-second
 // periods, and ",alg=sliding_window|fixed_window|gcra" picks the algorithm.
 // Without burst, Burst is Rate. Errors wrap ErrInvalidPolicy and say which

@@ -2,12 +2,9 @@ package limiter
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,28 +53,21 @@ type Limiter struct {
 	wg      sync.WaitGroup
 	closed  atomic.Bool
 	stopper sync.Once
-	timers  sync.Pool // *time.Timer for await
+	timers  sync.Pool // *time.Timer for waitFor
 	calls   sync.Pool // *call of one request, returned once answered
+	// answered is when Redis last answered anything (unix nanoseconds).
+	answered atomic.Int64
 }
 
-// errDeadline is a decision whose Redis answer did not come in time.
-var errDeadline = errors.New("redis did not answer within the deadline")
-
 // New returns a Limiter using rdb (a *redis.Client, *redis.ClusterClient,
-// failover client or anything else implementing redis.UniversalClient).
-func New(rdb redis.UniversalClient, opts ...Option) *Limiter {
+// failover client or anything else implementing redis.UniversalClient). An
+// option with a value it cannot use is an error wrapping ErrInvalidOption.
+func New(rdb redis.UniversalClient, opts ...Option) (*Limiter, error) {
 	cfg := defaultConfig()
 	for _, o := range opts {
-		o(&cfg)
-	}
-	cfg.prefix = strings.NewReplacer("{", "_", "}", "_").Replace(cfg.prefix)
-	if cfg.observer == nil {
-		cfg.observer = NopObserver{}
-	}
-	cfg.maxBatch = max(cfg.maxBatch, 1)
-	cfg.flushers = max(cfg.flushers, 1)
-	if cfg.deadline <= 0 {
-		cfg.deadline = defaultConfig().deadline
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.instanceID == "" {
 		cfg.instanceID = randomID()
@@ -110,11 +100,11 @@ func New(rdb redis.UniversalClient, opts ...Option) *Limiter {
 	}
 	l.wg.Add(1)
 	go l.janitor()
-	if cfg.mode == ModeLocal {
+	if l.keepsLocal() {
 		l.wg.Add(1)
 		go l.heartbeat()
 	}
-	return l
+	return l, nil
 }
 
 // Close stops the background goroutines and removes this instance from the
@@ -125,10 +115,10 @@ func (l *Limiter) Close() error {
 		close(l.stop)
 	})
 	l.wg.Wait()
-	if l.cfg.mode == ModeLocal {
-		_, _ = l.within(context.Background(), l.cfg.closeHeartbeatTO, func(ctx context.Context) ([]int64, error) {
-			return nil, l.rdb.ZRem(ctx, l.instancesKey(), l.cfg.instanceID).Err()
-		})
+	if l.keepsLocal() {
+		ctx, cancel := context.WithTimeout(context.Background(), l.cfg.closeHeartbeatTO)
+		defer cancel()
+		_ = l.rdb.ZRem(ctx, l.instancesKey(), l.cfg.instanceID).Err()
 	}
 	return nil
 }
@@ -221,9 +211,20 @@ func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) ([]Result, error
 		if errors.Is(err, ErrClosed) {
 			return nil, err
 		}
-		l.br.failure(time.Now())
-		l.cfg.observer.ObserveBackendError("decide", err)
+		// A decision left queued is Redis's failure only once Redis has
+		// failed already: then the flushers are stuck on it. Otherwise the
+		// queue was this process's own backlog.
+		if !errors.Is(err, errQueued) || !l.br.patient() {
+			l.br.failure(time.Now())
+			l.cfg.observer.ObserveBackendError("decide", err)
+		}
 		return l.fallback(reqs, keys, results, err, alg, start)
+	}
+	if l.local.owes() {
+		// Before the breaker lets everyone back to Redis, tell it what
+		// the fallbacks admitted, or its refilled state would admit a
+		// burst on top of them.
+		l.repay()
 	}
 	l.br.success()
 	for i := range results {
@@ -277,8 +278,24 @@ func allAllowed(rs []Result) bool {
 	return true
 }
 
-// fallback decides without Redis, as the Mode says.
+// keepsLocal reports whether the Limiter keeps local state for its
+// fallback: per-key buckets learned from Redis's answers and the number of
+// live instances (ModeOpen and ModeLocal).
+func (l *Limiter) keepsLocal() bool { return l.cfg.mode != ModeClosed }
+
+// fallback decides without Redis, as the Mode says. A key Redis denied
+// stays denied until its RetryAfter in every mode (the deny cache); a key
+// with local state (ModeLocal: every key) gets at most this instance's
+// share of its limit, starting from what Redis last said of it.
 func (l *Limiter) fallback(reqs []Request, keys []string, results []Result, cause error, alg Algorithm, start time.Time) ([]Result, error) {
+	if l.deny != nil {
+		for i, r := range reqs {
+			if cached, ok := l.deny.get(keys[i], r.Cost, start); ok {
+				results[i] = cached
+				return l.finish(results, nil, SourceDenyCache, alg, start)
+			}
+		}
+	}
 	switch l.cfg.mode {
 	case ModeClosed:
 		retry := max(l.br.retryAfter(time.Now()), l.cfg.deadline)
@@ -289,24 +306,17 @@ func (l *Limiter) fallback(reqs []Request, keys []string, results []Result, caus
 		}
 		err := fmt.Errorf("allow %q: %w: %w", reqs[0].Key, ErrUnavailable, cause)
 		return l.finish(results, err, SourceFallback, alg, start)
-	case ModeLocal:
+	default:
 		lr := make([]localReq, len(reqs))
 		for i, r := range reqs {
 			lr[i] = localReq{key: keys[i], lim: results[i].Limit, cost: r.Cost}
 		}
-		l.local.allow(lr, start, results)
-		return l.finish(results, nil, SourceFallback, alg, start)
-	default:
-		for i := range results {
-			results[i].Allowed = true
-			results[i].Fallback = true
-		}
+		l.local.allow(lr, start, results, l.cfg.mode == ModeOpen)
 		return l.finish(results, nil, SourceFallback, alg, start)
 	}
 }
 
-// exec runs the decide script for reqs within the deadline and returns 4
-// integers per request.
+// exec runs the decide script for reqs and returns 4 integers per request.
 func (l *Limiter) exec(ctx context.Context, c *call) ([]int64, error) {
 	slots := c.slots
 	sameSlot := true
@@ -314,443 +324,28 @@ func (l *Limiter) exec(ctx context.Context, c *call) ([]int64, error) {
 		sameSlot = sameSlot && s == slots[0]
 	}
 	if l.cluster && !sameSlot {
-		return l.within(ctx, l.cfg.deadline, func(ctx context.Context) ([]int64, error) {
-			return l.crossSlot(ctx, c, slots)
+		return l.decide(ctx, func(ctx context.Context) ([]int64, error) {
+			out, err := l.crossSlot(ctx, c)
+			l.learn(c, out, err)
+			return out, err
 		})
 	}
 	if !l.cfg.coalesce {
-		return l.within(ctx, l.cfg.deadline, func(ctx context.Context) ([]int64, error) {
+		return l.decide(ctx, func(ctx context.Context) ([]int64, error) {
 			keys, args := compose([]*call{c}, false)
-			return runScript(ctx, l.rdb, l.s.decide, keys, args...)
+			out, err := runScript(ctx, l.rdb, l.s.decide, keys, args...)
+			l.learn(c, out, err)
+			return out, err
 		})
 	}
 	c.slot = slots[0]
-	c.expires = time.Now().Add(l.cfg.deadline)
 	return l.await(ctx, c)
 }
 
-// within runs fn in its own goroutine so that the deadline holds even when
-// the client does not honour context deadlines (go-redis does not unless
-// ContextTimeoutEnabled is set).
-func (l *Limiter) within(ctx context.Context, d time.Duration, fn func(context.Context) ([]int64, error)) ([]int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	type answer struct {
-		v   []int64
-		err error
+// learn lets the local fallback state learn from c's answer, if it has
+// one (the flushers do it per batch for coalesced calls).
+func (l *Limiter) learn(c *call, out []int64, err error) {
+	if err == nil && len(out) == 4*len(c.keys) && l.keepsLocal() {
+		l.local.learn([]*call{c}, out, time.Now())
 	}
-	ch := make(chan answer, 1)
-	go func() {
-		v, err := fn(ctx)
-		ch <- answer{v, err}
-	}()
-	select {
-	case a := <-ch:
-		return a.v, a.err
-	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, errDeadline
-		}
-		return nil, ctx.Err()
-	}
-}
-
-// crossSlot is AllowAll across Redis Cluster slots: one atomic group per
-// slot in one pipeline, then refunds for the allowed slots if any denied.
-func (l *Limiter) crossSlot(ctx context.Context, c *call, slots []uint16) ([]int64, error) {
-	type group struct {
-		idx []int
-		c   *call
-		cmd *redis.Cmd
-	}
-	var groups []*group
-	bySlot := map[uint16]*group{}
-	for i, s := range slots {
-		g := bySlot[s]
-		if g == nil {
-			g = &group{c: &call{}}
-			bySlot[s] = g
-			groups = append(groups, g)
-		}
-		g.idx = append(g.idx, i)
-		g.c.keys = append(g.c.keys, c.keys[i])
-		g.c.lims = append(g.c.lims, c.lims[i])
-		g.c.costs = append(g.c.costs, c.costs[i])
-	}
-	run := func(gs []*group, refund bool) error {
-		pipe := l.rdb.Pipeline()
-		for _, g := range gs {
-			keys, args := compose([]*call{g.c}, refund)
-			g.cmd = l.s.decide.EvalSha(ctx, pipe, keys, args...)
-		}
-		_, _ = pipe.Exec(ctx)
-		for _, g := range gs {
-			if isNoScript(g.cmd.Err()) {
-				if err := l.s.decide.Load(ctx, l.rdb).Err(); err != nil {
-					return fmt.Errorf("load decide script: %w", err)
-				}
-				return errRetry
-			}
-			if err := g.cmd.Err(); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	err := run(groups, false)
-	if errors.Is(err, errRetry) {
-		err = run(groups, false)
-	}
-	if err != nil {
-		return nil, err
-	}
-	out := make([]int64, 4*len(c.keys))
-	denied := false
-	var allowed []*group
-	for _, g := range groups {
-		v, err := toInts(g.cmd.Val())
-		if err != nil {
-			return nil, err
-		}
-		for k, i := range g.idx {
-			copy(out[i*4:i*4+4], v[k*4:k*4+4])
-		}
-		if v[0] == 1 {
-			allowed = append(allowed, g)
-		} else {
-			denied = true
-		}
-	}
-	if denied && len(allowed) > 0 {
-		if err := run(allowed, true); err != nil {
-			return nil, fmt.Errorf("refund after cross-slot denial: %w", err)
-		}
-		for _, g := range allowed {
-			for k, i := range g.idx {
-				out[i*4] = 0
-				out[i*4+1] += int64(g.c.costs[k])
-			}
-		}
-	}
-	return out, nil
-}
-
-var errRetry = errors.New("retry")
-
-// call is one AllowAll on its way to Redis.
-type call struct {
-	keys    []string
-	lims    []Limit // normalized
-	costs   []int
-	slots   []uint16 // cluster clients only
-	slot    uint16
-	expires time.Time
-	out     []int64
-	err     error
-	done    chan struct{} // receives one value when out and err are set
-	// queued: c was handed to the flushers; answered: the caller then
-	// received done, so no flusher holds c any more.
-	queued, answered bool
-
-	// Storage for the common single-request call: one allocation.
-	key1  [1]string
-	lim1  [1]Limit
-	cost1 [1]int
-	slot1 [1]uint16
-}
-
-func (l *Limiter) newCall(n int) *call {
-	if n == 1 {
-		if c, _ := l.calls.Get().(*call); c != nil {
-			return c
-		}
-	}
-	c := &call{done: make(chan struct{}, 1)}
-	if n == 1 {
-		c.keys, c.lims, c.costs, c.slots = c.key1[:], c.lim1[:], c.cost1[:], c.slot1[:]
-		return c
-	}
-	c.keys, c.lims, c.costs, c.slots = make([]string, n), make([]Limit, n), make([]int, n), make([]uint16, n)
-	return c
-}
-
-// recycle returns a single-request call to the pool: one never handed to
-// the flushers (answered locally, or by a script call that returned), or
-// one whose answer was received. A call abandoned at the deadline may still
-// be written by a flusher and is left to the garbage collector.
-func (l *Limiter) recycle(c *call) {
-	if c.queued && !c.answered || len(c.keys) != 1 {
-		return
-	}
-	c.out, c.err, c.queued, c.answered, c.expires, c.slot = nil, nil, false, false, time.Time{}, 0
-	c.key1, c.lim1, c.cost1, c.slot1 = [1]string{}, [1]Limit{}, [1]int{}, [1]uint16{}
-	l.calls.Put(c)
-}
-
-func (c *call) finish(out []int64, err error) {
-	c.out, c.err = out, err
-	c.done <- struct{}{} // buffered: never blocks, even if the caller left
-}
-
-// await hands c to the flushers and waits for its answer until the deadline.
-func (l *Limiter) await(ctx context.Context, c *call) ([]int64, error) {
-	t, _ := l.timers.Get().(*time.Timer)
-	if t == nil {
-		t = time.NewTimer(l.cfg.deadline)
-	} else {
-		t.Reset(l.cfg.deadline)
-	}
-	// Since Go 1.23 a stopped timer delivers nothing stale: safe to reuse.
-	defer func() { t.Stop(); l.timers.Put(t) }()
-	c.queued = true
-	select {
-	case l.queue <- c: // fast path: room in the queue
-	default:
-		select {
-		case l.queue <- c:
-		case <-t.C:
-			return nil, errDeadline
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-l.stop:
-			return nil, ErrClosed
-		}
-	}
-	select {
-	case <-c.done:
-		c.answered = true
-		return c.out, c.err
-	case <-t.C:
-		return nil, errDeadline
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-l.stop:
-		return nil, ErrClosed
-	}
-}
-
-// flusher takes whatever calls queued up (up to maxBatch, waiting at most
-// maxDelay for more) and decides them in one round trip.
-func (l *Limiter) flusher() {
-	defer l.wg.Done()
-	batch := make([]*call, 0, l.cfg.maxBatch)
-	for {
-		select {
-		case c := <-l.queue:
-			batch = append(batch, c)
-		case <-l.stop:
-			return
-		}
-		batch = l.fill(batch)
-		l.flush(batch)
-		clear(batch)
-		batch = batch[:0]
-	}
-}
-
-func (l *Limiter) fill(batch []*call) []*call {
-	for len(batch) < l.cfg.maxBatch {
-		select {
-		case c := <-l.queue:
-			batch = append(batch, c)
-			continue
-		default:
-		}
-		break
-	}
-	if l.cfg.maxDelay <= 0 || len(batch) >= l.cfg.maxBatch {
-		return batch
-	}
-	t := time.NewTimer(l.cfg.maxDelay)
-	defer t.Stop()
-	for len(batch) < l.cfg.maxBatch {
-		select {
-		case c := <-l.queue:
-			batch = append(batch, c)
-		case <-t.C:
-			return batch
-		}
-	}
-	return batch
-}
-
-// flush runs one batch: on a single Redis one script for all calls (each
-// call its own all-or-nothing group); on a cluster one script per slot, in
-// one pipeline. Calls whose caller already gave up are dropped, so a Redis
-// that comes back does not consume for answers nobody waits for.
-func (l *Limiter) flush(batch []*call) {
-	now := time.Now()
-	live := batch[:0]
-	for _, c := range batch {
-		if now.After(c.expires) {
-			c.finish(nil, errDeadline)
-			continue
-		}
-		live = append(live, c)
-	}
-	if len(live) == 0 {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.deadline)
-	defer cancel()
-	if !l.cluster {
-		l.flushGroup(ctx, live, l.rdb)
-		return
-	}
-	bySlot := map[uint16][]*call{}
-	var order []uint16
-	for _, c := range live {
-		if _, ok := bySlot[c.slot]; !ok {
-			order = append(order, c.slot)
-		}
-		bySlot[c.slot] = append(bySlot[c.slot], c)
-	}
-	if len(order) == 1 {
-		l.flushGroup(ctx, live, l.rdb)
-		return
-	}
-	pipe := l.rdb.Pipeline()
-	cmds := make([]*redis.Cmd, len(order))
-	for i, s := range order {
-		keys, args := compose(bySlot[s], false)
-		cmds[i] = l.s.decide.EvalSha(ctx, pipe, keys, args...)
-	}
-	_, _ = pipe.Exec(ctx)
-	for i, s := range order {
-		calls := bySlot[s]
-		v, err := cmds[i].Result()
-		if isNoScript(err) {
-			keys, args := compose(calls, false)
-			v, err = l.s.decide.Eval(ctx, l.rdb, keys, args...).Result()
-		}
-		var out []int64
-		if err == nil {
-			out, err = toInts(v)
-		}
-		distribute(calls, out, err)
-	}
-}
-
-func (l *Limiter) flushGroup(ctx context.Context, calls []*call, rdb redis.Scripter) {
-	keys, args := compose(calls, false)
-	out, err := runScript(ctx, rdb, l.s.decide, keys, args...)
-	distribute(calls, out, err)
-}
-
-// compose lays calls out as one decide script invocation (see
-// lua/decide.lua): the distinct limits once, then (group, limit, cost) per
-// decision; each call is its own group. refund negates the costs.
-func compose(calls []*call, refund bool) ([]string, []any) {
-	n := countKeys(calls)
-	keys := make([]string, 0, n)
-	var limits []Limit
-	seen := map[Limit]int{}
-	index := func(lim Limit) int {
-		if i, ok := seen[lim]; ok {
-			return i
-		}
-		limits = append(limits, lim)
-		seen[lim] = len(limits)
-		return len(limits)
-	}
-	decisions := make([]any, 0, n*3)
-	for i, c := range calls {
-		keys = append(keys, c.keys...)
-		for k := range c.keys {
-			cost := c.costs[k]
-			if refund {
-				cost = -cost
-			}
-			decisions = append(decisions, i, index(c.lims[k]), cost)
-		}
-	}
-	args := make([]any, 0, 1+4*len(limits)+len(decisions))
-	args = append(args, len(limits))
-	for _, l := range limits {
-		args = append(args, int(l.Algorithm), l.Rate, l.Period.Microseconds(), l.Burst)
-	}
-	return keys, append(args, decisions...)
-}
-
-func distribute(calls []*call, out []int64, err error) {
-	if want := 4 * countKeys(calls); err == nil && len(out) != want {
-		err = fmt.Errorf("decide script returned %d integers, want %d", len(out), want)
-	}
-	off := 0
-	for _, c := range calls {
-		if err != nil {
-			c.finish(nil, err)
-			continue
-		}
-		n := 4 * len(c.keys)
-		c.finish(out[off:off+n:off+n], nil)
-		off += n
-	}
-}
-
-func countKeys(calls []*call) int {
-	n := 0
-	for _, c := range calls {
-		n += len(c.keys)
-	}
-	return n
-}
-
-// janitor sweeps expired deny-cache entries and idle local state.
-func (l *Limiter) janitor() {
-	defer l.wg.Done()
-	t := time.NewTicker(l.cfg.janitorInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.stop:
-			return
-		case now := <-t.C:
-			if l.deny != nil {
-				l.deny.sweep(now)
-			}
-			l.local.sweep(now)
-		}
-	}
-}
-
-func (l *Limiter) instancesKey() string { return l.cfg.prefix + "{instances}" }
-
-// heartbeat keeps this instance in the Redis heartbeat set and learns how
-// many instances are alive, for ModeLocal's share of each limit.
-func (l *Limiter) heartbeat() {
-	defer l.wg.Done()
-	beat := func() {
-		timeout := max(l.cfg.deadline, 100*time.Millisecond)
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		ttl := 3 * l.cfg.heartbeat
-		v, err := l.within(ctx, timeout, func(ctx context.Context) ([]int64, error) {
-			return runScript(ctx, l.rdb, l.s.heartbeat, []string{l.instancesKey()}, l.cfg.instanceID, ttl.Microseconds())
-		})
-		if err != nil {
-			l.cfg.observer.ObserveBackendError("heartbeat", err)
-			return
-		}
-		if len(v) == 1 && v[0] > 0 {
-			l.local.instances.Store(v[0])
-		}
-	}
-	beat()
-	t := time.NewTicker(l.cfg.heartbeat)
-	defer t.Stop()
-	for {
-		select {
-		case <-l.stop:
-			return
-		case <-t.C:
-			beat()
-		}
-	}
-}
-
-func randomID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

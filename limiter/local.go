@@ -7,22 +7,37 @@ import (
 	"time"
 )
 
-// local is the in-process fallback for ModeLocal: a GCRA bucket per key that
-// enforces the limit divided by the number of live instances, and a lease
-// count per key for Concurrency limits. The instance count comes from the
-// Redis heartbeat set while Redis is up; it keeps its last value when Redis
-// goes away (1 until the first heartbeat).
+// local is the in-process fallback of ModeLocal and ModeOpen: a GCRA bucket
+// per key that enforces the limit divided by the number of live instances,
+// and a lease count per key for Concurrency limits. The instance count comes
+// from the Redis heartbeat set while Redis is up; it keeps its last value
+// when Redis goes away (1 until the first heartbeat).
+//
+// While Redis decides, each bucket learns from its answers (learn), so a
+// fallback starts from the key's state rather than from a full bucket. A key
+// a fallback admitted on owes Redis its state, told once Redis answers again
+// (debts), so the policy holds across the outage too.
 type local struct {
 	maxKeys   int
 	instances atomic.Int64
+	debtors   atomic.Int64 // buckets with debt > 0
 
-	mu     sync.Mutex
-	tats   map[string]time.Time            // redis key -> theoretical arrival time
-	leases map[string]map[string]time.Time // redis key -> lease id -> expiry
+	mu      sync.Mutex
+	buckets map[string]*bucket              // redis key -> bucket
+	leases  map[string]map[string]time.Time // redis key -> lease id -> expiry
+}
+
+// bucket is one key's local GCRA state, in the time of the whole limit:
+// tat - now is how long the key (all instances together) needs to be full
+// again.
+type bucket struct {
+	tat  time.Time // theoretical arrival time
+	lim  Limit     // the limit it was last decided under
+	debt int       // cost admitted without Redis since Redis last learned of it
 }
 
 func newLocal(maxKeys int) *local {
-	lc := &local{maxKeys: maxKeys, tats: map[string]time.Time{}, leases: map[string]map[string]time.Time{}}
+	lc := &local{maxKeys: maxKeys, buckets: map[string]*bucket{}, leases: map[string]map[string]time.Time{}}
 	lc.instances.Store(1)
 	return lc
 }
@@ -39,20 +54,61 @@ type localReq struct {
 	cost int
 }
 
-// allow decides reqs all-or-nothing against the local buckets.
-func (lc *local) allow(reqs []localReq, now time.Time, out []Result) {
+// learn records Redis's answers out (4 integers per key of calls, as the
+// decide script returns them) at now: the second of each is the capacity
+// left of its key's limit.
+func (lc *local) learn(calls []*call, out []int64, now time.Time) {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
-	if len(lc.tats) >= lc.maxKeys {
+	if len(lc.buckets) >= lc.maxKeys {
+		lc.sweepLocked(now)
+	}
+	off := 0
+	for _, c := range calls {
+		for k, key := range c.keys {
+			lim := c.lims[k]
+			used := max(lim.capacity()-int(out[off+1]), 0)
+			tat := now.Add(time.Duration(float64(used) * float64(lim.Period) / float64(lim.Rate)))
+			if b := lc.buckets[key]; b != nil {
+				// A bucket that owes Redis knows more than this answer
+				// (which may come late, from a command sent before a
+				// fallback): it is only raised until Redis learns of it.
+				if b.debt == 0 || tat.After(b.tat) {
+					b.tat = tat
+				}
+				b.lim = lim
+			} else {
+				lc.buckets[key] = &bucket{tat: tat, lim: lim}
+			}
+			off += 4
+		}
+	}
+}
+
+// allow decides reqs all-or-nothing against the local buckets. With
+// onlyKnown (ModeOpen), a key without a bucket is allowed and left without
+// one.
+func (lc *local) allow(reqs []localReq, now time.Time, out []Result, onlyKnown bool) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	if len(lc.buckets) >= lc.maxKeys {
 		lc.sweepLocked(now)
 	}
 	k := float64(max(lc.instances.Load(), 1))
 	newTats := make([]time.Time, len(reqs))
 	ok := true
 	for i, r := range reqs {
+		b := lc.buckets[r.key]
+		if b == nil && onlyKnown {
+			out[i] = Result{Allowed: true, Limit: r.lim, Fallback: true}
+			continue
+		}
 		em := time.Duration(math.Ceil(float64(r.lim.Period) * k / float64(r.lim.Rate)))
 		burst := max(lc.share(r.lim.Burst), min(r.cost, r.lim.Burst))
-		tat := lc.tats[r.key]
+		var tat time.Time
+		if b != nil {
+			tat = b.tat
+		}
 		for j := range i { // an earlier request of this call on the same key
 			if reqs[j].key == r.key {
 				tat = newTats[j]
@@ -83,7 +139,70 @@ func (lc *local) allow(reqs []localReq, now time.Time, out []Result) {
 		return
 	}
 	for i, r := range reqs {
-		lc.tats[r.key] = newTats[i]
+		b := lc.buckets[r.key]
+		if newTats[i].IsZero() { // ModeOpen, a key without a bucket
+			continue
+		}
+		if b == nil {
+			b = &bucket{}
+			lc.buckets[r.key] = b
+		}
+		b.tat, b.lim = newTats[i], r.lim
+		if b.debt == 0 {
+			lc.debtors.Add(1)
+		}
+		b.debt += r.cost
+	}
+}
+
+// owes reports whether some fallback admission is not charged to Redis yet.
+func (lc *local) owes() bool { return lc.debtors.Load() > 0 }
+
+// debt is what Redis must learn of one key: used of its limit's capacity
+// (in units of the whole limit) is taken, by this instance's estimate.
+type debt struct {
+	key  string
+	lim  Limit
+	used int
+}
+
+// takeDebts returns, for each key a fallback admitted something on, how
+// much of its limit its bucket says is used at now, and forgets that it
+// owes (see giveBack). The bucket runs at this instance's share, but its
+// state is in the time of the whole limit: with every instance taking its
+// share, it estimates the whole key.
+func (lc *local) takeDebts(now time.Time) []debt {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	var ds []debt
+	for key, b := range lc.buckets {
+		if b.debt == 0 {
+			continue
+		}
+		em := float64(b.lim.Period) / float64(b.lim.Rate)
+		if used := int(math.Ceil(float64(b.tat.Sub(now)) / em)); used > 0 {
+			ds = append(ds, debt{key: key, lim: b.lim, used: min(used, b.lim.capacity())})
+		}
+		b.debt = 0
+	}
+	lc.debtors.Store(0)
+	return ds
+}
+
+// giveBack owes ds again (charging them failed).
+func (lc *local) giveBack(ds []debt) {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	for _, d := range ds {
+		b := lc.buckets[d.key]
+		if b == nil {
+			b = &bucket{lim: d.lim}
+			lc.buckets[d.key] = b
+		}
+		if b.debt == 0 {
+			lc.debtors.Add(1)
+		}
+		b.debt++
 	}
 }
 
@@ -129,17 +248,18 @@ func (lc *local) sweep(now time.Time) {
 	lc.sweepLocked(now)
 }
 
-// sweepLocked drops full buckets (their state is the default) and expired
-// leases; if the map is still too big it starts over, which can only let a
-// key burst once more.
+// sweepLocked drops full buckets that owe nothing (their state is the
+// default) and expired leases; if the map is still too big it starts over,
+// which can only let a key burst once more and forgets its debt.
 func (lc *local) sweepLocked(now time.Time) {
-	for k, tat := range lc.tats {
-		if !tat.After(now) {
-			delete(lc.tats, k)
+	for k, b := range lc.buckets {
+		if !b.tat.After(now) && b.debt == 0 {
+			delete(lc.buckets, k)
 		}
 	}
-	if len(lc.tats) >= lc.maxKeys {
-		clear(lc.tats)
+	if len(lc.buckets) >= lc.maxKeys {
+		clear(lc.buckets)
+		lc.debtors.Store(0)
 	}
 	for k, set := range lc.leases {
 		for id, exp := range set {

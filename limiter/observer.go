@@ -65,8 +65,10 @@ func (s BreakerState) String() string {
 type Observer interface {
 	// ObserveDecision is called once per Allow, AllowAll or Acquire.
 	ObserveDecision(Decision)
-	// ObserveBackendError is called for every failed Redis call (including
-	// deadlines passed); op is "decide", "acquire", "release" or "heartbeat".
+	// ObserveBackendError is called for every failed Redis call (an error,
+	// or a command left unanswered: see WithLateAnswers); op is "decide",
+	// "acquire", "release", "heartbeat" or "repay" (telling Redis what
+	// fallbacks admitted).
 	ObserveBackendError(op string, err error)
 	// ObserveBreaker is called when the breaker changes state.
 	ObserveBreaker(BreakerState)

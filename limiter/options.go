@@ -3,20 +3,27 @@ package limiter
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"time"
 )
 
-// Mode is what a decision becomes when Redis cannot make it (error, deadline
-// passed, breaker open).
+// Mode is what a decision becomes when Redis cannot make it (an error, no
+// answer in time, breaker open). In every mode a key Redis was denying stays
+// denied until its RetryAfter (the deny cache).
 type Mode uint8
 
 const (
-	// ModeOpen allows the request and counts it as a fallback decision.
+	// ModeOpen allows the request, except for keys the Limiter has state
+	// for (Redis decided them recently, or they owe Redis what an earlier
+	// fallback admitted): those get this instance's share, as in ModeLocal.
 	ModeOpen Mode = iota
 	// ModeClosed denies the request with an error wrapping ErrUnavailable.
 	ModeClosed
-	// ModeLocal decides with an in-process bucket enforcing the limit divided
-	// by the number of live instances (learned from a Redis heartbeat set).
+	// ModeLocal decides with an in-process bucket per key enforcing the
+	// limit divided by the number of live instances (learned from a Redis
+	// heartbeat set), starting from what Redis last said of the key. It is
+	// the default: it never refuses a tenant all traffic and never admits
+	// more than the instances' shares add up to.
 	ModeLocal
 )
 
@@ -33,7 +40,7 @@ func (m Mode) String() string {
 	return "mode(?)"
 }
 
-// ParseMode reads "open", "closed" or "local" (SLUICE_LIMITER_ON_ERROR).
+// ParseMode reads "open", "closed" or "local".
 // Errors wrap ErrInvalidMode.
 func ParseMode(s string) (Mode, error) {
 	switch s {
@@ -50,6 +57,7 @@ func ParseMode(s string) (Mode, error) {
 type config struct {
 	prefix           string
 	deadline         time.Duration
+	lateAnswer       time.Duration
 	mode             Mode
 	shadow           bool
 	observer         Observer
@@ -71,7 +79,8 @@ func defaultConfig() config {
 	return config{
 		prefix:           "rl:",
 		deadline:         5 * time.Millisecond,
-		mode:             ModeOpen,
+		lateAnswer:       250 * time.Millisecond,
+		mode:             ModeLocal,
 		observer:         NopObserver{},
 		maxBatch:         128,
 		maxDelay:         0,
@@ -87,28 +96,85 @@ func defaultConfig() config {
 	}
 }
 
-// Option configures a Limiter.
-type Option func(*config)
+// Option configures a Limiter. An option given a value it cannot use makes
+// New return an error wrapping ErrInvalidOption.
+type Option func(*config) error
+
+func invalid(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalidOption, fmt.Sprintf(format, args...))
+}
 
 // WithPrefix sets the prefix of every Redis key (default "rl:"). It must not
 // contain '{' or '}': the library places its own hash tag after it.
-func WithPrefix(p string) Option { return func(c *config) { c.prefix = p } }
+func WithPrefix(p string) Option {
+	return func(c *config) error {
+		if strings.ContainsAny(p, "{}") {
+			return invalid("prefix %q must not contain '{' or '}'", p)
+		}
+		c.prefix = p
+		return nil
+	}
+}
 
-// WithDeadline bounds how long one decision waits for Redis (default 5ms).
-// When it passes, the decision follows the Mode.
-func WithDeadline(d time.Duration) Option { return func(c *config) { c.deadline = d } }
+// WithDeadline is how long after its command is sent a decision expects
+// Redis's answer (default 5ms). Past it the answer is late: while Redis is
+// healthy (the breaker closed and nothing failed since its last answer) the
+// decision waits on for it up to the late-answer bound (WithLateAnswers);
+// once Redis has failed, the deadline is final and the decision follows
+// the Mode.
+func WithDeadline(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return invalid("deadline %s must be positive", d)
+		}
+		c.deadline = d
+		return nil
+	}
+}
 
-// WithMode sets what happens when Redis cannot decide (default ModeOpen).
-func WithMode(m Mode) Option { return func(c *config) { c.mode = m } }
+// WithLateAnswers bounds how long a decision waits for a late answer from a
+// healthy Redis, counted from when its command was sent (default 250ms,
+// never less than the deadline). A
+// sent command still unanswered then is a failure for the breaker and the
+// decision follows the Mode. A decision that waited this long for a flusher
+// to send it falls back unsent.
+func WithLateAnswers(bound time.Duration) Option {
+	return func(c *config) error {
+		if bound <= 0 {
+			return invalid("late-answer bound %s must be positive", bound)
+		}
+		c.lateAnswer = bound
+		return nil
+	}
+}
+
+// WithMode sets what happens when Redis cannot decide (default ModeLocal).
+func WithMode(m Mode) Option {
+	return func(c *config) error {
+		if m > ModeLocal {
+			return invalid("unknown mode %d", m)
+		}
+		c.mode = m
+		return nil
+	}
+}
 
 // WithShadow decides and reports as usual but never denies: a request that
 // would be denied is allowed and observed as OutcomeShadowDenied. Use it to
 // roll out a new policy.
-func WithShadow(on bool) Option { return func(c *config) { c.shadow = on } }
+func WithShadow(on bool) Option { return func(c *config) error { c.shadow = on; return nil } }
 
 // WithObserver receives decisions, backend errors, breaker and fallback
 // changes (for metrics). Its methods must be fast and safe for concurrent use.
-func WithObserver(o Observer) Option { return func(c *config) { c.observer = o } }
+func WithObserver(o Observer) Option {
+	return func(c *config) error {
+		if o == nil {
+			return invalid("nil observer (use NopObserver)")
+		}
+		c.observer = o
+		return nil
+	}
+}
 
 // WithBatching tunes coalescing: at most maxBatch decisions per round trip,
 // and a flusher that found fewer waits at most maxDelay for more (default
@@ -117,36 +183,57 @@ func WithObserver(o Observer) Option { return func(c *config) { c.observer = o }
 // GOMAXPROCS, at least 2 and at most 8: fewer, larger batches cost Redis
 // less per decision; more hide a longer round trip).
 func WithBatching(maxBatch int, maxDelay time.Duration, flushers int) Option {
-	return func(c *config) {
+	return func(c *config) error {
+		switch {
+		case maxBatch < 1:
+			return invalid("batch size %d must be at least 1", maxBatch)
+		case maxDelay < 0:
+			return invalid("batch delay %s must not be negative", maxDelay)
+		case flushers < 1:
+			return invalid("flushers %d must be at least 1", flushers)
+		}
 		c.maxBatch, c.maxDelay, c.flushers = maxBatch, maxDelay, flushers
+		return nil
 	}
 }
 
 // WithCoalescing(false) makes every decision its own EVALSHA from the
 // calling goroutine (the deadline still holds). Default true.
-func WithCoalescing(on bool) Option { return func(c *config) { c.coalesce = on } }
+func WithCoalescing(on bool) Option { return func(c *config) error { c.coalesce = on; return nil } }
 
 // WithDenyCache(false) disables the local cache that answers a key known to
 // be over its limit until its RetryAfter without asking Redis. Default true.
-func WithDenyCache(on bool) Option { return func(c *config) { c.denyCache = on } }
+func WithDenyCache(on bool) Option { return func(c *config) error { c.denyCache = on; return nil } }
 
 // WithBreaker opens the circuit after failures consecutive backend failures;
 // after cooldown one probe goes to Redis, and its success closes the circuit
 // (default 5 and 500ms).
 func WithBreaker(failures int, cooldown time.Duration) Option {
-	return func(c *config) { c.breakerFailures, c.breakerCooldown = failures, cooldown }
+	return func(c *config) error {
+		switch {
+		case failures < 1:
+			return invalid("breaker failures %d must be at least 1", failures)
+		case cooldown <= 0:
+			return invalid("breaker cooldown %s must be positive", cooldown)
+		}
+		c.breakerFailures, c.breakerCooldown = failures, cooldown
+		return nil
+	}
 }
 
-// WithInstance names this process in the heartbeat set (default random) and
-// sets the heartbeat interval (default 1s; an instance silent for three
-// intervals is no longer counted). Only ModeLocal sends heartbeats.
+// WithInstance names this process in the heartbeat set ("" keeps the
+// default, a random id) and sets the heartbeat interval (default 1s; an
+// instance silent for three intervals is no longer counted). ModeClosed
+// sends none.
 func WithInstance(id string, interval time.Duration) Option {
-	return func(c *config) {
+	return func(c *config) error {
+		if interval <= 0 {
+			return invalid("heartbeat interval %s must be positive", interval)
+		}
 		if id != "" {
 			c.instanceID = id
 		}
-		if interval > 0 {
-			c.heartbeat = interval
-		}
+		c.heartbeat = interval
+		return nil
 	}
 }

@@ -6,7 +6,9 @@
 -- 1 sliding window, 2 fixed window), rate, period (microseconds), burst.
 -- Then 3 values per decision: group, limit number (1..L), cost.
 -- Consecutive decisions with the same group are all-or-nothing: if one is
--- denied, none of the group consumes anything. A negative cost refunds.
+-- denied, none of the group consumes anything. A negative cost refunds. A
+-- limit with a negative burst raises instead of deciding: the key's state is
+-- made at least cost used (never lowered), and the decision is allowed.
 -- Returns 4 integers per decision:
 --   allowed (1/0), remaining, retry_after (µs), reset_after (µs).
 redis.replicate_commands()
@@ -121,6 +123,33 @@ local function copy(st)
   return c
 end
 
+-- raise makes st at least used (in units of the limit) consumed at now.
+local function raise(st, alg, rate, period, used)
+  if alg == 0 then
+    local tat = st.tat
+    if tat == nil or tat < now then tat = now end
+    local want = now + used * period / rate
+    if want > tat then tat = want end
+    st.tat = tat
+    st.exp = tat - now
+    return 1, 0, 0, st.exp
+  end
+  local idx = math.floor(now / period)
+  local cur, prev = window_state(st, idx)
+  local elapsed = now - idx * period
+  local need = used
+  if alg == 1 then
+    need = used - prev * (1 - elapsed / period)
+    st.exp = 2 * period - elapsed
+  else
+    prev = 0
+    st.exp = period - elapsed
+  end
+  if cur < need then cur = math.ceil(need) end
+  st.i, st.c, st.p = idx, cur, prev
+  return 1, 0, 0, st.exp
+end
+
 local nlim = tonumber(ARGV[1])
 local lims = {}
 for k = 1, nlim do
@@ -131,6 +160,9 @@ local base = 1 + nlim * 4
 
 local function decide(st, lim, cost)
   local alg = lim[1]
+  if lim[4] < 0 then
+    return raise(st, alg, lim[2], lim[3], cost)
+  end
   if alg == 0 then
     return gcra(st, lim[2], lim[3], lim[4], cost)
   elseif alg == 1 then

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 )
 
 // Result is the gateway's 202 answer.
@@ -25,11 +27,12 @@ type Result struct {
 	Duplicate bool   `json:"duplicate"`
 }
 
-// APIError is a refusal by the gateway.
+// APIError is a refusal by the gateway. Code is one of the catalogue's
+// (package apierror), or CodeUnexpectedResponse.
 type APIError struct {
 	Status     int
-	Code       string `json:"error"`
-	Message    string `json:"message"`
+	Code       apierror.Code `json:"error"`
+	Message    string        `json:"message"`
 	RetryAfter time.Duration
 }
 
@@ -37,11 +40,22 @@ func (e *APIError) Error() string {
 	return fmt.Sprintf("sluice: %d %s: %s", e.Status, e.Code, e.Message)
 }
 
+// CodeUnexpectedResponse is the Code of an answer that is not the
+// gateway's JSON refusal (a proxy's error page, say); Message holds its body.
+const CodeUnexpectedResponse apierror.Code = "unexpected_response"
+
 // Temporary reports whether a retry can succeed: 408 (the body did not
 // arrive in time), 429 and 5xx.
 func (e *APIError) Temporary() bool {
 	return e.Status == http.StatusRequestTimeout || e.Status == http.StatusTooManyRequests || e.Status >= 500
 }
+
+// ErrRetryWindow is wrapped by the error of a Send that stopped retrying
+// because another attempt could not end inside the duplicate window.
+var ErrRetryWindow = errors.New("sluice: no retry left inside the duplicate window")
+
+// DefaultDuplicateWindow is the gateway's default SLUICE_DUPLICATE_WINDOW.
+const DefaultDuplicateWindow = 2 * time.Minute
 
 // Client sends events to one gateway. It is safe for concurrent use.
 type Client struct {
@@ -51,6 +65,7 @@ type Client struct {
 	gzip       bool
 	retries    int
 	maxBackoff time.Duration
+	window     time.Duration
 }
 
 // Option configures a Client.
@@ -68,6 +83,14 @@ func WithRetries(n int) Option { return func(c *Client) { c.retries = n } }
 // WithMaxBackoff bounds the wait between retries (default 10s).
 func WithMaxBackoff(d time.Duration) Option { return func(c *Client) { c.maxBackoff = d } }
 
+// WithDuplicateWindow tells the client the gateway's SLUICE_DUPLICATE_WINDOW
+// (default 2m). Every attempt of one Send starts and ends within nine
+// tenths of it, counted from the first attempt: the gateway stores a retry
+// once only while JetStream still remembers the first copy's id, and the
+// last tenth leaves room for a publish the gateway finishes after the
+// client gave up on its answer.
+func WithDuplicateWindow(d time.Duration) Option { return func(c *Client) { c.window = d } }
+
 // New returns a client for the gateway at baseURL (e.g. http://127.0.0.1:8080)
 // sending with apiKey.
 func New(baseURL, apiKey string, opts ...Option) *Client {
@@ -78,6 +101,7 @@ func New(baseURL, apiKey string, opts ...Option) *Client {
 		gzip:       true,
 		retries:    5,
 		maxBackoff: 10 * time.Second,
+		window:     DefaultDuplicateWindow,
 	}
 	for _, o := range opts {
 		o(c)
@@ -87,8 +111,8 @@ func New(baseURL, apiKey string, opts ...Option) *Client {
 
 // Send posts events (each must marshal to a JSON object) as one request.
 // Retries carry the same Idempotency-Key, so the events are stored once
-// however often the request is retried within the gateway's two-minute
-// duplicate window.
+// however often the request is retried: retries stop before the gateway's
+// duplicate window ends (see WithDuplicateWindow).
 func (c *Client) Send(ctx context.Context, events ...any) (Result, error) {
 	body, err := c.encode(events)
 	if err != nil {
@@ -101,11 +125,17 @@ func (c *Client) Send(ctx context.Context, events ...any) (Result, error) {
 // retrying temporary failures (see APIError.Temporary) and transport errors
 // up to the retry count: after the answer's Retry-After when it has one,
 // else after a jittered exponential backoff; every wait is capped by the
-// maximum backoff. An error returned because ctx ended wraps ctx's error.
+// maximum backoff. Every attempt starts and ends inside the duplicate
+// window (see WithDuplicateWindow); an error returned because no attempt
+// was left in it wraps ErrRetryWindow, one returned because ctx ended
+// wraps ctx's error.
 func (c *Client) SendRaw(ctx context.Context, body []byte, contentType, idempotencyKey string) (Result, error) {
+	deadline := time.Now().Add(c.window - c.window/10)
+	actx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	backoff := 100 * time.Millisecond
 	for attempt := 0; ; attempt++ {
-		res, err := c.post(ctx, body, contentType, idempotencyKey)
+		res, err := c.post(actx, body, contentType, idempotencyKey)
 		if err == nil {
 			return res, nil
 		}
@@ -117,10 +147,14 @@ func (c *Client) SendRaw(ctx context.Context, body []byte, contentType, idempote
 		if apiErr != nil && apiErr.RetryAfter > 0 {
 			wait = apiErr.RetryAfter
 		}
+		wait = min(wait, c.maxBackoff)
+		if actx.Err() != nil || time.Until(deadline) <= wait {
+			return Result{}, fmt.Errorf("%w (%w of %s)", err, ErrRetryWindow, c.window)
+		}
 		select {
 		case <-ctx.Done():
 			return Result{}, fmt.Errorf("%w (gave up waiting to retry: %w)", err, ctx.Err())
-		case <-time.After(min(wait, c.maxBackoff)):
+		case <-time.After(wait):
 		}
 		backoff = min(2*backoff, c.maxBackoff)
 	}
@@ -178,7 +212,7 @@ func (c *Client) post(ctx context.Context, body []byte, contentType, idempotency
 	}
 	apiErr := &APIError{Status: resp.StatusCode}
 	if err := json.Unmarshal(b, apiErr); err != nil || apiErr.Code == "" {
-		apiErr.Code, apiErr.Message = "unexpected_response", strings.TrimSpace(string(b))
+		apiErr.Code, apiErr.Message = CodeUnexpectedResponse, strings.TrimSpace(string(b))
 	}
 	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s >= 0 {
 		apiErr.RetryAfter = time.Duration(s) * time.Second

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -116,5 +117,43 @@ func TestHonoursRetryAfterAndStopsWithTheContext(t *testing.T) {
 	}
 	if len(g.keys) != 1 {
 		t.Errorf("%d requests, want 1 (the retry waits for Retry-After)", len(g.keys))
+	}
+}
+
+// Retries stop when the next one could not end inside nine tenths of the
+// duplicate window: with a 2s window and Retry-After 1, the second attempt
+// (at 1s) is the last, whatever the retry count.
+func TestRetriesStayInsideTheDuplicateWindow(t *testing.T) {
+	g := &gatewayScript{statuses: []int{503, 503, 503, 503, 503, 503}, retryAfter: "1"}
+	srv := httptest.NewServer(g)
+	defer srv.Close()
+	_, err := New(srv.URL, "k", WithRetries(5), WithDuplicateWindow(2*time.Second)).Send(t.Context(), 1)
+	var apiErr *APIError
+	if !errors.Is(err, ErrRetryWindow) || !errors.As(err, &apiErr) || apiErr.Status != 503 {
+		t.Fatalf("err = %v, want the 503 and ErrRetryWindow", err)
+	}
+	if len(g.keys) != 2 {
+		t.Errorf("%d requests, want 2", len(g.keys))
+	}
+}
+
+// An attempt that gets no answer is cut where the duplicate window ends,
+// not after the HTTP client's own timeout, and is not retried.
+func TestSilentGatewayIsCutAtTheDuplicateWindow(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		_, _ = io.Copy(io.Discard, r.Body) // so that the server notices the client leaving
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	_, err := New(srv.URL, "k", WithDuplicateWindow(time.Second)).Send(ctx, 1)
+	if !errors.Is(err, ErrRetryWindow) || ctx.Err() != nil {
+		t.Fatalf("err = %v, want ErrRetryWindow before the test's own deadline", err)
+	}
+	if n := requests.Load(); n != 1 {
+		t.Errorf("%d requests, want 1", n)
 	}
 }

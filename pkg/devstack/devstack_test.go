@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-ingest/sluice/pkg/devstack"
@@ -74,5 +75,37 @@ func TestNATSRestartKeepsStreams(t *testing.T) {
 			t.Fatalf("stream not back after restart: %v", err)
 		case <-time.After(50 * time.Millisecond):
 		}
+	}
+}
+
+// The embedded NATS server runs with the sync_interval it was given,
+// explicitly two minutes when none was.
+func TestNATSSyncInterval(t *testing.T) {
+	t.Setenv("SLUICE_DEV_NATS_SYNC", "")
+	for sync, want := range map[string]string{"": "2m0s", "always": "always", "1s": "1s"} {
+		n, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: t.TempDir(), Sync: sync})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := n.Sync()
+		n.Shutdown()
+		if got != want {
+			t.Errorf("Sync %q: server syncs %s, want %s", sync, got, want)
+		}
+	}
+	if _, err := devstack.StartNATS(devstack.NATSOptions{StoreDir: t.TempDir(), Sync: "sometimes"}); err == nil {
+		t.Error("Sync \"sometimes\" accepted")
+	}
+}
+
+// The compose NATS configuration is one nats-server accepts, and it chooses
+// its sync_interval (always) rather than inheriting the server's default.
+func TestComposeNATSConfigSyncsAlways(t *testing.T) {
+	opts, err := server.ProcessConfigFile("../../deploy/nats/nats.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !opts.SyncAlways || opts.MaxPayload < 8<<20-1<<20 {
+		t.Errorf("deploy/nats/nats.conf: sync always %v, max_payload %d", opts.SyncAlways, opts.MaxPayload)
 	}
 }

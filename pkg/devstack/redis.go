@@ -85,6 +85,14 @@ func StartRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
 // Addr is host:port.
 func (r *Redis) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.opts.Port) }
 
+// Pid is the process id of redis-server, 0 for the embedded server.
+func (r *Redis) Pid() int {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return 0
+	}
+	return r.cmd.Process.Pid
+}
+
 // URL is the redis:// URL.
 func (r *Redis) URL() string { return "redis://" + r.Addr() }
 

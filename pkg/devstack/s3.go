@@ -108,6 +108,14 @@ func (s *S3) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.opts.Port) }
 // Endpoint is the S3 API URL, for path-style clients.
 func (s *S3) Endpoint() string { return "http://" + s.Addr() }
 
+// Pid is the process id of versitygw, 0 when it is stopped.
+func (s *S3) Pid() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Dir is the posix backend's root directory.
 func (s *S3) Dir() string { return s.opts.Dir }
 

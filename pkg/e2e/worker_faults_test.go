@@ -84,6 +84,33 @@ func readLines(t *testing.T, st *stack) (count map[string]int, line map[string]s
 	return count, line, reqOf
 }
 
+// killUnderLoad starts load of max requests for tenant acme (key-a),
+// waits until the worker stored a few objects and kills it with SIGKILL.
+func killUnderLoad(t *testing.T, st *stack, max int, stop <-chan struct{}) (*load, func()) {
+	t.Helper()
+	l, wait := runLoad(t, st.ingest, "key-a", "acme", max, stop)
+	devtest.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool {
+		return len(devtest.MustReadObjects(t, st.s3.Client(), devstack.S3Bucket, "raw/")) >= 3
+	}, "worker stored nothing under load")
+	l.killed.Store(true)
+	st.worker.Kill()
+	return l, wait
+}
+
+// startWorker2 starts another worker with the stack's settings and waits
+// until it is ready.
+func startWorker2(t *testing.T, st *stack) {
+	t.Helper()
+	env := map[string]string{}
+	for k, v := range st.workerEnv {
+		env[k] = v
+	}
+	admin := devtest.Addr(t)
+	env["SLUICE_ADMIN_ADDR"] = admin
+	w2 := devtest.Start(t, "worker-2", devtest.Binary(t, workerPkg), env)
+	devtest.WaitReady(t, w2, "http://"+admin+"/readyz")
+}
+
 // TestWorkerKilledMidBatch kills the real worker with SIGKILL while it holds
 // open batches and uploads under load, starts a new one, and checks that
 // every accepted event is in S3, and that the only duplicates are events of
@@ -96,12 +123,7 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 		"SLUICE_WORKERS":         "2",
 	})
 	stop := make(chan struct{})
-	l, wait := runLoad(t, st.ingest, "key-a", "acme", 1500, stop)
-	devtest.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool {
-		return len(devtest.MustReadObjects(t, st.s3.Client(), devstack.S3Bucket, "raw/")) >= 3
-	}, "worker stored nothing under load")
-	l.killed.Store(true)
-	st.worker.Kill()
+	l, wait := killUnderLoad(t, st, 1500, stop)
 	_, js := devtest.JetStream(t, st.nats)
 	held := ackPending(t, js)
 	if held == 0 {
@@ -109,14 +131,7 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 	}
 	t.Logf("worker killed holding %d messages", held)
 
-	env := map[string]string{}
-	for k, v := range st.workerEnv {
-		env[k] = v
-	}
-	admin := devtest.Addr(t)
-	env["SLUICE_ADMIN_ADDR"] = admin
-	w2 := devtest.Start(t, "worker-2", devtest.Binary(t, workerPkg), env)
-	devtest.WaitReady(t, w2, "http://"+admin+"/readyz")
+	startWorker2(t, st)
 	wait()
 	close(stop)
 

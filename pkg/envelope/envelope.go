@@ -21,8 +21,8 @@ var ErrBadMeta = errors.New("bad message metadata")
 // ValidTenant reports whether s is a valid tenant id ([a-z0-9_-]{1,64}).
 func ValidTenant(s string) bool { return validID(s, 64) }
 
-// validBatchID reports whether s is a valid batch id ([a-z0-9_-]{1,128}).
-func validBatchID(s string) bool { return validID(s, 128) }
+// ValidBatchID reports whether s is a valid batch id ([a-z0-9_-]{1,128}).
+func ValidBatchID(s string) bool { return validID(s, 128) }
 
 // validID matches [a-z0-9_-]{1,max}; it runs for every message, so it is a
 // loop rather than a regular expression.
@@ -91,7 +91,7 @@ func MetaFromHeaders(h nats.Header) (Meta, error) {
 		return m, fmt.Errorf("%w: %s %q", ErrBadMeta, stream.HeaderTenant, m.Tenant)
 	}
 	m.BatchID = h.Get(stream.HeaderBatchID)
-	if !validBatchID(m.BatchID) {
+	if !ValidBatchID(m.BatchID) {
 		return m, fmt.Errorf("%w: %s %q", ErrBadMeta, stream.HeaderBatchID, m.BatchID)
 	}
 	ra := h.Get(stream.HeaderReceivedAt)

@@ -82,7 +82,7 @@ func TestBatchIDFor(t *testing.T) {
 	if a != BatchIDFor("t1", "k") {
 		t.Error("batch id not stable")
 	}
-	if x, y := NewBatchID(), NewBatchID(); x == y || !validBatchID(x) {
+	if x, y := NewBatchID(), NewBatchID(); x == y || !ValidBatchID(x) {
 		t.Errorf("random batch ids %q and %q: want two different valid ids", x, y)
 	}
 }

@@ -8,11 +8,13 @@ import (
 	"time"
 )
 
-// Extensions by compression.
+// Extensions: NDJSON by compression, and Parquet, which compresses inside
+// the file and so has one extension whatever its codec.
 const (
-	ExtGzip = ".ndjson.gz"
-	ExtZstd = ".ndjson.zst"
-	ExtNone = ".ndjson"
+	ExtGzip    = ".ndjson.gz"
+	ExtZstd    = ".ndjson.zst"
+	ExtNone    = ".ndjson"
+	ExtParquet = ".parquet"
 )
 
 // ErrMalformed is returned by Parse for a key that does not follow the contract.
@@ -32,7 +34,7 @@ type Key struct {
 	// holds an object of another incarnation (the stream was deleted and
 	// recreated, so its sequences started again at 1).
 	Stream string
-	Ext    string // ExtGzip, ExtZstd or ExtNone
+	Ext    string // ExtGzip, ExtZstd, ExtNone or ExtParquet
 }
 
 // streamTagLayout formats a stream's creation time in a key: UTC, fixed
@@ -71,7 +73,8 @@ func PartitionPrefix(prefix, tenant string, hour time.Time) string {
 	return s[:strings.LastIndexByte(s, '/')+1]
 }
 
-// ExtFor returns the extension for a compression name (gzip, zstd, none).
+// ExtFor returns the extension of an NDJSON object for a compression name
+// (gzip, zstd, none).
 func ExtFor(compression string) (string, error) {
 	switch compression {
 	case "gzip":
@@ -103,7 +106,7 @@ func Parse(s string) (Key, error) {
 	}
 	name := parts[n-1]
 	var ext string
-	for _, e := range []string{ExtGzip, ExtZstd, ExtNone} {
+	for _, e := range []string{ExtGzip, ExtZstd, ExtNone, ExtParquet} {
 		if strings.HasSuffix(name, e) {
 			ext = e
 			break

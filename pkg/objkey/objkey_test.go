@@ -20,6 +20,10 @@ func TestRoundTrip(t *testing.T) {
 			"x/y/tenant=t/dt=2026-11-25/hour=07/00000000000000000010-00000000000000000020.ndjson.zst"},
 		{Key{Prefix: "raw", Tenant: "t", Hour: hour, FirstSeq: 1, LastSeq: 10, Stream: StreamTag(time.Date(2026, 12, 1, 20, 1, 21, 5, time.FixedZone("x", 3600))), Ext: ExtGzip},
 			"raw/tenant=t/dt=2026-11-25/hour=07/00000000000000000001-00000000000000000010-20261201T190121.000000005Z.ndjson.gz"},
+		{Key{Prefix: "raw", Tenant: "acme", Hour: hour, FirstSeq: 1, LastSeq: 42, Ext: ExtParquet},
+			"raw/tenant=acme/dt=2026-11-25/hour=07/00000000000000000001-00000000000000000042.parquet"},
+		{Key{Prefix: "raw", Tenant: "t", Hour: hour, FirstSeq: 3, LastSeq: 9, Stream: StreamTag(time.Date(2026, 12, 1, 20, 1, 21, 5, time.UTC)), Ext: ExtParquet},
+			"raw/tenant=t/dt=2026-11-25/hour=07/00000000000000000003-00000000000000000009-20261201T200121.000000005Z.parquet"},
 	}
 	for _, tt := range tests {
 		got := tt.key.String()
@@ -48,6 +52,8 @@ func TestParseRejects(t *testing.T) {
 	for _, s := range []string{
 		"",
 		"tenant=a/dt=2026-01-01/hour=01/1-2.json",
+		"tenant=a/dt=2026-01-01/hour=01/1-2.parquet.gz",
+		"tenant=a/dt=2026-01-01/hour=01/1-2.ndjson.parquet",
 		"tenant=a/dt=2026-13-01/hour=01/1-2.ndjson",
 		"tenant=a/dt=2026-01-01/hour=1x/1-2.ndjson",
 		"tenant=/dt=2026-01-01/hour=01/1-2.ndjson",

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -158,4 +159,32 @@ func partitionOfName(base, name string) (int, bool) {
 	}
 	p, err := strconv.ParseUint(tok, 10, 16)
 	return int(p), err == nil
+}
+
+// NextStored is the first message of tenant at or after sequence seq in
+// the events stream st, whether stored in its partition or without a
+// partition token; every tenant's when tenant is empty. It returns
+// jetstream.ErrMsgNotFound when there is none.
+func NextStored(ctx context.Context, st jetstream.Stream, seq uint64, tenant string) (*jetstream.RawStreamMsg, error) {
+	subjects := []string{eventsSubjectPrefix + ">"}
+	if tenant != "" {
+		subjects = []string{EventsSubject(tenant), eventsSubjectPrefix + "*." + tenant}
+	}
+	var first *jetstream.RawStreamMsg
+	for _, subject := range subjects {
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if first == nil || m.Sequence < first.Sequence {
+			first = m
+		}
+	}
+	if first == nil {
+		return nil, jetstream.ErrMsgNotFound
+	}
+	return first, nil
 }

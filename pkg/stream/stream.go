@@ -30,9 +30,10 @@ const (
 	HeaderDeliveries = "Sluice-Deliveries"
 )
 
-// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id: a retry with
-// the same Idempotency-Key inside it is stored once.
-const DuplicateWindow = 2 * time.Minute
+// DefaultDuplicateWindow is how long JetStream remembers a Nats-Msg-Id unless
+// Config.DuplicateWindow says otherwise: a retry with the same
+// Idempotency-Key inside it is stored once.
+const DefaultDuplicateWindow = 2 * time.Minute
 
 // EventsSubject is the subject a tenant's requests are published on.
 func EventsSubject(tenant string) string { return eventsSubjectPrefix + tenant }
@@ -49,6 +50,10 @@ type Config struct {
 	// MaxBytes bounds the events stream; when full, publishes are refused
 	// (discard new). Zero or negative means unlimited.
 	MaxBytes int64
+	// DuplicateWindow is how long the events stream remembers a message id
+	// (every server keeps each id in memory for that long); zero means
+	// DefaultDuplicateWindow.
+	DuplicateWindow time.Duration
 	// DLQMaxBytes bounds the dead-letter stream; when full, dead letters
 	// are refused (discard new) and the worker keeps each message in the
 	// events stream until one is accepted. Zero or negative means
@@ -92,7 +97,7 @@ func (c Config) EventsConfig() jetstream.StreamConfig {
 		Retention:        jetstream.WorkQueuePolicy,
 		Discard:          jetstream.DiscardNew,
 		MaxBytes:         maxBytes(c.MaxBytes),
-		Duplicates:       DuplicateWindow,
+		Duplicates:       c.duplicateWindow(),
 		Replicas:         replicas(c.Replicas),
 	}
 }
@@ -110,6 +115,13 @@ func (c Config) DLQConfig() jetstream.StreamConfig {
 		MaxAge:      max(c.DLQMaxAge, 0),
 		Replicas:    replicas(c.Replicas),
 	}
+}
+
+func (c Config) duplicateWindow() time.Duration {
+	if c.DuplicateWindow <= 0 {
+		return DefaultDuplicateWindow
+	}
+	return c.DuplicateWindow
 }
 
 func maxBytes(n int64) int64 {
@@ -130,14 +142,16 @@ func replicas(n int) int {
 // safe to call from several processes at once.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) error {
 	for _, sc := range []jetstream.StreamConfig{cfg.EventsConfig(), cfg.DLQConfig()} {
-		if err := ensureStream(ctx, js, sc); err != nil {
+		if err := EnsureStream(ctx, js, sc); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func ensureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
+// EnsureStream creates or updates one stream; several processes may call
+// it at once.
+func EnsureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
 	var err error
 	// Two processes creating the same stream at once: the loser sees "already
 	// in use" and its second attempt becomes an update.

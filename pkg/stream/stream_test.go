@@ -1,12 +1,14 @@
 package stream_test
 
 import (
+	"io"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluice-ingest/sluice/pkg/config"
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/stream"
 )
@@ -39,7 +41,7 @@ func TestEnsureStreamsConcurrentAndIdempotent(t *testing.T) {
 	}
 	c := s.CachedInfo().Config
 	if c.Retention != jetstream.WorkQueuePolicy || c.Discard != jetstream.DiscardNew || c.Storage != jetstream.FileStorage ||
-		c.MaxBytes != 1<<30 || c.Duplicates != stream.DuplicateWindow || len(c.Subjects) != 1 || c.Subjects[0] != "sluice.events.*" ||
+		c.MaxBytes != 1<<30 || c.Duplicates != stream.DefaultDuplicateWindow || len(c.Subjects) != 1 || c.Subjects[0] != "sluice.events.*" ||
 		c.SubjectTransform == nil || c.SubjectTransform.Destination != "sluice.events.{{partition(16,1)}}.{{wildcard(1)}}" {
 		t.Errorf("events stream config %+v", c)
 	}
@@ -51,13 +53,14 @@ func TestEnsureStreamsConcurrentAndIdempotent(t *testing.T) {
 		t.Errorf("dlq subjects %v", subj)
 	}
 
-	// A changed bound is applied by the next process that starts.
-	if err := stream.EnsureStreams(t.Context(), js, stream.Config{MaxBytes: 2 << 30}); err != nil {
+	// A changed bound or duplicate window is applied by the next process
+	// that starts.
+	if err := stream.EnsureStreams(t.Context(), js, stream.Config{MaxBytes: 2 << 30, DuplicateWindow: 30 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	info, _ := s.Info(t.Context())
-	if info.Config.MaxBytes != 2<<30 {
-		t.Errorf("max bytes after update = %d", info.Config.MaxBytes)
+	if info.Config.MaxBytes != 2<<30 || info.Config.Duplicates != 30*time.Second {
+		t.Errorf("max bytes after update = %d, duplicate window %s", info.Config.MaxBytes, info.Config.Duplicates)
 	}
 
 	cons, err := stream.EnsureConsumer(t.Context(), js, "", stream.ConsumerConfig{})
@@ -143,6 +146,26 @@ func TestSubjects(t *testing.T) {
 	} {
 		if got, ok := stream.TenantOf(subject); ok != (want != "") || ok && got != want {
 			t.Errorf("TenantOf(%s) = %q, %v; want %q", subject, got, ok, want)
+		}
+	}
+}
+
+// SLUICE_DUPLICATE_WINDOW becomes the events stream's duplicate window.
+func TestDuplicateWindowSetting(t *testing.T) {
+	for env, want := range map[string]time.Duration{"": stream.DefaultDuplicateWindow, "30s": 30 * time.Second} {
+		var s stream.Settings
+		cs := config.New("test", func(k string) string {
+			if k == "SLUICE_DUPLICATE_WINDOW" {
+				return env
+			}
+			return ""
+		})
+		s.Declare(cs)
+		if err := cs.Parse(nil, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Config().EventsConfig().Duplicates; got != want {
+			t.Errorf("SLUICE_DUPLICATE_WINDOW=%q: duplicates %s, want %s", env, got, want)
 		}
 	}
 }

@@ -51,6 +51,7 @@ func TestSettingsRefuseBadCombinations(t *testing.T) {
 		{map[string]string{"SLUICE_AUTH": "none", "SLUICE_MAX_INFLIGHT": "0"}, "SLUICE_MAX_INFLIGHT"},
 		{map[string]string{"SLUICE_AUTH": "none", "SLUICE_MAX_CONSUMER_LAG": "-1"}, "SLUICE_MAX_CONSUMER_LAG"},
 		{map[string]string{"SLUICE_AUTH": "none", "SLUICE_MAX_DEPTH": "x"}, "SLUICE_MAX_DEPTH"},
+		{map[string]string{"SLUICE_AUTH": "none", "SLUICE_MAX_INFLIGHT_BYTES": "6MiB"}, "SLUICE_MAX_INFLIGHT_BYTES"},
 	} {
 		_, err := parseSettings(nil, func(k string) string { return tt.env[k] }, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -136,7 +137,19 @@ type binaryGateway struct {
 
 func startBinary(t *testing.T, env map[string]string) *binaryGateway {
 	t.Helper()
-	g := &binaryGateway{nats: devtest.NATS(t)}
+	return startBinaryAt(t, devtest.Binary(t, gatewayPkg), env)
+}
+
+// startBinaryAt runs the gateway executable bin (see startBinary).
+func startBinaryAt(t *testing.T, bin string, env map[string]string) *binaryGateway {
+	t.Helper()
+	return startBinaryOn(t, devtest.NATS(t), bin, env)
+}
+
+// startBinaryOn runs the gateway executable bin against n.
+func startBinaryOn(t *testing.T, n *devstack.NATS, bin string, env map[string]string) *binaryGateway {
+	t.Helper()
+	g := &binaryGateway{nats: n}
 	httpAddr, adminAddr := devtest.Addr(t), devtest.Addr(t)
 	full := map[string]string{
 		"SLUICE_NATS_URL":   g.nats.URL(),
@@ -147,7 +160,7 @@ func startBinary(t *testing.T, env map[string]string) *binaryGateway {
 	for k, v := range env {
 		full[k] = v
 	}
-	g.proc = devtest.Start(t, "gateway", devtest.Binary(t, gatewayPkg), full)
+	g.proc = devtest.Start(t, "gateway", bin, full)
 	devtest.WaitReady(t, g.proc, "http://"+adminAddr+"/readyz")
 	_, g.js = devtest.JetStream(t, g.nats)
 	g.ingest, g.adm = httpAddr, adminAddr
@@ -180,6 +193,7 @@ type accepted struct {
 	Accepted int    `json:"accepted"`
 	BatchID  string `json:"batch_id"`
 	Error    string `json:"error"`
+	Message  string `json:"message"`
 }
 
 func post(ctx context.Context, c *http.Client, url, key, idem, body string) (int, accepted, error) {

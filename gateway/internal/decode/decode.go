@@ -1,22 +1,25 @@
 package decode
 
 import (
-	"fmt"
 	"io"
 	"mime"
-	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 )
 
-// Limits bound what one request may carry. A zero field takes its default.
+// Limits bound what one request may carry, and what all requests being
+// decoded may hold. A zero field takes its default.
 type Limits struct {
 	MaxBodyBytes    int64 // on the wire
 	MaxDecodedBytes int64 // after decompression
-	MaxEvents       int
+	// MaxInflightBytes bounds the memory all decodings in flight hold
+	// beyond their fixed part (see FixedBytesPerRequest): output buffers
+	// and zstd windows. A body that would pass it is refused with ErrBusy.
+	MaxInflightBytes int64
+	MaxEvents        int
 	// MaxDepth bounds the nesting of objects and arrays, counted from the
 	// body's root: the {"events":[...]} wrapper itself takes two levels.
 	MaxDepth int
@@ -24,10 +27,11 @@ type Limits struct {
 
 // Defaults of Limits.
 const (
-	DefaultMaxBodyBytes    = 1 << 20
-	DefaultMaxDecodedBytes = 4 << 20
-	DefaultMaxEvents       = 10000
-	DefaultMaxDepth        = 64
+	DefaultMaxBodyBytes     = 1 << 20
+	DefaultMaxDecodedBytes  = 4 << 20
+	DefaultMaxInflightBytes = 256 << 20
+	DefaultMaxEvents        = 10000
+	DefaultMaxDepth         = 64
 )
 
 func (l Limits) withDefaults() Limits {
@@ -37,6 +41,9 @@ func (l Limits) withDefaults() Limits {
 	if l.MaxDecodedBytes <= 0 {
 		l.MaxDecodedBytes = DefaultMaxDecodedBytes
 	}
+	if l.MaxInflightBytes <= 0 {
+		l.MaxInflightBytes = DefaultMaxInflightBytes
+	}
 	if l.MaxEvents <= 0 {
 		l.MaxEvents = DefaultMaxEvents
 	}
@@ -44,20 +51,6 @@ func (l Limits) withDefaults() Limits {
 		l.MaxDepth = DefaultMaxDepth
 	}
 	return l
-}
-
-// Error is a refusal of client input: it maps to Status with a JSON body
-// {"error": Code, "message": Message}. Status is always a 4xx.
-type Error struct {
-	Status  int
-	Code    string
-	Message string
-}
-
-func (e *Error) Error() string { return e.Code + ": " + e.Message }
-
-func errorf(status int, code, format string, args ...any) *Error {
-	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 // Batch is a decoded request. It belongs to the Decoder's pool: call Release
@@ -77,25 +70,59 @@ func (b *Batch) Release() { b.st.d.put(b.st) }
 // Decoder decodes request bodies within its limits. It is safe for
 // concurrent use and reuses its buffers and decompressors.
 type Decoder struct {
-	lim  Limits
-	pool sync.Pool // of *state
+	lim Limits
+	// maxDecoded is the decoded limit in force: lim.MaxDecodedBytes, or
+	// less when the broker takes smaller messages (CapDecodedBytes).
+	maxDecoded atomic.Int64
+	budget     budget
+	pool       sync.Pool // of *state
 }
 
 // NewDecoder returns a Decoder enforcing lim.
 func NewDecoder(lim Limits) *Decoder {
 	d := &Decoder{lim: lim.withDefaults()}
-	d.pool.New = func() any { return &state{d: d, in: make([]byte, readBufSize)} }
+	d.maxDecoded.Store(d.lim.MaxDecodedBytes)
+	d.budget.limit = d.lim.MaxInflightBytes
+	d.pool.New = func() any { return newState(d) }
 	return d
 }
 
-// Limits are the limits d enforces, defaults filled in.
-func (d *Decoder) Limits() Limits { return d.lim }
+// Limits are the limits d enforces, defaults filled in, with the decoded
+// limit in force.
+func (d *Decoder) Limits() Limits {
+	l := d.lim
+	l.MaxDecodedBytes = d.maxDecoded.Load()
+	return l
+}
 
-// Largest output buffer kept for reuse; larger ones are left to the GC so a
-// burst of big requests does not pin memory.
-const maxPooledOut = 256 << 10
+// CapDecodedBytes sets the decoded limit in force to n (the largest message
+// the broker takes, less room for headers) when that is below the
+// configured one, else back to the configured one.
+func (d *Decoder) CapDecodedBytes(n int64) {
+	d.maxDecoded.Store(max(1, min(n, d.lim.MaxDecodedBytes)))
+}
+
+// Largest output buffer kept for reuse; larger ones are charged to the
+// budget while in use and left to the GC afterwards, so a burst of big
+// requests does not pin memory.
+const maxPooledOut = 64 << 10
+
+// FixedBytesPerRequest is what one decoding may hold outside the budget,
+// and a pooled state keeps: the input window, an output buffer of up to
+// maxPooledOut, a gzip reader (its 32 KiB window and tables) and a zstd
+// decoder for windows up to zstdPooledWindow, rounded up.
+const FixedBytesPerRequest = 384 << 10
+
+// MaxBytesPerRequest is the most one decoding can charge to the budget:
+// its output at the decoded limit while the half-size buffer before it is
+// copied, and a zstd window of that size.
+func MaxBytesPerRequest(maxDecoded int64) int64 {
+	return maxDecoded + 1 + maxDecoded/2 + 1 + zstdRing(maxDecoded)
+}
 
 func (d *Decoder) put(st *state) {
+	d.budget.give(st.charged)
+	st.charged = 0
 	st.reset()
 	if cap(st.out) > maxPooledOut {
 		st.out = nil
@@ -134,10 +161,10 @@ func mediaType(ct string) (ndjson bool, err error) {
 	}
 	mt, params, perr := mime.ParseMediaType(ct)
 	if perr != nil {
-		return false, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "cannot parse Content-Type %q", ct)
+		return false, errorf(apierror.UnsupportedMediaType, "cannot parse Content-Type %q", ct)
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
-		return false, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type", "charset %q is not accepted; send UTF-8", cs)
+		return false, errorf(apierror.UnsupportedMediaType, "charset %q is not accepted; send UTF-8", cs)
 	}
 	switch mt {
 	case "application/json", "text/plain":
@@ -145,7 +172,7 @@ func mediaType(ct string) (ndjson bool, err error) {
 	case "application/x-ndjson", "application/ndjson", "application/jsonl", "application/x-jsonl":
 		return true, nil
 	}
-	return false, errorf(http.StatusUnsupportedMediaType, "unsupported_media_type",
+	return false, errorf(apierror.UnsupportedMediaType,
 		"Content-Type %q is not accepted; send application/json or application/x-ndjson", mt)
 }
 
@@ -171,55 +198,6 @@ func encoding(ce string) (contentEncoding, error) {
 	case strings.EqualFold(ce, "zstd"):
 		return zstded, nil
 	}
-	return identity, errorf(http.StatusUnsupportedMediaType, "unsupported_encoding",
+	return identity, errorf(apierror.UnsupportedEncoding,
 		"Content-Encoding %q is not accepted; send gzip, zstd or identity", ce)
-}
-
-// zstd decoders decode in the calling goroutine (concurrency 1), keep little
-// memory between uses, and refuse frames whose window is larger than this:
-// 8 MiB is what the zstd command uses up to level 19.
-const zstdMaxWindow = 8 << 20
-
-func newZstd() *zstd.Decoder {
-	zs, err := zstd.NewReader(nil,
-		zstd.WithDecoderConcurrency(1),
-		zstd.WithDecoderLowmem(true),
-		zstd.WithDecoderMaxWindow(zstdMaxWindow),
-	)
-	if err != nil {
-		panic("zstd decoder options: " + err.Error()) // constant options: a programming error
-	}
-	return zs
-}
-
-// source sets st.src to the decoded body: the wire bytes, limited, through
-// the decompressor, limited again.
-func (st *state) source(r io.Reader, enc contentEncoding) error {
-	st.enc = enc
-	st.wire = newLimitReader(r, st.d.lim.MaxBodyBytes, true)
-	var plain io.Reader = &st.wire
-	switch enc {
-	case gzipped:
-		if st.gz == nil {
-			st.gz = new(gzip.Reader)
-		}
-		if err := st.gz.Reset(&st.wire); err != nil {
-			if err == io.EOF {
-				return errEmpty
-			}
-			return st.readError(err)
-		}
-		plain = st.gz
-	case zstded:
-		if st.zs == nil {
-			st.zs = newZstd()
-		}
-		if err := st.zs.Reset(&st.wire); err != nil {
-			return st.readError(err)
-		}
-		plain = st.zs
-	}
-	st.dec = newLimitReader(plain, st.d.lim.MaxDecodedBytes, false)
-	st.src = &st.dec
-	return nil
 }

@@ -144,7 +144,7 @@ func TestDecodeRejects(t *testing.T) {
 	for _, tt := range badInputs {
 		_, _, err := decodeString(d, tt.body, tt.ct, tt.ce)
 		var de *Error
-		if !errors.As(err, &de) || de.Status != tt.status || de.Code != tt.code || !strings.Contains(de.Message, tt.where) {
+		if !errors.As(err, &de) || de.Status != tt.status || string(de.Code) != tt.code || !strings.Contains(de.Message, tt.where) {
 			t.Errorf("%s: err = %v, want %d %s mentioning %q", tt.name, err, tt.status, tt.code, tt.where)
 		}
 	}

@@ -1,13 +1,18 @@
 package ingest
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/sluice-ingest/sluice/pkg/ledger"
 )
 
 // bareHandler is the ceiling the gateway is measured against: a net/http
@@ -39,13 +44,22 @@ func BenchmarkHandler(b *testing.B) {
 		b.Run(fmt.Sprintf("bare/events=%d", n), func(b *testing.B) {
 			benchHTTP(b, http.HandlerFunc(bareHandler), body, n)
 		})
-		b.Run(fmt.Sprintf("gateway/events=%d", n), func(b *testing.B) {
-			g := startGateway(b, gatewayOptions{cfg: Config{MaxInflight: 1024}})
-			benchHTTP(b, g.handler, body, n)
-			if got := g.streamInfo().State.Msgs; got < uint64(b.N) {
-				b.Fatalf("stream holds %d messages after %d requests", got, b.N)
+		for _, counted := range []bool{false, true} {
+			name := "gateway"
+			if counted {
+				name = "gateway+counted" // accepted events counted and flushed every second
 			}
-		})
+			b.Run(fmt.Sprintf("%s/events=%d", name, n), func(b *testing.B) {
+				g := startGateway(b, gatewayOptions{cfg: Config{MaxInflight: 1024}})
+				if counted {
+					g.handler.cfg.Tally = runTally(b, g)
+				}
+				benchHTTP(b, g.handler, body, n)
+				if got := g.streamInfo().State.Msgs; got < uint64(b.N) {
+					b.Fatalf("stream holds %d messages after %d requests", got, b.N)
+				}
+			})
+		}
 	}
 }
 
@@ -79,4 +93,18 @@ func benchHTTP(b *testing.B, h http.Handler, body string, events int) {
 	secs := b.Elapsed().Seconds()
 	b.ReportMetric(float64(b.N)/secs, "req/s")
 	b.ReportMetric(float64(b.N*events)/secs, "events/s")
+}
+
+// runTally counts accepted events into the counter stream, flushing every
+// second, as the gateway binary does, until the benchmark ends.
+func runTally(b *testing.B, g *gateway) *ledger.Tally {
+	if err := ledger.Ensure(b.Context(), g.js, 1); err != nil {
+		b.Fatal(err)
+	}
+	tally := ledger.NewTally(g.js, slog.New(slog.DiscardHandler))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tally.Run(ctx, time.Second) }()
+	b.Cleanup(func() { cancel(); <-done })
+	return tally
 }

@@ -1,4 +1,5 @@
-// Package ingest is the gateway's HTTP API: POST /v1/events runs
+// Package ingest is the gateway's HTTP API: POST /v1/events (and POST
+// /v1/logs, OTLP/HTTP, whose bodies and answers the otlp package owns) runs
 // authenticate -> room for the work (broker connected, workers' backlog
 // under its limit, a free in-flight slot) -> decode -> rate limit (the
 // Admitter hook, given the event count; before decoding when it counts

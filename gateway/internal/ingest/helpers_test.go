@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-ingest/sluice/gateway/internal/auth"
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 	"github.com/sluice-ingest/sluice/pkg/devstack"
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/stream"
@@ -163,6 +165,9 @@ func (g *gateway) do(r req) (answer, error) {
 	}
 	if err := json.Unmarshal(b, &a); err != nil {
 		return a, errors.New("answer is not JSON: " + string(b))
+	}
+	if want := apierror.Code(a.Error).Status(); a.Error != "" && want != a.status {
+		return a, fmt.Errorf("answered %d %s; the catalogue (pkg/apierror) has %s at %d", a.status, a.Error, a.Error, want)
 	}
 	return a, nil
 }

@@ -13,7 +13,10 @@ import (
 
 	"github.com/sluice-ingest/sluice/gateway/internal/auth"
 	"github.com/sluice-ingest/sluice/gateway/internal/decode"
+	"github.com/sluice-ingest/sluice/gateway/internal/otlp"
+	"github.com/sluice-ingest/sluice/pkg/apierror"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
+	"github.com/sluice-ingest/sluice/pkg/ledger"
 	"github.com/sluice-ingest/sluice/pkg/stream"
 )
 
@@ -51,11 +54,12 @@ type Config struct {
 	// that a refused request costs no decoding. Leave it false for an
 	// Admitter that weighs requests by their event count.
 	AdmitBeforeBody bool
-	// PublishTimeout is the longest wait for the PubAck before answering 503.
+	// PublishTimeout is the longest wait for the PubAck before answering 503;
+	// the Publisher times the wait out (see Publisher).
 	PublishTimeout time.Duration
-	// MaxInflight bounds the requests being decoded or published at once,
-	// and so the memory they hold (each at most Limits.MaxDecodedBytes);
-	// one more is answered 503 overloaded at once.
+	// MaxInflight bounds the requests being decoded or published at once;
+	// one more is answered 503 overloaded at once. The bytes they hold are
+	// bounded by Limits.MaxInflightBytes.
 	MaxInflight int
 	// Connected reports whether the broker connection is up; while it is
 	// not, requests are answered 503 without reading their body. nil means
@@ -68,14 +72,20 @@ type Config struct {
 	Log     *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// Receipts answers GET /v1/receipts/{batch_id}; Tally counts the events
+	// accepted (receipts.go). nil: no receipts, nothing counted.
+	Receipts ReceiptReader
+	Tally    Tally
 }
 
 // Handler serves the ingest API.
 type Handler struct {
-	cfg   Config
-	dec   *decode.Decoder
-	slots chan struct{} // one token per request being decoded or published
-	mux   *http.ServeMux
+	cfg     Config
+	dec     *decode.Decoder
+	logsDec *otlp.Decoder
+	slots   chan struct{} // one token per request being decoded or published
+	mux     *http.ServeMux
 	// pubOpts are the options of every publish (see publish).
 	pubOpts []jetstream.PublishOpt
 }
@@ -104,11 +114,27 @@ func NewHandler(cfg Config) *Handler {
 		mux:     http.NewServeMux(),
 		pubOpts: []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)},
 	}
+	h.logsDec = otlp.NewDecoder(h.dec) // its limits in force and its budget of bytes in flight
 	h.mux.HandleFunc("/v1/events", h.events)
+	h.mux.HandleFunc("/v1/logs", h.logs)
+	h.mux.HandleFunc("/v1/receipts/{batch_id}", h.receipt)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		h.fail(w, r, &apiError{http.StatusNotFound, "not_found", "no such endpoint: " + r.URL.Path + "; POST /v1/events", 0})
+		h.fail(w, r, newAPIError(apierror.NotFound, "no such endpoint: "+r.URL.Path+"; POST /v1/events or /v1/logs", 0))
 	})
 	return h
+}
+
+// headerRoom is what a message's subject and headers take of the broker's
+// max_payload, with room to spare: Nats-Msg-Id and the Sluice-* headers of
+// envelope.Meta are under 300 bytes.
+const headerRoom = 1 << 10
+
+// CapDecodedBytes keeps the decoded limit under maxPayload, the largest
+// message the broker takes, less room for the headers, and returns the
+// limit in force.
+func (h *Handler) CapDecodedBytes(maxPayload int64) int64 {
+	h.dec.CapDecodedBytes(maxPayload - headerRoom)
+	return h.dec.Limits().MaxDecodedBytes
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -123,40 +149,14 @@ const maxIdempotencyKey = 256
 // with AdmitBeforeBody). Everything cheap that can refuse a request comes
 // before its body is read.
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
-	start := h.cfg.Now()
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		h.fail(w, r, &apiError{http.StatusMethodNotAllowed, "method_not_allowed", r.Method + " is not allowed; use POST", 0})
-		return
-	}
-	key, err := h.cfg.Auth.Authenticate(r)
+	in, err := h.begin(w, r)
 	if err != nil {
-		h.fail(w, r, &apiError{http.StatusUnauthorized, "unauthorized", err.Error(), 0})
-		return
-	}
-	idemKey := r.Header.Get("Idempotency-Key")
-	if len(idemKey) > maxIdempotencyKey {
-		h.fail(w, r, &apiError{http.StatusBadRequest, "invalid_idempotency_key", "Idempotency-Key is longer than " + strconv.Itoa(maxIdempotencyKey) + " bytes", 0})
-		return
-	}
-	lim := h.dec.Limits()
-	if r.ContentLength > lim.MaxBodyBytes {
-		h.fail(w, r, &apiError{http.StatusRequestEntityTooLarge, "body_too_large",
-			"Content-Length " + strconv.FormatInt(r.ContentLength, 10) + " exceeds the limit of " + strconv.FormatInt(lim.MaxBodyBytes, 10) + " bytes on the wire", 0})
-		return
-	}
-	if err := h.admitWork(); err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	defer h.release()
-	if h.cfg.AdmitBeforeBody {
-		if err := h.rateLimit(w, r, key, 0); err != nil {
-			h.fail(w, r, err)
-			return
-		}
-	}
 
+	lim := h.dec.Limits()
 	batch, err := h.dec.Decode(http.MaxBytesReader(w, r.Body, lim.MaxBodyBytes), r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"))
 	if err != nil {
 		h.fail(w, r, err)
@@ -164,32 +164,85 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	}
 	defer batch.Release()
 
-	if !h.cfg.AdmitBeforeBody {
-		if err := h.rateLimit(w, r, key, batch.Events); err != nil {
-			h.fail(w, r, err)
-			return
-		}
-	}
-
-	meta := envelope.Meta{Tenant: key.Tenant, ReceivedAt: start.UTC(), EventCount: batch.Events}
-	if idemKey != "" {
-		meta.BatchID = envelope.BatchIDFor(key.Tenant, idemKey)
-		meta.Idempotent = true
-	} else {
-		meta.BatchID = envelope.NewBatchID()
-	}
-	msg := nats.NewMsg(stream.EventsSubject(key.Tenant))
-	meta.SetHeaders(msg.Header)
-	msg.Data = batch.Body
-	ack, err := h.publish(r.Context(), msg)
+	meta, ack, err := h.commit(w, r, in, batch.Body, batch.Events)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
-	h.cfg.Metrics.eventsAccepted.Add(float64(batch.Events))
 	h.cfg.Metrics.accepted.Inc()
-	h.cfg.Metrics.requestSeconds.Observe(h.cfg.Now().Sub(start).Seconds())
 	writeAccepted(w, batch.Events, meta.BatchID, ack.Duplicate)
+}
+
+// intake is a request that passed the checks made before its body is read.
+type intake struct {
+	start   time.Time
+	key     auth.Key
+	idemKey string
+}
+
+// begin authenticates r and admits its work, rate limiting it too with
+// AdmitBeforeBody: every refusal that costs no reading of the body. When
+// it returns no error, the caller holds a slot and must call h.release.
+func (h *Handler) begin(w http.ResponseWriter, r *http.Request) (intake, error) {
+	in := intake{start: h.cfg.Now()}
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		return in, newAPIError(apierror.MethodNotAllowed, r.Method+" is not allowed; use POST", 0)
+	}
+	var err error
+	in.key, err = h.cfg.Auth.Authenticate(r)
+	if err != nil {
+		return in, newAPIError(apierror.Unauthorized, err.Error(), 0)
+	}
+	in.idemKey = r.Header.Get("Idempotency-Key")
+	if len(in.idemKey) > maxIdempotencyKey {
+		return in, newAPIError(apierror.InvalidIdempotencyKey, "Idempotency-Key is longer than "+strconv.Itoa(maxIdempotencyKey)+" bytes", 0)
+	}
+	lim := h.dec.Limits()
+	if r.ContentLength > lim.MaxBodyBytes {
+		return in, decode.BodyTooLarge(lim.MaxBodyBytes)
+	}
+	if err := h.admitWork(); err != nil {
+		return in, err
+	}
+	if h.cfg.AdmitBeforeBody {
+		if err := h.rateLimit(w, r, in.key, 0); err != nil {
+			h.release()
+			return in, err
+		}
+	}
+	return in, nil
+}
+
+// commit rate limits a decoded request by its event count (unless that
+// was done before its body was read), publishes its NDJSON body as one
+// message and waits for the PubAck.
+func (h *Handler) commit(w http.ResponseWriter, r *http.Request, in intake, body []byte, events int) (envelope.Meta, *jetstream.PubAck, error) {
+	if !h.cfg.AdmitBeforeBody {
+		if err := h.rateLimit(w, r, in.key, events); err != nil {
+			return envelope.Meta{}, nil, err
+		}
+	}
+	meta := envelope.Meta{Tenant: in.key.Tenant, ReceivedAt: in.start.UTC(), EventCount: events}
+	if in.idemKey != "" {
+		meta.BatchID = idempotentBatchID(in.key.Tenant, in.idemKey, body)
+		meta.Idempotent = true
+	} else {
+		meta.BatchID = envelope.NewBatchID()
+	}
+	msg := nats.NewMsg(stream.EventsSubject(in.key.Tenant))
+	meta.SetHeaders(msg.Header)
+	msg.Data = body
+	ack, err := h.publish(r.Context(), msg)
+	if err != nil {
+		return meta, nil, err
+	}
+	if h.cfg.Tally != nil && !ack.Duplicate { // a duplicate was counted when first stored
+		h.cfg.Tally.Add(ledger.Accepted, in.key.Tenant, meta.ReceivedAt, events)
+	}
+	h.cfg.Metrics.eventsAccepted.Add(float64(events))
+	h.cfg.Metrics.requestSeconds.Observe(h.cfg.Now().Sub(in.start).Seconds())
+	return meta, ack, nil
 }
 
 // rateLimit asks the Admitter, if any, whether the tenant may send this
@@ -204,9 +257,9 @@ func (h *Handler) rateLimit(w http.ResponseWriter, r *http.Request, key auth.Key
 	}
 	switch {
 	case err != nil:
-		return &apiError{http.StatusServiceUnavailable, "limiter_unavailable", "rate limiter unavailable; retry later", time.Second}
+		return newAPIError(apierror.LimiterUnavailable, "rate limiter unavailable; retry later", time.Second)
 	case !adm.Allowed:
-		return &apiError{http.StatusTooManyRequests, "rate_limited", "tenant rate limit exceeded", adm.RetryAfter}
+		return newAPIError(apierror.RateLimited, "tenant rate limit exceeded", adm.RetryAfter)
 	}
 	return nil
 }
@@ -220,8 +273,7 @@ func (h *Handler) admitWork() error {
 	}
 	if h.cfg.Lag != nil {
 		if lag, over := h.cfg.Lag.Over(); over {
-			return &apiError{http.StatusServiceUnavailable, "backlogged",
-				"the workers are " + strconv.FormatInt(lag, 10) + " messages behind; retry later", 5 * time.Second}
+			return newAPIError(apierror.Backlogged, "the workers are "+strconv.FormatInt(lag, 10)+" messages behind; retry later", 5*time.Second)
 		}
 	}
 	select {

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sluice-ingest/sluice/gateway/internal/auth"
+	"github.com/sluice-ingest/sluice/gateway/internal/decode"
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/stream"
@@ -202,24 +203,51 @@ func peakHeapGrowth(fn func()) uint64 {
 	return 0
 }
 
-// A retry with the same Idempotency-Key is stored once and answered with the
-// same batch id; the key is scoped by tenant.
+// A retry with the same Idempotency-Key and the same events is stored once
+// and answered with the same batch id, however the body is encoded, and
+// also after the workers consumed the first copy (the work queue deleted
+// it). The same key with other events is a new request: stored, with its
+// own batch id, never "duplicate". The key is scoped by tenant.
 func TestIdempotentRetry(t *testing.T) {
 	g := startGateway(t, gatewayOptions{})
-	send := func(key string) answer {
-		return g.mustDo(req{key: key, idemKey: "order-42", body: strings.NewReader(`[{"a":1},{"a":2}]`)})
+	const body = `[{"a":1},{"a":2}]`
+	send := func(key, body, ce string) answer {
+		return g.mustDo(req{key: key, idemKey: "order-42", ce: ce, body: strings.NewReader(body)})
 	}
-	first, retry := send("key-a"), send("key-a")
+	first, retry := send("key-a", body, ""), send("key-a", gzipped(body), "gzip")
 	if first.status != 202 || retry.status != 202 || first.BatchID != retry.BatchID || first.Duplicate || !retry.Duplicate {
 		t.Fatalf("first %+v, retry %+v", first, retry)
-	}
-	if first.BatchID != envelope.BatchIDFor("acme", "order-42") {
-		t.Errorf("batch id %s is not derived from tenant and key", first.BatchID)
 	}
 	if n := g.streamInfo().State.Msgs; n != 1 {
 		t.Fatalf("stream holds %d messages, want 1", n)
 	}
-	other := send("key-b")
+
+	reused := send("key-a", `[{"a":1},{"a":3}]`, "")
+	if reused.status != 202 || reused.Duplicate || reused.BatchID == first.BatchID {
+		t.Fatalf("same key, other events: %+v (first %+v)", reused, first)
+	}
+	msgs := g.messages()
+	if len(msgs) != 2 || string(msgs[1].Data) != "{\"a\":1}\n{\"a\":3}\n" || msgs[1].Header.Get(stream.HeaderBatchID) != reused.BatchID {
+		t.Fatalf("stream after the reuse: %d messages, last %q", len(msgs), msgs[len(msgs)-1].Data)
+	}
+
+	// The workers take the first copy: a retry inside the window is still
+	// a duplicate.
+	s, err := g.inspect.Stream(t.Context(), stream.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteMsg(t.Context(), msgs[0].Sequence); err != nil {
+		t.Fatal(err)
+	}
+	if late := send("key-a", body, ""); late.status != 202 || !late.Duplicate || late.BatchID != first.BatchID {
+		t.Fatalf("retry after the first copy was consumed: %+v", late)
+	}
+	if n := g.streamInfo().State.Msgs; n != 1 {
+		t.Fatalf("stream holds %d messages, want 1 (the reuse)", n)
+	}
+
+	other := send("key-b", body, "")
 	if other.status != 202 || other.Duplicate || other.BatchID == first.BatchID {
 		t.Fatalf("same key, other tenant: %+v", other)
 	}
@@ -458,5 +486,25 @@ func TestMetrics(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(m.inflightRequests) + testutil.ToFloat64(m.inflightPublishes); got != 0 {
 		t.Errorf("in flight after the requests ended: %v", got)
+	}
+}
+
+// The decoded limit follows the broker's max_payload when that is smaller:
+// a body that decodes past it is refused by the decoder (413, naming the
+// limit) as soon as it passes it, and nothing is published.
+func TestDecodedLimitFollowsTheBroker(t *testing.T) {
+	g := startGateway(t, gatewayOptions{})
+	if got := g.handler.CapDecodedBytes(65 << 10); got != 64<<10 {
+		t.Fatalf("decoded limit under a 65 KiB max_payload = %d, want 64 KiB", got)
+	}
+	a := g.post(`[{"a":"` + strings.Repeat("x", 70<<10) + `"}]`)
+	if a.status != http.StatusRequestEntityTooLarge || a.Error != "decoded_too_large" || !strings.Contains(a.Message, "65536 bytes") {
+		t.Fatalf("body over the broker's size: %+v", a)
+	}
+	if n := g.streamInfo().State.Msgs; n != 0 {
+		t.Fatalf("stream holds %d messages, want 0", n)
+	}
+	if got := g.handler.CapDecodedBytes(64 << 20); got != decode.DefaultMaxDecodedBytes {
+		t.Fatalf("decoded limit under a 64 MiB max_payload = %d, want the configured %d", got, decode.DefaultMaxDecodedBytes)
 	}
 }

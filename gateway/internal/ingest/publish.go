@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -12,7 +13,8 @@ import (
 // Publisher is the one JetStream call the handler makes: an asynchronous
 // publish whose future resolves to the PubAck. jetstream.JetStream is one;
 // create it with jetstream.WithPublishAsyncMaxPending (bounded pending acks)
-// and jetstream.WithPublishAsyncTimeout (so abandoned futures are dropped).
+// and jetstream.WithPublishAsyncTimeout(Config.PublishTimeout): that timeout
+// is the handler's only bound on the wait for a PubAck.
 type Publisher interface {
 	PublishMsgAsync(msg *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error)
 }
@@ -25,10 +27,12 @@ type brokerError struct{ err error }
 func (e *brokerError) Error() string { return e.err.Error() }
 func (e *brokerError) Unwrap() error { return e.err }
 
-// publish sends msg and waits for its own PubAck, at most PublishTimeout.
-// Many requests publish at once over the one connection; none waits for
-// another's acknowledgement. The client's retry on "no responders" is off
-// (h.pubOpts): it would send msg.Data again after the handler may have
+// publish sends msg and waits for its own PubAck, at most PublishTimeout:
+// the Publisher's own ack timeout (WithPublishAsyncTimeout, set to
+// PublishTimeout) fails the future then, so the wait needs no timer of its
+// own. Many requests publish at once over the one connection; none waits
+// for another's acknowledgement. The client's retry on "no responders" is
+// off (h.pubOpts): it would send msg.Data again after the handler may have
 // given up and reused the buffer; the HTTP client retries on the 503.
 func (h *Handler) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
 	m := h.cfg.Metrics
@@ -38,8 +42,6 @@ func (h *Handler) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck
 		m.inflightPublishes.Dec()
 		m.publishSeconds.Observe(time.Since(start).Seconds())
 	}()
-	ctx, cancel := context.WithTimeout(ctx, h.cfg.PublishTimeout)
-	defer cancel()
 	f, err := h.cfg.Publisher.PublishMsgAsync(msg, h.pubOpts...)
 	if err != nil {
 		return nil, &brokerError{fmt.Errorf("publish to %s: %w", msg.Subject, err)}
@@ -48,8 +50,11 @@ func (h *Handler) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck
 	case ack := <-f.Ok():
 		return ack, nil
 	case err := <-f.Err():
+		if errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
+			return nil, &brokerError{fmt.Errorf("publish to %s: no PubAck within %s: %w", msg.Subject, h.cfg.PublishTimeout, err)}
+		}
 		return nil, &brokerError{fmt.Errorf("publish to %s: %w", msg.Subject, err)}
 	case <-ctx.Done():
-		return nil, &brokerError{fmt.Errorf("publish to %s: no PubAck within %s: %w", msg.Subject, h.cfg.PublishTimeout, ctx.Err())}
+		return nil, &brokerError{fmt.Errorf("publish to %s: %w", msg.Subject, ctx.Err())}
 	}
 }

@@ -41,41 +41,16 @@ func TestTwoGatewaysShareOnePolicy(t *testing.T) {
 		workers     = 8 // 4 per gateway
 		offered     = 3 * rate
 	)
-	bin := devtest.Binary(t, gatewayPkg)
-	nats := devtest.NATS(t)
-	redis := devtest.Redis(t)
 	keys := filepath.Join(t.TempDir(), "keys")
 	writeFile(t, keys, fmt.Sprintf("key-a acme %d/s,burst=%d\nkey-w warmup\n", rate, burst))
-	gws := make([]*gatewayProc, 2)
-	for i := range gws {
-		addr, admin := devtest.Addr(t), devtest.Addr(t)
-		p := devtest.Start(t, fmt.Sprintf("gateway-%d", i), bin, map[string]string{
-			"SLUICE_NATS_URL":      nats.URL(),
-			"SLUICE_HTTP_ADDR":     addr,
-			"SLUICE_ADMIN_ADDR":    admin,
-			"SLUICE_API_KEYS_FILE": keys,
-			"SLUICE_REDIS_URL":     redis.URL(),
-			"SLUICE_RATE_LIMIT":    "100000/s", // the default: warmup's; acme's own policy wins
-			// A decision Redis did not make would be a free admission
-			// (open) or a lost one (closed): closed makes it visible as a
-			// 503, and a generous deadline keeps a busy machine from
-			// causing any.
-			"SLUICE_LIMITER_ON_ERROR": "closed",
-			"SLUICE_LIMITER_DEADLINE": "500ms",
-		})
-		devtest.WaitReady(t, p, "http://"+admin+"/readyz")
-		gws[i] = &gatewayProc{proc: p, url: "http://" + addr + "/v1/events", admin: "http://" + admin}
-	}
+	// A decision Redis did not make would be a free admission (open) or a
+	// lost one (closed): closed makes it visible as a 503, and a generous
+	// deadline keeps a busy machine from causing any.
+	gws := startGateways(t, 2, devtest.Redis(t).URL(), keys, map[string]string{
+		"SLUICE_LIMITER_ON_ERROR": "closed",
+		"SLUICE_LIMITER_DEADLINE": "500ms",
+	})
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: workers}, Timeout: 10 * time.Second}
-	// Warm up both gateways (connections to NATS and Redis, the scripts
-	// loaded) on another tenant, so the measured run starts at speed.
-	for _, g := range gws {
-		for range 5 {
-			if st := postStatus(t.Context(), client, g.url, "key-w"); st != http.StatusAccepted {
-				t.Fatalf("warm-up request: %d", st)
-			}
-		}
-	}
 
 	var (
 		mu       sync.Mutex

@@ -26,12 +26,12 @@ func newObserver(reg prometheus.Registerer) *observer {
 		}, []string{"result", "source"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sluice_gateway_limiter_decision_duration_seconds",
-			Help:    "Time to make one rate limit decision, bounded by SLUICE_LIMITER_DEADLINE when Redis is slow.",
+			Help:    "Time to make one rate limit decision (a healthy Redis's late answer is awaited up to 250ms after the send).",
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 14),
 		}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_gateway_limiter_backend_errors_total",
-			Help: "Failed Redis calls of the rate limiter (including deadlines passed) by operation.",
+			Help: "Failed Redis calls of the rate limiter (errors, and commands left unanswered) by operation.",
 		}, []string{"op"}),
 		breaker: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "sluice_gateway_limiter_breaker_state",

@@ -59,7 +59,12 @@ func New(s Settings, reg prometheus.Registerer, log *slog.Logger, opts ...limite
 		limiter.WithShadow(s.Shadow),
 		limiter.WithObserver(newObserver(reg)),
 	}
-	a.lim = limiter.New(a.rdb, append(base, opts...)...)
+	lim, err := limiter.New(a.rdb, append(base, opts...)...)
+	if err != nil {
+		_ = a.rdb.Close()
+		return nil, fmt.Errorf("rate limiter: %w", err)
+	}
+	a.lim = lim
 	def := "none (only keys with a policy are limited)"
 	if !s.Default.IsZero() {
 		def = s.Default.String()

@@ -153,8 +153,11 @@ func TestEventsCost(t *testing.T) {
 
 // What each SLUICE_LIMITER_ON_ERROR mode does when Redis is stopped, or up
 // but silent (only the deadline ends a decision): every decision returns
-// (the bound asserted is the deadline plus a second, a hang guard for a
-// shared machine), and the fallback shows in the metrics.
+// (the bound asserted is the late-answer bound plus a second, a hang guard
+// for a shared machine), and the fallback shows in the metrics. A tenant
+// Redis decided before it stopped is known: local and open go on from what
+// Redis said (one of its 3/h used); local limits a tenant it never saw to
+// its share, open admits it.
 func TestModesWithoutRedis(t *testing.T) {
 	const deadline = 50 * time.Millisecond
 	for _, mode := range []string{"open", "closed", "local"} {
@@ -179,7 +182,7 @@ func TestModesWithoutRedis(t *testing.T) {
 				for i := range 8 {
 					start := time.Now()
 					adm, err := a.Admit(t.Context(), key, 1)
-					if took := time.Since(start); took > deadline+time.Second {
+					if took := time.Since(start); took > 250*time.Millisecond+time.Second {
 						t.Fatalf("decision %d took %s with a %s deadline", i, took, deadline)
 					}
 					if adm.Header.Get("RateLimit-Policy") != `"default";q=3;w=3600` {
@@ -187,8 +190,8 @@ func TestModesWithoutRedis(t *testing.T) {
 					}
 					switch mode {
 					case "open":
-						if err != nil || !adm.Allowed || adm.Header.Get("RateLimit") != "" {
-							t.Fatalf("open, decision %d: %+v, %v; want allowed without RateLimit", i, adm, err)
+						if err != nil || adm.Header.Get("RateLimit") != "" {
+							t.Fatalf("open, decision %d: %+v, %v; want a decision without RateLimit", i, adm, err)
 						}
 					case "closed":
 						if !errors.Is(err, limiter.ErrUnavailable) {
@@ -203,8 +206,9 @@ func TestModesWithoutRedis(t *testing.T) {
 						allowed++
 					}
 				}
-				if mode == "local" && allowed != 3 {
-					t.Errorf("local mode admitted %d of 8 at 3/h with one live instance, want 3", allowed)
+				want := map[string]int{"local/stopped": 2, "local/silent": 3, "open/stopped": 2, "open/silent": 8, "closed/stopped": 0, "closed/silent": 0}[mode+"/"+down]
+				if allowed != want {
+					t.Errorf("%s admitted %d of 8 at 3/h with one live instance, want %d", mode, allowed, want)
 				}
 				if got := counter(t, reg, "sluice_gateway_limiter_fallback_active", nil); got != 1 {
 					t.Errorf("fallback_active = %v", got)
@@ -216,6 +220,9 @@ func TestModesWithoutRedis(t *testing.T) {
 					t.Errorf("backend_errors_total{op=decide} = %v, want at least 5", got)
 				}
 				result := map[string]string{"open": "allowed", "closed": "error", "local": "denied"}[mode]
+				if mode == "open" && down == "stopped" {
+					result = "denied"
+				}
 				if got := counter(t, reg, "sluice_gateway_limiter_decisions_total", map[string]string{"result": result, "source": "fallback"}); got < 1 {
 					t.Errorf("decisions_total{result=%s,source=fallback} = %v", result, got)
 				}

@@ -21,7 +21,8 @@ type Settings struct {
 	PerEvent bool
 	// Mode is what a decision becomes when Redis cannot make it.
 	Mode limiter.Mode
-	// Deadline bounds one decision's wait for Redis.
+	// Deadline is how soon after a decision is sent Redis should answer
+	// (limiter.WithDeadline).
 	Deadline time.Duration
 	// Shadow decides and counts every request but never refuses one, for
 	// rolling out a new policy while watching what it would do.
@@ -44,13 +45,13 @@ func (s *Settings) Declare(cs *config.Set) {
 		}
 		return fmt.Errorf("want requests or events")
 	})
-	cs.Func("SLUICE_LIMITER_ON_ERROR", "open", "when Redis cannot decide in time: open (admit), closed (503 limiter_unavailable) or local (each gateway enforces its share of the policy)", func(v string) error {
+	cs.Func("SLUICE_LIMITER_ON_ERROR", "local", "when Redis cannot decide in time: local (each gateway enforces its share of the policy), open (admit tenants it knows nothing of; the others get their share as in local) or closed (503 limiter_unavailable)", func(v string) error {
 		m, err := limiter.ParseMode(v)
 		s.Mode = m
 		return err
 	})
 	cs.Bool(&s.Shadow, "SLUICE_LIMITER_SHADOW", false, "decide and count (sluice_gateway_limiter_decisions_total) but never refuse: for trying a new policy")
-	cs.Duration(&s.Deadline, "SLUICE_LIMITER_DEADLINE", DefaultDeadline, 100*time.Microsecond, "longest wait for Redis per decision; then SLUICE_LIMITER_ON_ERROR decides")
+	cs.Duration(&s.Deadline, "SLUICE_LIMITER_DEADLINE", DefaultDeadline, 100*time.Microsecond, "how soon after a decision is sent Redis should answer; a late answer from a healthy Redis is still awaited (up to 250ms), one from a Redis that just failed is not, and SLUICE_LIMITER_ON_ERROR decides")
 	cs.String(&s.RedisURL, "SLUICE_REDIS_URL", "redis://127.0.0.1:6379", "Redis for rate limits: redis:// or rediss:// (TLS); redis://h1:6379,h2:6379 or redis+cluster:// for a cluster; redis+sentinel://h1:26379,h2:26379/<master> for Sentinel")
 }
 

@@ -36,7 +36,7 @@ type settings struct {
 	natsPort, s3Port, redisPort          int
 	httpPort, adminPort, workerAdminPort int
 	batchMaxAge                          time.Duration
-	binDir                               string
+	binDir, natsSync                     string
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -45,6 +45,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	cs := config.New("sluice-dev", getenv)
 	cs.String(&s.dir, "SLUICE_DEV_DIR", ".sluice", "directory for NATS, S3 and Redis files")
 	cs.Int(&s.natsPort, "SLUICE_DEV_NATS_PORT", 4222, 1, "NATS port")
+	cs.String(&s.natsSync, "SLUICE_DEV_NATS_SYNC", devstack.DefaultNATSSync, "JetStream sync_interval: a duration, or always (fsync before every acknowledgement)")
 	cs.Int(&s.s3Port, "SLUICE_DEV_S3_PORT", 9000, 1, "S3 (versitygw) port")
 	cs.Int(&s.redisPort, "SLUICE_DEV_REDIS_PORT", 6379, 1, "Redis port")
 	cs.Int(&s.httpPort, "SLUICE_DEV_HTTP_PORT", 8080, 1, "gateway ingest port")
@@ -67,12 +68,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	logf := func(format string, a ...any) { fmt.Fprintf(stdout, "sluice-dev: "+format+"\n", a...) }
 
-	nats, err := devstack.StartNATS(devstack.NATSOptions{Port: s.natsPort, StoreDir: filepath.Join(dir, "nats")})
+	nats, err := devstack.StartNATS(devstack.NATSOptions{Port: s.natsPort, StoreDir: filepath.Join(dir, "nats"), Sync: s.natsSync})
 	if err != nil {
 		return err
 	}
 	defer nats.Shutdown()
-	logf("NATS JetStream (embedded) on %s, files in %s", nats.URL(), filepath.Join(dir, "nats"))
+	logf("NATS JetStream (embedded) on %s, files in %s, sync_interval %s", nats.URL(), filepath.Join(dir, "nats"), nats.Sync())
 
 	s3log, err := os.OpenFile(filepath.Join(dir, "versitygw.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {

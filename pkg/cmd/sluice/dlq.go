@@ -28,7 +28,12 @@ func filterFlags(fs *flag.FlagSet, f *admin.Filter) {
 }
 
 func tenantFlag(fs *flag.FlagSet, tenant *string) {
-	fs.Func("tenant", "only the dead letters of tenant `T` (subject "+stream.DLQSubject("T")+")", func(s string) error {
+	tenantFlagFor(fs, tenant, "only the dead letters of tenant `T` (subject "+stream.DLQSubject("T")+")")
+}
+
+// tenantFlagFor declares --tenant with its usage, checked as it is parsed.
+func tenantFlagFor(fs *flag.FlagSet, tenant *string, usage string) {
+	fs.Func("tenant", usage, func(s string) error {
 		if !envelope.ValidTenant(s) {
 			return errors.New("not a tenant id ([a-z0-9_-]{1,64})")
 		}

@@ -1,6 +1,7 @@
 // Command sluice is the operator's tool for a running Sluice cluster: it
 // shows the state of the stream, the workers' consumer and the dead-letter
-// stream, and lists, replays and purges dead letters. It talks to NATS
+// stream, lists, replays and purges dead letters, and shows receipts and
+// reconciles the counters. It talks to NATS
 // only, configured by the same SLUICE_* variables (or flags) as the servers.
 package main
 
@@ -51,14 +52,15 @@ type action struct {
 	run   func(ctx context.Context, a *app, args []string) error
 }
 
-// commands is the command table; receipt and reconcile join it when the
-// receipts and counters they read exist.
+// commands is the command table.
 func commands() []command {
 	return []command{
 		{"status", "[--json]", "The events stream, its consumers and their lag, the dead-letter stream", 0, statusCmd},
 		{"dlq list", "[--tenant T] [--limit N] [--json]", "Dead letters, the oldest first, one per line", 0, dlqListCmd},
 		{"dlq replay", "[--tenant T] [--limit N] [--dry-run]", "Publish dead letters back into the events stream, then remove them", 0, dlqReplayCmd},
 		{"dlq purge", "[--tenant T] [--older-than D] [--all]", "Delete dead letters by tenant and/or age", 0, dlqPurgeCmd},
+		{"receipt", "<batch_id> [--tenant T] [--json]", "What became of a batch: landed (in which objects), dead-lettered, or pending in the stream", 1, receiptCmd},
+		{"reconcile", "--tenant T --from H [--to H] [--grace D] [--json]", "Events accepted, landed, dead-lettered and pending per hour; exits 1 when a closed hour differs", 0, reconcileCmd},
 	}
 }
 

@@ -38,7 +38,7 @@ func TestStatus(t *testing.T) {
 	}
 	s := status()
 	if s.Events.Name != stream.EventsStream || s.Events.Messages != 3 || s.Events.FirstSeq != 1 || s.Events.LastSeq != 3 ||
-		s.Events.Limits.Retention != "workqueue" || s.Events.Limits.MaxBytes != -1 || time.Duration(s.Events.Limits.Duplicates) != stream.DuplicateWindow {
+		s.Events.Limits.Retention != "workqueue" || s.Events.Limits.MaxBytes != -1 || time.Duration(s.Events.Limits.Duplicates) != stream.DefaultDuplicateWindow {
 		t.Errorf("events %+v", s.Events)
 	}
 	if len(s.Consumers) != 1 || !s.Consumers[0].Workers || s.Consumers[0].Pending != 3 || s.Consumers[0].AckPending != 0 || s.Consumers[0].MaxDeliver != -1 {

@@ -94,20 +94,33 @@ var (
 // process running the previous one (another test binary's) is undisturbed.
 func Binary(t testing.TB, pkg string) string {
 	t.Helper()
+	return build(t, pkg, raceEnabled)
+}
+
+// PlainBinary is Binary without the race detector even under -race: for a
+// test that measures the process's memory, which the race detector
+// multiplies.
+func PlainBinary(t testing.TB, pkg string) string {
+	t.Helper()
+	return build(t, pkg, false)
+}
+
+func build(t testing.TB, pkg string, race bool) string {
+	t.Helper()
 	buildMu.Lock()
 	defer buildMu.Unlock()
-	if p, ok := built[pkg]; ok {
+	flavour := "plain"
+	args := []string{"build"}
+	if race {
+		flavour = "race"
+		args = append(args, "-race")
+	}
+	if p, ok := built[flavour+" "+pkg]; ok {
 		return p
 	}
 	root, err := devstack.RepoRoot()
 	if err != nil {
 		t.Fatalf("build %s: %v", pkg, err)
-	}
-	flavour := "plain"
-	args := []string{"build"}
-	if raceEnabled {
-		flavour = "race"
-		args = append(args, "-race")
 	}
 	dir := filepath.Join(root, ".bin", "test", flavour)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -130,7 +143,7 @@ func Binary(t testing.TB, pkg string) string {
 		_ = os.Remove(tmp.Name())
 		t.Fatal(err)
 	}
-	built[pkg] = out
+	built[flavour+" "+pkg] = out
 	return out
 }
 

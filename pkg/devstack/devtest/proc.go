@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -90,6 +91,25 @@ func (p *Proc) Stop(grace time.Duration) error {
 		p.Kill()
 	}
 	return p.err
+}
+
+// PeakRSS is the process's peak resident set so far (VmHWM in
+// /proc/<pid>/status), in bytes.
+func (p *Proc) PeakRSS() (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status")
+	if err != nil {
+		return 0, fmt.Errorf("peak RSS of %s: %w", p.Name, err)
+	}
+	for line := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("peak RSS of %s: %q: %w", p.Name, line, err)
+			}
+			return kb << 10, nil
+		}
+	}
+	return 0, fmt.Errorf("peak RSS of %s: no VmHWM in /proc/%d/status", p.Name, p.cmd.Process.Pid)
 }
 
 // Done is closed when the process has exited.

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -54,7 +55,7 @@ type settings struct {
 	s3Bucket, s3Prefix, s3Endpoint string
 	s3PathStyle                    bool
 	limits                         batch.Limits
-	compression                    string
+	format, compression            string
 	maxInflightBytes               int64
 	partSize                       int64
 	ackWait                        time.Duration
@@ -80,7 +81,14 @@ func parseSettings(args []string, getenv func(string) string, stdout io.Writer) 
 	cs.Bytes(&s.limits.MaxBytes, "SLUICE_BATCH_MAX_BYTES", "64MiB", 1, "flush a batch at this many uncompressed bytes")
 	cs.Int(&s.limits.MaxEvents, "SLUICE_BATCH_MAX_EVENTS", 500000, 1, "flush a batch at this many events")
 	cs.Duration(&s.limits.MaxAge, "SLUICE_BATCH_MAX_AGE", time.Minute, 10*time.Millisecond, "flush a batch this long after it opened")
-	cs.Enum(&s.compression, "SLUICE_COMPRESSION", "gzip", []string{"gzip", "zstd", "none"}, "object compression")
+	cs.Enum(&s.format, "SLUICE_FORMAT", sink.FormatNDJSON, []string{sink.FormatNDJSON, sink.FormatParquet}, "object format: NDJSON lines, or Parquet columns id, tenant, received_at, data")
+	cs.Func("SLUICE_COMPRESSION", "", "compression (gzip, zstd, none): of the whole object for ndjson, of the pages inside the file for parquet; empty: gzip for ndjson, zstd for parquet", func(v string) error {
+		if !slices.Contains([]string{"", "gzip", "zstd", "none"}, v) {
+			return errors.New("want gzip, zstd or none")
+		}
+		s.compression = v
+		return nil
+	})
 	cs.Bytes(&s.maxInflightBytes, "SLUICE_MAX_INFLIGHT_BYTES", "256MiB", 1, "bytes held in open batches and uploads; at the bound the worker stops fetching")
 	cs.Bytes(&s.partSize, "SLUICE_MULTIPART_THRESHOLD", "16MiB", 5<<20, "objects above this size are uploaded in parts of this size")
 	cs.Duration(&s.ackWait, "SLUICE_ACK_WAIT", 30*time.Second, 3*time.Second, "consumer AckWait: how soon a dead worker's messages are redelivered (held messages are kept alive with InProgress every third of it)")
@@ -136,7 +144,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		o.UsePathStyle = s.s3PathStyle
 	})
-	sk, err := sink.New(s3c, sink.Config{Bucket: s.s3Bucket, Prefix: s.s3Prefix, Compression: s.compression, PartSize: s.partSize})
+	sk, err := sink.New(s3c, sink.Config{Bucket: s.s3Bucket, Prefix: s.s3Prefix, Format: s.format, Compression: s.compression, PartSize: s.partSize})
 	if err != nil {
 		return err
 	}
@@ -201,6 +209,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				},
 				Log: log,
 			})
+			rec, err := ensureProof(ctx, js, s.nats, log)
+			if err != nil {
+				return nil // ctx ended first
+			}
 			p := pipeline.New(pipeline.Config{
 				Stream:           streamCfg.EventsConfig().Name,
 				JS:               js,
@@ -216,6 +228,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				Hours:            tracker,
 				Metrics:          metrics,
 				Log:              log,
+				Record:           rec,
 			})
 			var member *partition.Member
 			err = stream.Retry(ctx, log, "join the workers", func(ctx context.Context) error {

@@ -14,7 +14,7 @@ func TestParseSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.workers != 4 || s.maxInflightBytes != 256<<20 || s.ackWait != 30*time.Second || s.maxDeliver != 20 || s.partSize != 16<<20 ||
-		s.nats.DLQMaxBytes != 1<<30 || s.nats.DLQMaxAge != 0 {
+		s.nats.DLQMaxBytes != 1<<30 || s.nats.DLQMaxAge != 0 || s.format != "ndjson" || s.compression != "" {
 		t.Errorf("defaults: %+v", s)
 	}
 	for _, tc := range []struct{ name, value string }{
@@ -24,6 +24,7 @@ func TestParseSettings(t *testing.T) {
 		{"SLUICE_ACK_WAIT", "1s"},
 		{"SLUICE_MAX_DELIVER", "1"},
 		{"SLUICE_COMPRESSION", "brotli"},
+		{"SLUICE_FORMAT", "csv"},
 		{"SLUICE_DLQ_MAX_BYTES", "lots"},
 		{"SLUICE_DLQ_MAX_AGE", "-1h"},
 	} {

@@ -43,6 +43,11 @@ func (p *Pipeline) deadLetter(ctx context.Context, m jetstream.Msg, deliveries u
 		}
 		return
 	}
+	if !p.recordDead(ctx, m, seq, tag, cause) && settle { // its receipt first (record.go), or it stays in the stream
+		_ = m.NakWithDelay(p.cfg.DeadLetterRetry)
+		p.cfg.Metrics.messages.WithLabelValues("retried").Inc()
+		return
+	}
 	if settle {
 		_ = m.Term()
 	}

@@ -81,9 +81,9 @@ func TestRecreatedStreamLosesNothing(t *testing.T) {
 	}
 	cfg := h.config(lim)
 	h.start(cfg)
-	objs := h.waitEvents(2*requests*10, 15*time.Second)
+	h.waitEvents(2*requests*10, 15*time.Second)
 	devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool { return h.streamMsgs() == 0 }, "second incarnation not acked")
-	objs = h.objects()
+	objs := h.objects()
 	ids := checkObjects(t, objs)
 	if len(ids) != 2*requests*10 {
 		t.Errorf("%d distinct events stored, want %d", len(ids), 2*requests*10)

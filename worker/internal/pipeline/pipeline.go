@@ -65,6 +65,10 @@ type Config struct {
 	Hours   HourWatcher
 	Metrics *Metrics
 	Log     *slog.Logger
+
+	// Record writes receipts and counters before messages are acked or
+	// terminated (record.go); nil records nothing.
+	Record Recorder
 }
 
 func (c *Config) defaults() {

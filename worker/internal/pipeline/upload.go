@@ -89,6 +89,10 @@ func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive fun
 		p.cfg.Metrics.uploadSeconds.Observe(time.Since(start).Seconds())
 		switch {
 		case err == nil:
+			if !p.recordLanded(ctx, bt, key) { // stopped before the receipts were written: never ack without them (record.go)
+				p.nakAll(bt)
+				return false
+			}
 			stopKeepAlive()
 			p.ack(bt, obj, key)
 			return true

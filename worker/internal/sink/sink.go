@@ -5,12 +5,8 @@ package sink
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,12 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
-	"github.com/klauspost/compress/gzip"
-	"github.com/klauspost/compress/zstd"
 
-	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/objkey"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
 )
 
 // Client is every S3 call the sink makes: the multipart uploader's calls,
@@ -54,9 +46,9 @@ const (
 	// batch came from: a stream deleted and recreated numbers its messages
 	// from 1 again, so sequences alone do not name messages.
 	MetaStreamCreated = "sluice-stream-created"
-	// MetaContentHash is the hex SHA-256 of the object's uncompressed
-	// lines, whatever the compression: the same messages give the same
-	// digest, other messages another.
+	// MetaContentHash is the hex SHA-256 of the batch's events as
+	// uncompressed NDJSON lines, whatever the format and compression: the
+	// same messages give the same digest, other messages another.
 	MetaContentHash = "sluice-content-sha256"
 )
 
@@ -76,9 +68,14 @@ var ErrConflict = errors.New("key holds a different batch")
 
 // Config says where and how objects are written.
 type Config struct {
-	Bucket      string
-	Prefix      string
-	Compression string // gzip, zstd or none
+	Bucket string
+	Prefix string
+	// Format is ndjson (empty means ndjson) or parquet.
+	Format string
+	// Compression is gzip, zstd or none: of the whole object for ndjson
+	// (and its extension), of the column pages inside the file for
+	// parquet. Empty means gzip for ndjson, zstd for parquet.
+	Compression string
 	// PartSize is the multipart threshold and part size (at least 5 MiB);
 	// zero means DefaultPartSize.
 	PartSize int64
@@ -89,20 +86,21 @@ type Config struct {
 
 // Sink encodes and uploads batches.
 type Sink struct {
-	s3   Client
-	up   *manager.Uploader
-	cfg  Config
-	ext  string
-	gz   sync.Pool // *gzip.Writer
-	zstd sync.Pool // *zstd.Encoder
+	s3     Client
+	up     *manager.Uploader
+	cfg    Config
+	format format
+	gz     sync.Pool // *gzip.Writer
+	zstd   sync.Pool // *zstd.Encoder
 }
 
 // New returns a Sink writing to cfg.Bucket through client.
 func New(client Client, cfg Config) (*Sink, error) {
-	ext, err := objkey.ExtFor(cfg.Compression)
+	f, compression, err := formatFor(cfg.Format, cfg.Compression)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sink: %w", err)
 	}
+	cfg.Compression = compression
 	if cfg.Bucket == "" {
 		return nil, errors.New("sink: bucket is required")
 	}
@@ -120,7 +118,7 @@ func New(client Client, cfg Config) (*Sink, error) {
 		u.Concurrency = cfg.PartConcurrency
 		u.LeavePartsOnError = false // the uploader aborts a failed multipart upload
 	})
-	return &Sink{s3: client, up: up, cfg: cfg, ext: ext}, nil
+	return &Sink{s3: client, up: up, cfg: cfg, format: f}, nil
 }
 
 // Object is an encoded batch, ready to upload.
@@ -133,93 +131,6 @@ type Object struct {
 	Body      []byte
 	Events    int
 	Metadata  map[string]string
-}
-
-// Encode writes a batch's events in the line format, compressed, in stream
-// sequence order, so the same messages always give the same bytes. It sorts
-// b.Items by sequence, and writes a message held twice (redelivered while
-// in the batch) once.
-func (s *Sink) Encode(b *batch.Batch) (Object, error) {
-	slices.SortFunc(b.Items, func(x, y batch.Item) int {
-		switch {
-		case x.Seq < y.Seq:
-			return -1
-		case x.Seq > y.Seq:
-			return 1
-		}
-		return 0
-	})
-	var buf bytes.Buffer
-	buf.Grow(int(b.Bytes/4) + 4096)
-	w, release := s.compressor(&buf)
-	defer release()
-	line := make([]byte, 0, 4096)
-	events := 0
-	seqs, content := sha256.New(), sha256.New()
-	for i, it := range b.Items {
-		if i > 0 && it.Seq == b.Items[i-1].Seq {
-			continue // delivered twice while held (keep-alives lost): write it once
-		}
-		seqs.Write(binary.BigEndian.AppendUint64(line[:0], it.Seq))
-		err := envelope.EachEvent(it.Body, func(i int, ev []byte) error {
-			line = envelope.AppendLine(line[:0], it.Meta, i, ev)
-			events++
-			content.Write(line)
-			_, err := w.Write(line)
-			return err
-		})
-		if err != nil {
-			return Object{}, fmt.Errorf("encode batch %d-%d: %w", b.FirstSeq, b.LastSeq, err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		return Object{}, fmt.Errorf("compress batch %d-%d: %w", b.FirstSeq, b.LastSeq, err)
-	}
-	key := objkey.Key{Prefix: s.cfg.Prefix, Tenant: b.Tenant, Hour: b.Hour, FirstSeq: b.FirstSeq, LastSeq: b.LastSeq, Ext: s.ext}
-	streamKey := key
-	streamKey.Stream = b.Stream
-	return Object{
-		Key:       key.String(),
-		StreamKey: streamKey.String(),
-		Body:      buf.Bytes(),
-		Events:    events,
-		Metadata: map[string]string{
-			MetaEventCount:    strconv.Itoa(events),
-			MetaFirstSeq:      strconv.FormatUint(b.FirstSeq, 10),
-			MetaLastSeq:       strconv.FormatUint(b.LastSeq, 10),
-			MetaSeqsHash:      hex.EncodeToString(seqs.Sum(nil)),
-			MetaStreamCreated: b.Stream,
-			MetaContentHash:   hex.EncodeToString(content.Sum(nil)),
-		},
-	}, nil
-}
-
-type nopCloser struct{ io.Writer }
-
-func (nopCloser) Close() error { return nil }
-
-// compressor returns a writer compressing into w, and a func that gives
-// the compressor back to its pool once the writer is closed.
-func (s *Sink) compressor(w io.Writer) (io.WriteCloser, func()) {
-	switch s.cfg.Compression {
-	case "gzip":
-		gz, _ := s.gz.Get().(*gzip.Writer)
-		if gz == nil {
-			gz, _ = gzip.NewWriterLevel(w, gzip.DefaultCompression) // the level is valid
-		} else {
-			gz.Reset(w)
-		}
-		return gz, func() { s.gz.Put(gz) }
-	case "zstd":
-		zw, _ := s.zstd.Get().(*zstd.Encoder)
-		if zw == nil {
-			zw, _ = zstd.NewWriter(w, zstd.WithEncoderConcurrency(1)) // the options are valid
-		} else {
-			zw.Reset(w)
-		}
-		return zw, func() { s.zstd.Put(zw) }
-	}
-	return nopCloser{w}, func() {}
 }
 
 // Put stores obj and returns the key it is stored under. Each key is
@@ -269,7 +180,7 @@ func (s *Sink) putOnce(ctx context.Context, obj Object, key string) error {
 		Key:           aws.String(key),
 		Body:          bytes.NewReader(obj.Body),
 		ContentLength: aws.Int64(int64(len(obj.Body))),
-		ContentType:   aws.String("application/x-ndjson"),
+		ContentType:   aws.String(s.format.contentType),
 		Metadata:      obj.Metadata,
 		IfNoneMatch:   aws.String("*"),
 	})
@@ -319,8 +230,8 @@ func (s *Sink) compare(key string, stored map[string]string, obj Object) error {
 }
 
 // Stored lists the keys of the objects stored in a tenant's hour (in this
-// sink's compression), for regathering redelivered messages into the batch
-// they landed in.
+// sink's format and compression), for regathering redelivered messages into
+// the batch they landed in.
 func (s *Sink) Stored(ctx context.Context, tenant string, hour time.Time) ([]objkey.Key, error) {
 	in := &s3.ListObjectsV2Input{
 		Bucket: aws.String(s.cfg.Bucket),
@@ -333,7 +244,7 @@ func (s *Sink) Stored(ctx context.Context, tenant string, hour time.Time) ([]obj
 			return nil, fmt.Errorf("list %s: %w", aws.ToString(in.Prefix), err)
 		}
 		for _, o := range out.Contents {
-			if k, err := objkey.Parse(aws.ToString(o.Key)); err == nil && k.Ext == s.ext {
+			if k, err := objkey.Parse(aws.ToString(o.Key)); err == nil && k.Ext == s.format.ext {
 				keys = append(keys, k)
 			}
 		}

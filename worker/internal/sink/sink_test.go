@@ -301,11 +301,15 @@ func TestSameKeyOtherStreamIncarnation(t *testing.T) {
 }
 
 // TestContentDigestIgnoresCompression: the digest is of the lines, so the
-// same batch has the same digest in every compression.
+// same batch has the same digest in every format and compression.
 func TestContentDigestIgnoresCompression(t *testing.T) {
 	digests := map[string]bool{}
-	for _, c := range []string{"gzip", "zstd", "none"} {
-		sk, err := New(&countingS3{}, Config{Bucket: "b", Compression: c})
+	for _, cfg := range []Config{
+		{Compression: "gzip"}, {Compression: "zstd"}, {Compression: "none"},
+		{Format: FormatParquet}, {Format: FormatParquet, Compression: "gzip"}, {Format: FormatParquet, Compression: "none"},
+	} {
+		cfg.Bucket = "b"
+		sk, err := New(&countingS3{}, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -316,6 +320,6 @@ func TestContentDigestIgnoresCompression(t *testing.T) {
 		digests[obj.Metadata[MetaContentHash]] = true
 	}
 	if len(digests) != 1 {
-		t.Errorf("digests by compression: %v, want one", digests)
+		t.Errorf("digests by format and compression: %v, want one", digests)
 	}
 }

@@ -1,0 +1,60 @@
+package decode
+
+import (
+	"io"
+
+	"github.com/sluice-ingest/sluice/pkg/apierror"
+)
+
+// limitReader reads at most limit bytes from r; reading more fails with
+// body_too_large (wire) or decoded_too_large. The first failure sticks, so
+// the parser can tell a limit or a failing client from a corrupt compressed
+// stream whatever the decompressor makes of the error it was handed.
+type limitReader struct {
+	r           io.Reader
+	limit, left int64
+	// wire marks the reader of the request body itself: its read errors are
+	// the client's connection failing, not the body's content.
+	wire bool
+	err  *Error
+}
+
+func newLimitReader(r io.Reader, limit int64, wire bool) limitReader {
+	return limitReader{r: r, limit: limit, left: limit, wire: wire}
+}
+
+func (l *limitReader) over() *Error {
+	if l.wire {
+		return BodyTooLarge(l.limit)
+	}
+	return errorf(apierror.DecodedTooLarge,
+		"request body exceeds the limit of %d bytes after decompression", l.limit)
+}
+
+func (l *limitReader) Read(b []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	if int64(len(b)) > l.left+1 {
+		b = b[:l.left+1] // one byte past the limit tells that it was passed
+	}
+	n, err := l.r.Read(b)
+	l.left -= int64(n)
+	switch {
+	case l.left < 0:
+		l.err = l.over()
+	case err == nil || err == io.EOF:
+		return n, err
+	case l.wire:
+		l.err = bodyReadError(err, l.over)
+	default:
+		return n, err // a decompressor's error: readError names the encoding
+	}
+	return 0, l.err
+}
+
+// BodyTooLarge refuses a body over limit bytes on the wire, whether its
+// Content-Length says so or reading it finds out.
+func BodyTooLarge(limit int64) *Error {
+	return errorf(apierror.BodyTooLarge, "request body exceeds the limit of %d bytes on the wire", limit)
+}

@@ -1,0 +1,264 @@
+package otlp
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/sluice-ingest/sluice/pkg/apierror"
+)
+
+// Encoding is an OTLP/HTTP body encoding.
+type Encoding int
+
+const (
+	JSON     Encoding = iota // application/json: the OTLP JSON encoding
+	Protobuf                 // application/x-protobuf
+)
+
+// ContentType is the media type of answers in e.
+func (e Encoding) ContentType() string {
+	if e == Protobuf {
+		return "application/x-protobuf"
+	}
+	return "application/json"
+}
+
+// EncodingOf tells the encoding of a request from its Content-Type: the
+// two that OTLP/HTTP defines, anything else refused with 415.
+func EncodingOf(contentType string) (Encoding, error) {
+	switch contentType { // the common spellings, without parsing
+	case "application/x-protobuf":
+		return Protobuf, nil
+	case "application/json":
+		return JSON, nil
+	}
+	mt, params, err := mime.ParseMediaType(contentType)
+	if err == nil {
+		cs, ok := params["charset"]
+		switch {
+		case mt == "application/x-protobuf":
+			return Protobuf, nil
+		case mt == "application/json" && (!ok || strings.EqualFold(cs, "utf-8") || strings.EqualFold(cs, "utf8")):
+			return JSON, nil
+		}
+	}
+	return JSON, errorf(apierror.UnsupportedMediaType,
+		"Content-Type %q is not accepted on /v1/logs; send application/x-protobuf or application/json", contentType)
+}
+
+// Batch is a decoded request. It belongs to the Decoder's pool: call
+// Release once Body is no longer needed.
+type Batch struct {
+	// Body holds the accepted records' events as NDJSON, one per line.
+	Body []byte
+	// Events is the number of events in Body; Rejected the number of
+	// records refused, Reason why the first of them was.
+	Events   int
+	Rejected int
+	Reason   string
+	st       *state
+}
+
+// Release returns the batch's buffers for reuse.
+func (b *Batch) Release() { b.st.d.put(b.st) }
+
+// state is one decoding's buffers; the protobuf translated from a JSON
+// body is tr.out.
+type state struct {
+	d     *Decoder
+	batch Batch
+	body  []byte // the decoded request body
+	gz    *gzip.Reader
+	tr    translator
+	m     mapper
+	acct  account
+}
+
+// Decoder decodes OTLP logs requests within the limits and the budget of
+// its host. It is safe for concurrent use and reuses its buffers.
+type Decoder struct {
+	host Host
+	pool sync.Pool // of *state
+}
+
+// NewDecoder returns a Decoder enforcing the host's limits, as they are
+// at each request, and charging its budget.
+func NewDecoder(host Host) *Decoder {
+	d := &Decoder{host: host}
+	d.pool.New = func() any {
+		st := &state{d: d}
+		st.acct = account{host: host, bufs: [6]*[]byte{&st.body, &st.tr.out, &st.m.out.b, &st.m.res.b, &st.m.scope.b, &st.tr.scratch}}
+		return st
+	}
+	return d
+}
+
+// Limits are the limits in force.
+func (d *Decoder) Limits() Limits { return d.host.Limits() }
+
+func (d *Decoder) put(st *state) {
+	st.batch = Batch{}
+	st.acct.release()
+	for _, b := range st.acct.bufs {
+		if cap(*b) > maxPooled {
+			*b = nil
+		}
+		*b = (*b)[:0]
+	}
+	st.tr.in = nil
+	d.pool.Put(st)
+}
+
+// Decode reads a request body of encoding enc with the given
+// Content-Encoding (gzip or none) and maps its records. Every error it
+// returns is an *Error; records refused one by one are counted in the
+// Batch instead.
+func (d *Decoder) Decode(r io.Reader, enc Encoding, contentEncoding string) (*Batch, error) {
+	st := d.pool.Get().(*state)
+	if err := st.decode(r, enc, contentEncoding); err != nil {
+		d.put(st)
+		return nil, err
+	}
+	st.batch = Batch{Body: st.m.out.b, Events: st.m.accepted, Rejected: st.m.rejected, Reason: st.m.reason, st: st}
+	return &st.batch, nil
+}
+
+func (st *state) decode(r io.Reader, enc Encoding, contentEncoding string) error {
+	lim := st.d.host.Limits()
+	if err := st.read(r, contentEncoding, lim); err != nil {
+		return err
+	}
+	wire := st.body
+	if enc == JSON {
+		if err := st.tr.fromJSON(st.body, lim, &st.acct); err != nil {
+			return err
+		}
+		wire = st.tr.out
+	}
+	st.m.reset(lim, &st.acct)
+	// Events are about twice as large as the protobuf they come from:
+	// room for that up front saves growing the output step by step.
+	st.m.out.b = slices.Grow(st.m.out.b, int(min(2*int64(len(wire)), lim.MaxDecodedBytes)))
+	if err := st.acct.sync(); err != nil {
+		return err
+	}
+	if err := st.m.mapRequest(wire); err != nil {
+		return err
+	}
+	if st.m.accepted == 0 && st.m.rejected > 0 {
+		return malformed("every log record was refused; the first because %s", st.m.reason)
+	}
+	return nil
+}
+
+// read reads the whole decoded body into st.body: the wire bytes at most
+// MaxBodyBytes, decompressed at most MaxDecodedBytes. The buffer grows
+// with what arrives, never with what a header announces.
+func (st *state) read(r io.Reader, contentEncoding string, lim Limits) error {
+	wire := &limitReader{r: r, left: lim.MaxBodyBytes, over: func() *Error {
+		return errorf(apierror.BodyTooLarge,
+			"request body exceeds the limit of %d bytes on the wire", lim.MaxBodyBytes)
+	}}
+	src, what := io.Reader(wire), ""
+	switch ce := strings.TrimSpace(contentEncoding); {
+	case ce == "" || strings.EqualFold(ce, "identity"):
+	case strings.EqualFold(ce, "gzip") || strings.EqualFold(ce, "x-gzip"):
+		if st.gz == nil {
+			st.gz = new(gzip.Reader)
+		}
+		if err := st.gz.Reset(wire); err != nil {
+			if err == io.EOF {
+				return errorf(apierror.EmptyBody, "request body is empty")
+			}
+			return readError(wire, err, "gzip ")
+		}
+		src, what = st.gz, "gzip "
+	default:
+		return errorf(apierror.UnsupportedEncoding,
+			"Content-Encoding %q is not accepted on /v1/logs; send gzip or identity", ce)
+	}
+	plain := &limitReader{r: src, left: lim.MaxDecodedBytes, over: func() *Error {
+		return errorf(apierror.DecodedTooLarge,
+			"request body exceeds the limit of %d bytes after decompression", lim.MaxDecodedBytes)
+	}}
+	b := st.body[:0]
+	if cap(b) == 0 {
+		b = make([]byte, 0, 16<<10)
+	}
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := plain.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		st.body = b
+		if err := st.acct.sync(); err != nil {
+			return err
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			st.body = b
+			if wire.err != nil {
+				return wire.err
+			}
+			if plain.err != nil {
+				return plain.err
+			}
+			return readError(wire, err, what)
+		}
+	}
+	st.body = b
+	return nil
+}
+
+// readError maps a failure to read or decompress (what: "gzip ") the
+// body.
+func readError(wire *limitReader, err error, what string) *Error {
+	var mbe *http.MaxBytesError
+	switch {
+	case wire.err != nil:
+		return wire.err
+	case errors.As(err, &mbe):
+		return wire.over()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return errorf(apierror.RequestTimeout, "the request body was not received in time")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return malformed("the %sbody is truncated", what)
+	}
+	return malformed("reading the %sbody: %v", what, err)
+}
+
+// limitReader reads at most left bytes from r; one more fails with over().
+// The failure sticks, so it is told from what a decompressor makes of it.
+type limitReader struct {
+	r    io.Reader
+	left int64
+	over func() *Error
+	err  *Error
+}
+
+func (l *limitReader) Read(b []byte) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	if int64(len(b)) > l.left+1 {
+		b = b[:l.left+1]
+	}
+	n, err := l.r.Read(b)
+	l.left -= int64(n)
+	if l.left < 0 {
+		l.err = l.over()
+		return 0, l.err
+	}
+	return n, err
+}

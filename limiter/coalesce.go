@@ -1,0 +1,298 @@
+package limiter
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// call is one AllowAll on its way to Redis.
+type call struct {
+	keys  []string
+	lims  []Limit // normalized
+	costs []int
+	slots []uint16 // cluster clients only
+	slot  uint16
+	out   []int64
+	err   error
+	done  chan struct{} // receives one value when out and err are set
+	// state is callQueued until a flusher sends c (callSent, sentAt set
+	// just before) or its caller gives up waiting for that
+	// (callAbandoned): whichever comes first wins, so an abandoned call
+	// never reaches Redis.
+	state  atomic.Int32
+	sentAt atomic.Int64 // unix nanoseconds
+	// queued: c was handed to the flushers; answered: the caller then
+	// received done, so no flusher holds c any more.
+	queued, answered bool
+
+	// Storage for the common single-request call: one allocation.
+	key1  [1]string
+	lim1  [1]Limit
+	cost1 [1]int
+	slot1 [1]uint16
+}
+
+// States of a call handed to the flushers.
+const (
+	callQueued int32 = iota
+	callSent
+	callAbandoned
+)
+
+func (l *Limiter) newCall(n int) *call {
+	if n == 1 {
+		if c, _ := l.calls.Get().(*call); c != nil {
+			return c
+		}
+	}
+	c := &call{done: make(chan struct{}, 1)}
+	if n == 1 {
+		c.keys, c.lims, c.costs, c.slots = c.key1[:], c.lim1[:], c.cost1[:], c.slot1[:]
+		return c
+	}
+	c.keys, c.lims, c.costs, c.slots = make([]string, n), make([]Limit, n), make([]int, n), make([]uint16, n)
+	return c
+}
+
+// recycle returns a single-request call to the pool: one never handed to
+// the flushers (answered locally, or by a script call that returned), or
+// one whose answer was received. A call its caller gave up on may still be
+// held by a flusher and is left to the garbage collector.
+func (l *Limiter) recycle(c *call) {
+	if c.queued && !c.answered || len(c.keys) != 1 {
+		return
+	}
+	c.out, c.err, c.queued, c.answered, c.slot = nil, nil, false, false, 0
+	c.state.Store(callQueued)
+	c.sentAt.Store(0)
+	c.key1, c.lim1, c.cost1, c.slot1 = [1]string{}, [1]Limit{}, [1]int{}, [1]uint16{}
+	l.calls.Put(c)
+}
+
+func (c *call) finish(out []int64, err error) {
+	c.out, c.err = out, err
+	c.done <- struct{}{} // buffered: never blocks, even if the caller left
+}
+
+// send marks c as sent at now, unless its caller gave up first.
+func (c *call) send(now time.Time) bool {
+	c.sentAt.Store(now.UnixNano())
+	return c.state.CompareAndSwap(callQueued, callSent)
+}
+
+// sent reports when c was sent, if it was.
+func (c *call) sent() (time.Time, bool) {
+	if c.state.Load() != callSent {
+		return time.Time{}, false
+	}
+	return time.Unix(0, c.sentAt.Load()), true
+}
+
+// abandon gives up on c if no flusher has sent it yet.
+func (c *call) abandon() bool { return c.state.CompareAndSwap(callQueued, callAbandoned) }
+
+// await hands c to the flushers and waits for its answer (see waitFor).
+func (l *Limiter) await(ctx context.Context, c *call) ([]int64, error) {
+	queuedAt := time.Now()
+	select {
+	case l.queue <- c: // fast path: room in the queue
+	default:
+		if err := l.enqueue(ctx, c, queuedAt); err != nil {
+			return nil, err
+		}
+	}
+	c.queued = true
+	if err := l.waitFor(ctx, c.done, c, queuedAt, l.patience); err != nil {
+		return nil, err
+	}
+	c.answered = true
+	return c.out, c.err
+}
+
+// enqueue waits for room in the queue (every flusher is busy and the queue
+// is full) as long as a decision may wait for a flusher.
+func (l *Limiter) enqueue(ctx context.Context, c *call, queuedAt time.Time) error {
+	t := time.NewTimer(l.patience())
+	defer t.Stop()
+	for {
+		select {
+		case l.queue <- c:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-l.stop:
+			return ErrClosed
+		case <-t.C:
+			left := l.left(l.patience(), queuedAt)
+			if left <= 0 {
+				return errQueued
+			}
+			t.Reset(left)
+		}
+	}
+}
+
+// flusher takes whatever calls queued up (up to maxBatch, waiting at most
+// maxDelay for more) and decides them in one round trip.
+func (l *Limiter) flusher() {
+	defer l.wg.Done()
+	batch := make([]*call, 0, l.cfg.maxBatch)
+	for {
+		select {
+		case c := <-l.queue:
+			batch = append(batch, c)
+		case <-l.stop:
+			return
+		}
+		batch = l.fill(batch)
+		l.flush(batch)
+		clear(batch)
+		batch = batch[:0]
+	}
+}
+
+func (l *Limiter) fill(batch []*call) []*call {
+	for len(batch) < l.cfg.maxBatch {
+		select {
+		case c := <-l.queue:
+			batch = append(batch, c)
+			continue
+		default:
+		}
+		break
+	}
+	if l.cfg.maxDelay <= 0 || len(batch) >= l.cfg.maxBatch {
+		return batch
+	}
+	t := time.NewTimer(l.cfg.maxDelay)
+	defer t.Stop()
+	for len(batch) < l.cfg.maxBatch {
+		select {
+		case c := <-l.queue:
+			batch = append(batch, c)
+		case <-t.C:
+			return batch
+		}
+	}
+	return batch
+}
+
+// flush runs one batch: on a single Redis one script for all calls (each
+// call its own all-or-nothing group); on a cluster one script per slot, in
+// one pipeline. Calls whose caller gave up before they were sent are
+// dropped, so a Redis that comes back does not consume for answers nobody
+// waits for.
+func (l *Limiter) flush(batch []*call) {
+	now := time.Now()
+	live := batch[:0]
+	for _, c := range batch {
+		if c.send(now) {
+			live = append(live, c)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	// The flusher waits as long as a patient caller would; callers that
+	// stopped waiting sooner get their fallback meanwhile.
+	ctx, cancel := context.WithTimeout(context.Background(), max(l.cfg.lateAnswer, l.cfg.deadline))
+	defer cancel()
+	if !l.cluster {
+		l.flushGroup(ctx, live, l.rdb)
+		return
+	}
+	groups := bySlot(len(live), func(i int) uint16 { return live[i].slot })
+	if len(groups) == 1 {
+		l.flushGroup(ctx, live, l.rdb)
+		return
+	}
+	parts := make([][]*call, len(groups))
+	invs := make([]invocation, len(groups))
+	for g, idx := range groups {
+		for _, i := range idx {
+			parts[g] = append(parts[g], live[i])
+		}
+		invs[g].keys, invs[g].args = compose(parts[g], false)
+	}
+	for g, r := range evalAll(ctx, l.rdb, l.s.decide, invs) {
+		l.distribute(parts[g], r.v, r.err)
+	}
+}
+
+func (l *Limiter) flushGroup(ctx context.Context, calls []*call, rdb redis.Scripter) {
+	keys, args := compose(calls, false)
+	out, err := runScript(ctx, rdb, l.s.decide, keys, args...)
+	l.distribute(calls, out, err)
+}
+
+// compose lays calls out as one decide script invocation (see
+// lua/decide.lua): the distinct limits once, then (group, limit, cost) per
+// decision; each call is its own group. refund negates the costs.
+func compose(calls []*call, refund bool) ([]string, []any) {
+	n := countKeys(calls)
+	keys := make([]string, 0, n)
+	var limits []Limit
+	seen := map[Limit]int{}
+	index := func(lim Limit) int {
+		if i, ok := seen[lim]; ok {
+			return i
+		}
+		limits = append(limits, lim)
+		seen[lim] = len(limits)
+		return len(limits)
+	}
+	decisions := make([]any, 0, n*3)
+	for i, c := range calls {
+		keys = append(keys, c.keys...)
+		for k := range c.keys {
+			cost := c.costs[k]
+			if refund {
+				cost = -cost
+			}
+			decisions = append(decisions, i, index(c.lims[k]), cost)
+		}
+	}
+	args := make([]any, 0, 1+4*len(limits)+len(decisions))
+	args = append(args, len(limits))
+	for _, l := range limits {
+		args = append(args, int(l.Algorithm), l.Rate, l.Period.Microseconds(), l.Burst)
+	}
+	return keys, append(args, decisions...)
+}
+
+// distribute hands each call its part of out (or err). The local fallback
+// state learns from the answers first, under one lock for the batch: once
+// a call is finished its caller may reuse it.
+func (l *Limiter) distribute(calls []*call, out []int64, err error) {
+	if want := 4 * countKeys(calls); err == nil && len(out) != want {
+		err = fmt.Errorf("decide script returned %d integers, want %d", len(out), want)
+	}
+	if err == nil {
+		l.heard()
+		if l.keepsLocal() {
+			l.local.learn(calls, out, time.Now())
+		}
+	}
+	off := 0
+	for _, c := range calls {
+		if err != nil {
+			c.finish(nil, err)
+			continue
+		}
+		n := 4 * len(c.keys)
+		c.finish(out[off:off+n:off+n], nil)
+		off += n
+	}
+}
+
+func countKeys(calls []*call) int {
+	n := 0
+	for _, c := range calls {
+		n += len(c.keys)
+	}
+	return n
+}

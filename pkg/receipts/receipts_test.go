@@ -1,0 +1,124 @@
+package receipts_test
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
+	"github.com/sluice-ingest/sluice/pkg/receipts"
+)
+
+// TestOutcomesMerge writes the outcomes a batch can meet, in the order a
+// crash, a redelivery and a conflict split produce them, and checks the
+// receipt and where its events are counted.
+func TestOutcomesMerge(t *testing.T) {
+	_, js := devtest.JetStream(t, devtest.NATS(t))
+	kv, err := receipts.Ensure(t.Context(), js, time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := receipts.NewWriter(js, kv)
+	at := time.Date(2026, 12, 1, 14, 5, 0, 0, time.UTC)
+	a, b := "raw/tenant=acme/dt=2026-12-01/hour=14/1-3.ndjson.gz", "raw/tenant=acme/dt=2026-12-01/hour=14/2-2.ndjson.gz"
+	batches := []receipts.Batch{{"acme", "b1", 2}, {"acme", "b2", 5}, {"acme", "b3", 1}}
+	landA := receipts.Outcome{ID: receipts.ObjectOutcome(a), Key: a, At: at}
+
+	check := func(counted []bool, err error, want ...bool) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if counted[i] != want[i] {
+				t.Fatalf("counted %v, want %v", counted, want)
+			}
+		}
+	}
+	counted, err := w.Record(t.Context(), batches, landA)
+	check(counted, err, true, true, true)
+	// The same object again (a redelivered batch meeting its stored object):
+	// still counted there, nothing added.
+	counted, err = w.Record(t.Context(), batches, landA)
+	check(counted, err, true, true, true)
+	// b2 lands a second time in another object: listed, not counted again.
+	counted, err = w.Record(t.Context(), batches[1:2], receipts.Outcome{ID: receipts.ObjectOutcome(b), Key: b, At: at.Add(time.Minute)})
+	check(counted, err, false)
+	// b3's message is dead-lettered after it landed: it stays landed.
+	counted, err = w.Record(t.Context(), batches[2:], receipts.Outcome{ID: receipts.DeadLetterOutcome("s1", 3), Error: "boom", At: at})
+	check(counted, err, false)
+	// b4 is dead-lettered, twice (a DLQ copy whose terminate was lost).
+	dead := receipts.Outcome{ID: receipts.DeadLetterOutcome("s1", 4), Error: "undecodable body", At: at}
+	for range 2 {
+		counted, err = w.Record(t.Context(), []receipts.Batch{{"acme", "b4", 3}}, dead)
+		check(counted, err, true)
+	}
+
+	r, err := receipts.Get(t.Context(), kv, "acme", "b2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != receipts.StatusLanded || r.Events != 5 || len(r.Objects) != 2 || r.Objects[0].Key != a || r.Objects[1].Key != b ||
+		r.LandedAt == nil || !r.LandedAt.Equal(at) || r.Error != "" {
+		t.Errorf("b2: %+v", r)
+	}
+	if r, _ := receipts.Get(t.Context(), kv, "acme", "b3"); r.Status != receipts.StatusLanded || len(r.Objects) != 1 {
+		t.Errorf("b3: %+v", r)
+	}
+	r, err = receipts.Get(t.Context(), kv, "acme", "b4")
+	if err != nil || r.Status != receipts.StatusDeadLettered || r.Error != "undecodable body" || r.Events != 3 || len(r.Objects) != 0 || r.LandedAt != nil {
+		t.Errorf("b4: %+v, %v", r, err)
+	}
+	for _, k := range [][2]string{{"beta", "b1"}, {"acme", "nope"}} {
+		if _, err := receipts.Get(t.Context(), kv, k[0], k[1]); !errors.Is(err, receipts.ErrNotFound) {
+			t.Errorf("%s of %s: %v, want ErrNotFound", k[1], k[0], err)
+		}
+	}
+}
+
+// TestSplitHalvesAndARegather has two writers land the two halves of a
+// split batch at once, then a third land all of it again in another object
+// (a regathered batch that did not form the same object): each batch is
+// counted in exactly one object, and every receipt lists both of its own.
+func TestSplitHalvesAndARegather(t *testing.T) {
+	_, js := devtest.JetStream(t, devtest.NATS(t))
+	kv, err := receipts.Ensure(t.Context(), js, time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batches []receipts.Batch
+	for i := range 600 {
+		batches = append(batches, receipts.Batch{Tenant: "acme", BatchID: fmt.Sprintf("b%03d", i), Events: 1 + i%3})
+	}
+	halves := [][]receipts.Batch{batches[:300], batches[300:]}
+	keys := []string{"lo", "hi", "again"}
+	res := make([][]bool, 3)
+	errs := make(chan error, 2)
+	for i := range halves {
+		go func() {
+			var err error
+			res[i], err = receipts.NewWriter(js, kv).Record(t.Context(), halves[i], receipts.Outcome{ID: receipts.ObjectOutcome(keys[i]), Key: keys[i], At: time.Now()})
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	res[2], err = receipts.NewWriter(js, kv).Record(t.Context(), batches, receipts.Outcome{ID: receipts.ObjectOutcome("again"), Key: "again", At: time.Now()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range batches {
+		half := i / 300
+		if !res[half][i%300] || res[2][i] {
+			t.Fatalf("batch %s: counted in its half %v, again %v", b.BatchID, res[half][i%300], res[2][i])
+		}
+		r, err := receipts.Get(t.Context(), kv, "acme", b.BatchID)
+		if err != nil || len(r.Objects) != 2 || r.Objects[0].Key != keys[half] || r.Objects[1].Key != "again" || r.Events != b.Events {
+			t.Fatalf("batch %s: %+v, %v", b.BatchID, r, err)
+		}
+	}
+}

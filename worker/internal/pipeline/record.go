@@ -1,0 +1,166 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-ingest/sluice/pkg/envelope"
+	"github.com/sluice-ingest/sluice/pkg/ledger"
+	"github.com/sluice-ingest/sluice/pkg/receipts"
+	"github.com/sluice-ingest/sluice/worker/internal/batch"
+)
+
+// Proof of delivery: receipts and counters.
+//
+// After an object is stored and before its messages are acked, the worker
+// writes the receipt of every batch (request) in it and counts the events
+// it lands; after a message is copied to SLUICE_DLQ and before it is
+// terminated, its receipt says dead_lettered and its events are counted
+// dead. A write that fails is retried, with the messages kept alive, until
+// it succeeds or the pipeline stops: then they are Nak'ed, never acked
+// without their receipt. Acking first and writing later would lose the
+// receipt (and the count) of a worker killed in between, with nothing left
+// to redo it; Nak'ing costs only a redelivery, which meets the stored
+// object (the 412 path) and writes the same receipts again. Every write is
+// idempotent: a batch's events are counted in the outcome that created its
+// receipt (receipts.Writer.Record), and each increment carries the id of
+// its outcome, so the stream counts it once (ledger.DuplicateWindow).
+
+// Recorder is what the pipeline asks to record outcomes. Recorded (below)
+// is the real one; nil records nothing.
+type Recorder interface {
+	Landed(ctx context.Context, l Landing) error
+	DeadLettered(ctx context.Context, d DeadLetter) error
+}
+
+// Landing is an object stored under Key holding Batches of one tenant and
+// hour.
+type Landing struct {
+	Key     string
+	Tenant  string
+	Hour    time.Time
+	Batches []receipts.Batch
+	At      time.Time
+}
+
+// DeadLetter is a message copied to SLUICE_DLQ.
+type DeadLetter struct {
+	Meta envelope.Meta
+	// Stream and Seq are its stream incarnation and sequence.
+	Stream string
+	Seq    uint64
+	Cause  error
+	At     time.Time
+}
+
+// Recorded writes receipts into SLUICE_RECEIPTS and counts into
+// SLUICE_COUNTERS.
+type Recorded struct {
+	JS       jetstream.JetStream
+	Receipts *receipts.Writer
+}
+
+// Landed writes the receipts of l's batches, then counts the events of
+// those whose receipt this landing created.
+func (r Recorded) Landed(ctx context.Context, l Landing) error {
+	id := receipts.ObjectOutcome(l.Key)
+	counted, err := r.Receipts.Record(ctx, l.Batches, receipts.Outcome{ID: id, Key: l.Key, At: l.At})
+	if err != nil {
+		return err
+	}
+	var n int64
+	for i, c := range counted {
+		if c {
+			n += int64(l.Batches[i].Events)
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	return ledger.Add(ctx, r.JS, ledger.Landed, l.Tenant, l.Hour, n, "landed-"+id)
+}
+
+// DeadLettered writes the dead letter's receipt, then counts its events
+// dead unless the batch was counted elsewhere (it landed before).
+func (r Recorded) DeadLettered(ctx context.Context, d DeadLetter) error {
+	id := receipts.DeadLetterOutcome(d.Stream, d.Seq)
+	b := []receipts.Batch{{Tenant: d.Meta.Tenant, BatchID: d.Meta.BatchID, Events: d.Meta.EventCount}}
+	counted, err := r.Receipts.Record(ctx, b, receipts.Outcome{ID: id, Error: d.Cause.Error(), At: d.At})
+	if err != nil || !counted[0] {
+		return err
+	}
+	hour := d.Meta.ReceivedAt.UTC().Truncate(time.Hour)
+	return ledger.Add(ctx, r.JS, ledger.Dead, d.Meta.Tenant, hour, int64(d.Meta.EventCount), "dead-"+id)
+}
+
+// recordLanded records the landing of bt in the object stored under key,
+// retrying with backoff while ctx lasts (the upload keeps the messages
+// alive meanwhile). It returns false when ctx ended first: the caller must
+// not ack.
+func (p *Pipeline) recordLanded(ctx context.Context, bt *batch.Batch, key string) bool {
+	if p.cfg.Record == nil {
+		return true
+	}
+	l := Landing{Key: key, Tenant: bt.Tenant, Hour: bt.Hour, At: time.Now().UTC()}
+	seen := make(map[uint64]bool, len(bt.Items))
+	for _, it := range bt.Items { // a message delivered twice into the batch is stored once
+		if !seen[it.Seq] {
+			seen[it.Seq] = true
+			l.Batches = append(l.Batches, receipts.Batch{Tenant: it.Meta.Tenant, BatchID: it.Meta.BatchID, Events: it.Meta.EventCount})
+		}
+	}
+	// An attempt writes a receipt per message, window by window: give a
+	// big object the time its round trips take.
+	timeout := 10*time.Second + time.Duration(len(l.Batches))*time.Millisecond
+	return p.retryRecord(ctx, "write receipts of "+key, timeout, func(ctx context.Context) error { return p.cfg.Record.Landed(ctx, l) })
+}
+
+// recordDead records a dead letter of m (copied to SLUICE_DLQ already). A
+// message without valid metadata was never accepted by a gateway: it has no
+// receipt and is not counted. It returns false when the record could not be
+// written within RetryMax: the caller keeps the message in the stream, to
+// be dead-lettered (and recorded) again.
+func (p *Pipeline) recordDead(ctx context.Context, m jetstream.Msg, seq uint64, tag string, cause error) bool {
+	if p.cfg.Record == nil {
+		return true
+	}
+	meta, err := envelope.MetaOf(m.Subject(), m.Headers())
+	if err != nil {
+		return true
+	}
+	d := DeadLetter{Meta: meta, Stream: tag, Seq: seq, Cause: cause, At: time.Now().UTC()}
+	// Bounded: the fetch goroutine dead-letters poison messages itself.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.RetryMax)
+	defer cancel()
+	return p.retryRecord(rctx, "write the dead letter's receipt", 10*time.Second, func(ctx context.Context) error { return p.cfg.Record.DeadLettered(ctx, d) })
+}
+
+// retryRecord calls write until it succeeds or ctx ends, backing off as
+// uploads do; each attempt is bounded to timeout.
+func (p *Pipeline) retryRecord(ctx context.Context, what string, timeout time.Duration, write func(context.Context) error) bool {
+	backoff := p.cfg.RetryMin
+	for attempt := 1; ; attempt++ {
+		actx, cancel := context.WithTimeout(ctx, timeout)
+		err := write(actx)
+		cancel()
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			p.cfg.Log.Warn(what+" failed; not acked", "attempt", attempt, "err", errors.Join(err, ctx.Err()))
+			return false
+		}
+		wait := backoff + rand.N(backoff)
+		p.cfg.Log.Warn(what+" failed; retrying", "attempt", attempt, "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, p.cfg.RetryMax)
+	}
+}
