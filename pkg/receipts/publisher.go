@@ -1,7 +1,9 @@
 package receipts
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"sync"
 
@@ -9,71 +11,106 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// publisher is a JetStream context of its own for one Record call at a
-// time, so that the call can wait for all its puts at once
-// (PublishAsyncComplete) instead of for each put's future, whose channels
-// cost two allocations per put. A failed put is seen by its error handler.
+// publisher publishes puts for one Record call at a time and waits for
+// all their PubAcks at once. Every put asks for its PubAck on the
+// publisher's one inbox: only their number and the first failure matter,
+// so an answer is not matched to its put, and a PubAck ({"stream":…,
+// "seq":…}) is not decoded; only an answer naming an error is.
 type publisher struct {
-	js jetstream.JetStream
-	mu sync.Mutex
-	// err is the first failed put since the last wait.
-	err error
+	nc    *nats.Conn
+	inbox string
+	sub   *nats.Subscription
+	// acked is signalled when pending drops to zero.
+	acked chan struct{}
+
+	mu      sync.Mutex
+	pending int
+	err     error // the first failed put since the last wait
 }
 
-func newPublisher(nc *nats.Conn, opts jetstream.JetStreamOptions) (*publisher, error) {
-	p := &publisher{}
-	onErr := jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, m *nats.Msg, err error) {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if p.err == nil {
-			p.err = fmt.Errorf("write receipt %s: %w", m.Subject, err)
-		}
-	})
-	var err error
-	switch {
-	case opts.APIPrefix != "":
-		p.js, err = jetstream.NewWithAPIPrefix(nc, opts.APIPrefix, onErr)
-	case opts.Domain != "":
-		p.js, err = jetstream.NewWithDomain(nc, opts.Domain, onErr)
-	default:
-		p.js, err = jetstream.New(nc, onErr)
-	}
+func newPublisher(nc *nats.Conn) (*publisher, error) {
+	p := &publisher{nc: nc, inbox: nc.NewInbox(), acked: make(chan struct{}, 1)}
+	sub, err := nc.Subscribe(p.inbox, p.answered)
 	if err != nil {
-		return nil, fmt.Errorf("receipt publisher: %w", err)
+		return nil, fmt.Errorf("subscribe to receipt PubAcks: %w", err)
 	}
+	p.sub = sub
 	return p, nil
 }
 
 // put publishes data on subject without waiting for its PubAck.
 func (p *publisher) put(subject string, data []byte) error {
-	if _, err := p.js.PublishMsgAsync(&nats.Msg{Subject: subject, Data: data}); err != nil {
-		return fmt.Errorf("write receipt %s: %w", subject, err)
+	p.mu.Lock()
+	p.pending++
+	p.mu.Unlock()
+	if err := p.nc.PublishMsg(&nats.Msg{Subject: subject, Reply: p.inbox, Data: data}); err != nil {
+		p.answer(fmt.Errorf("write receipt %s: %w", subject, err))
+		return err
 	}
 	return nil
 }
 
-// wait returns when every put is acknowledged, with the first that failed.
-// When ctx ends first, the publisher must not be used again (close it).
-func (p *publisher) wait(ctx context.Context) error {
-	select {
-	case <-p.js.PublishAsyncComplete():
-	case <-ctx.Done():
-		return fmt.Errorf("write receipts: %w", ctx.Err())
-	}
+// answered takes the answer to one put.
+func (p *publisher) answered(m *nats.Msg) { p.answer(ackError(m)) }
+
+func (p *publisher) answer(err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	err := p.err
-	p.err = nil
-	return err
+	p.pending--
+	if p.err == nil && err != nil {
+		p.err = fmt.Errorf("write receipt: %w", err)
+	}
+	if p.pending == 0 {
+		select {
+		case p.acked <- struct{}{}:
+		default:
+		}
+	}
 }
 
-// close drops the publisher's reply subscription and pending puts.
-func (p *publisher) close() { p.js.CleanupPublisher() }
+// ackError is the failure an answer to a put reports, or nil for a PubAck.
+func ackError(m *nats.Msg) error {
+	if len(m.Data) == 0 { // a status, such as 503 when no stream took the put
+		return fmt.Errorf("status %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
+	}
+	if !bytes.Contains(m.Data, []byte(`"error"`)) {
+		return nil
+	}
+	var r struct {
+		Error *jetstream.APIError `json:"error"`
+	}
+	if err := json.Unmarshal(m.Data, &r); err != nil || r.Error == nil {
+		return fmt.Errorf("unexpected answer %q", m.Data)
+	}
+	return r.Error
+}
+
+// wait returns when every put is answered, with the first that failed.
+// When ctx ends first, the publisher must not be used again (close it).
+func (p *publisher) wait(ctx context.Context) error {
+	for {
+		p.mu.Lock()
+		if p.pending == 0 {
+			err := p.err
+			p.err = nil
+			p.mu.Unlock()
+			return err
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.acked:
+		case <-ctx.Done():
+			return fmt.Errorf("write receipts: %w", ctx.Err())
+		}
+	}
+}
+
+// close drops the publisher's subscription.
+func (p *publisher) close() { _ = p.sub.Unsubscribe() }
 
 // publishers are the idle publishers of a Writer.
 type publishers struct {
 	nc   *nats.Conn
-	opts jetstream.JetStreamOptions
 	mu   sync.Mutex
 	idle []*publisher
 }
@@ -88,7 +125,7 @@ func (ps *publishers) get() (*publisher, error) {
 		return p, nil
 	}
 	ps.mu.Unlock()
-	return newPublisher(ps.nc, ps.opts)
+	return newPublisher(ps.nc)
 }
 
 // put makes p idle again, or closes it when its last wait did not end.

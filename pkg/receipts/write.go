@@ -26,7 +26,7 @@ type Writer struct {
 // NewWriter returns a writer into kv (from Ensure) through js's
 // connection.
 func NewWriter(js jetstream.JetStream, kv jetstream.KeyValue) *Writer {
-	return &Writer{js: js, kv: kv, pubs: publishers{nc: js.Conn(), opts: js.Options()}}
+	return &Writer{js: js, kv: kv, pubs: publishers{nc: js.Conn()}}
 }
 
 // window bounds the receipt publishes awaiting their PubAck at once, per
