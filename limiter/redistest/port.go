@@ -24,3 +24,12 @@ func FreeAddr() (string, error) {
 	}
 	return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), nil
 }
+
+// PortOrFree returns port, or a free one when port is 0 (options' "any
+// port").
+func PortOrFree(port int) (int, error) {
+	if port != 0 {
+		return port, nil
+	}
+	return FreePort()
+}

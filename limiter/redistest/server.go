@@ -61,12 +61,9 @@ func Launch(ctx context.Context, opts Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	if opts.Port == 0 {
-		p, err := FreePort()
-		if err != nil {
-			return nil, err
-		}
-		opts.Port = p
+	var err error
+	if opts.Port, err = PortOrFree(opts.Port); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("redis-server directory: %w", err)
