@@ -139,7 +139,9 @@ func coalescedFromHeaders(m Meta, h nats.Header) (Meta, error) {
 	if !ValidBatchID(m.BatchID) || strings.IndexByte(m.BatchID, '-') >= 0 {
 		return m, fmt.Errorf("%w: %s %q", ErrBadMeta, stream.HeaderMessageID, m.BatchID)
 	}
-	for _, name := range []string{stream.HeaderBatchID, stream.HeaderReceivedAt, stream.HeaderEventCount, stream.HeaderMsgID} {
+	// (A Nats-Msg-Id is allowed: a replay from the dead-letter stream sets
+	// one.)
+	for _, name := range []string{stream.HeaderBatchID, stream.HeaderReceivedAt, stream.HeaderEventCount} {
 		if h.Get(name) != "" {
 			return m, fmt.Errorf("%w: %s with %s", ErrBadMeta, name, stream.HeaderMessageID)
 		}
