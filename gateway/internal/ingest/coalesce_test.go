@@ -72,6 +72,16 @@ func (c *coalescer) waiting(subject string) int {
 	return n
 }
 
+// doOrError is do for another goroutine than the test's: a failure is
+// reported with t.Error.
+func (g *gateway) doOrError(r req) answer {
+	a, err := g.do(r)
+	if err != nil {
+		g.t.Error(err)
+	}
+	return a
+}
+
 // startHeld starts a gateway whose first PublishesPerSubject publishes
 // are held, posts that many requests of acme and waits until they are.
 func startHeld(t *testing.T, o gatewayOptions) (*gateway, *gatedPublisher, chan answer) {
@@ -80,7 +90,9 @@ func startHeld(t *testing.T, o gatewayOptions) (*gateway, *gatedPublisher, chan 
 	g := startGateway(t, o)
 	held := make(chan answer, PublishesPerSubject)
 	for i := range PublishesPerSubject {
-		go func() { held <- g.post(fmt.Sprintf(`{"held":%d}`, i)) }()
+		go func() {
+			held <- g.doOrError(req{key: "key-a", ct: "application/json", body: strings.NewReader(fmt.Sprintf(`{"held":%d}`, i))})
+		}()
 		<-gate.entered
 	}
 	return g, gate, held
@@ -98,9 +110,7 @@ func postWaiting(t *testing.T, g *gateway, n int) []chan answer {
 		for j := range k%3 + 1 {
 			fmt.Fprintf(&body, "{\"r\":%d,\"i\":%d}\n", k, j)
 		}
-		go func() {
-			out[k] <- g.mustDo(req{key: "key-a", ct: "application/x-ndjson", body: strings.NewReader(body.String())})
-		}()
+		go func() { out[k] <- g.doOrError(req{key: "key-a", ct: "application/x-ndjson", body: strings.NewReader(body.String())}) }()
 	}
 	if c := g.handler.coalesce; c != nil {
 		devtest.Eventually(t, 10*time.Second, 5*time.Millisecond, func() bool {
