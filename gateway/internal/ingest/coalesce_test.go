@@ -110,7 +110,9 @@ func postWaiting(t *testing.T, g *gateway, n int) []chan answer {
 		for j := range k%3 + 1 {
 			fmt.Fprintf(&body, "{\"r\":%d,\"i\":%d}\n", k, j)
 		}
-		go func() { out[k] <- g.doOrError(req{key: "key-a", ct: "application/x-ndjson", body: strings.NewReader(body.String())}) }()
+		go func() {
+			out[k] <- g.doOrError(req{key: "key-a", ct: "application/x-ndjson", body: strings.NewReader(body.String())})
+		}()
 	}
 	if c := g.handler.coalesce; c != nil {
 		devtest.Eventually(t, 10*time.Second, 5*time.Millisecond, func() bool {
