@@ -183,13 +183,23 @@ func (c *coalescer) completed(subject string) {
 
 // fly publishes a launched group and answers its waiters. The bodies are
 // copied, since a waiter that gives up (its request cancelled) reuses its
-// own once the copy is made.
+// own once the copy is made; the copy is charged to the bytes in flight
+// (SLUICE_MAX_INFLIGHT_BYTES) until the publish ends, and when they are not
+// there every waiter is answered as a body that would pass them is.
 func (c *coalescer) fly(subject string, g *group) {
+	defer c.completed(subject)
+	defer close(g.done)
+	if err := c.h.dec.Reserve(g.bytes); err != nil {
+		close(g.built)
+		g.err = err
+		return
+	}
+	defer c.h.dec.Unreserve(g.bytes)
 	msg := nats.NewMsg(subject)
 	if len(g.waiters) == 1 {
 		g.meta = g.waiters[0].meta
 		g.meta.BatchID = envelope.NewBatchID()
-		msg.Data = append([]byte(nil), g.waiters[0].body...)
+		msg.Data = append(make([]byte, 0, g.bytes), g.waiters[0].body...)
 	} else {
 		reqs := make([]envelope.Request, len(g.waiters))
 		data := make([]byte, 0, g.bytes)
@@ -209,6 +219,4 @@ func (c *coalescer) fly(subject string, g *group) {
 	// Bounded by PublishTimeout (see publish): nobody cancels a message
 	// that holds other requests' events.
 	g.ack, g.err = c.h.publish(context.Background(), msg)
-	close(g.done)
-	c.completed(subject)
 }
