@@ -323,3 +323,49 @@ func TestCoalescedMessageBounds(t *testing.T) {
 		}
 	}
 }
+
+// OTLP requests (/v1/logs) coalesce like /v1/events: each answer names
+// its own request's batch id in Sluice-Batch-Id.
+func TestOTLPRequestsCoalesce(t *testing.T) {
+	const n = 3
+	g, gate, held := startHeld(t, gatewayOptions{})
+	ids := make(chan string, n)
+	for i := range n {
+		go func() {
+			body := fmt.Sprintf(`{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"r%d"}}]}]}]}`, i)
+			r, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, g.logsURL(), strings.NewReader(body))
+			r.Header.Set("Authorization", "Bearer key-a")
+			r.Header.Set("Content-Type", "application/json")
+			resp, err := g.client.Do(r)
+			if err != nil {
+				t.Error(err)
+				ids <- ""
+				return
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("OTLP request %d: status %d", i, resp.StatusCode)
+			}
+			ids <- resp.Header.Get("Sluice-Batch-Id")
+		}()
+	}
+	devtest.Eventually(t, 10*time.Second, 5*time.Millisecond, func() bool {
+		return g.handler.coalesce.waiting(stream.EventsSubject("acme")) == n
+	}, "OTLP requests never waited to be coalesced")
+	close(gate.release)
+	for range PublishesPerSubject {
+		<-held
+	}
+	seen := map[int]bool{}
+	for range n {
+		id := <-ids
+		if _, i, ok := envelope.SplitBatchID(id); !ok || seen[i] {
+			t.Errorf("Sluice-Batch-Id %q", id)
+		} else {
+			seen[i] = true
+		}
+	}
+	if c := gate.coalesced(); len(c) != 1 || c[0] != n {
+		t.Errorf("coalesced messages of %v requests, want one of %d", c, n)
+	}
+}
