@@ -6,20 +6,29 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/receipts"
 )
+
+// startBucket creates the receipts bucket on an embedded NATS server and
+// returns it with a writer into it.
+func startBucket(tb testing.TB) (jetstream.KeyValue, *receipts.Writer) {
+	tb.Helper()
+	_, js := devtest.JetStream(tb, devtest.NATS(tb))
+	kv, err := receipts.Ensure(tb.Context(), js, time.Hour, 1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return kv, receipts.NewWriter(js, kv)
+}
 
 // TestOutcomesMerge writes the outcomes a batch can meet, in the order a
 // crash, a redelivery and a conflict split produce them, and checks the
 // receipt and where its events are counted.
 func TestOutcomesMerge(t *testing.T) {
-	_, js := devtest.JetStream(t, devtest.NATS(t))
-	kv, err := receipts.Ensure(t.Context(), js, time.Hour, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := receipts.NewWriter(js, kv)
+	kv, w := startBucket(t)
 	at := time.Date(2026, 12, 1, 14, 5, 0, 0, time.UTC)
 	a, b := "raw/tenant=acme/dt=2026-12-01/hour=14/1-3.ndjson.gz", "raw/tenant=acme/dt=2026-12-01/hour=14/2-2.ndjson.gz"
 	batches := []receipts.Batch{{Tenant: "acme", BatchID: "b1", Events: 2}, {Tenant: "acme", BatchID: "b2", Events: 5}, {Tenant: "acme", BatchID: "b3", Events: 1}}
@@ -81,12 +90,7 @@ func TestOutcomesMerge(t *testing.T) {
 // for each of its requests, with the request's own event count, through a
 // later landing in another object too.
 func TestCoalescedMessageReceipt(t *testing.T) {
-	_, js := devtest.JetStream(t, devtest.NATS(t))
-	kv, err := receipts.Ensure(t.Context(), js, time.Hour, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := receipts.NewWriter(js, kv)
+	kv, w := startBucket(t)
 	at := time.Date(2026, 12, 1, 14, 5, 0, 0, time.UTC)
 	a, b := "raw/tenant=acme/dt=2026-12-01/hour=14/1-3.ndjson.gz", "raw/tenant=acme/dt=2026-12-01/hour=14/1-1.ndjson.gz"
 	m := receipts.Batch{Tenant: "acme", BatchID: "m1", Events: 3, Requests: []int{2, 1}}
