@@ -72,7 +72,7 @@ func BenchmarkAllow(b *testing.B) {
 		}},
 		{"evalsha-per-decision", func(ctx context.Context, key string) (bool, error) {
 			rk, _ := redisKey("rl:", GCRA, lim, key)
-			v, err := runScript(ctx, rdb, s.decide, []string{rk}, 1, int(GCRA), lim.Rate, lim.Period.Microseconds(), lim.Burst, 0, 1, 1)
+			v, err := runScript(ctx, rdb, s.decide, []string{rk}, 1, int(GCRA), lim.Rate, lim.Period.Microseconds(), lim.Burst, 0, 1, 1, 1)
 			return err == nil && v[0] == 1, err
 		}},
 		{"redis_rate-gcra", func(ctx context.Context, key string) (bool, error) {

@@ -332,7 +332,7 @@ func (l *Limiter) exec(ctx context.Context, c *call) ([]int64, error) {
 	}
 	if !l.cfg.coalesce {
 		return l.decide(ctx, func(ctx context.Context) ([]int64, error) {
-			keys, args := compose([]*call{c}, false)
+			keys, args := compose([]entry{{c}}, false)
 			out, err := runScript(ctx, l.rdb, l.s.decide, keys, args...)
 			l.learn(c, out, err)
 			return out, err
@@ -346,6 +346,6 @@ func (l *Limiter) exec(ctx context.Context, c *call) ([]int64, error) {
 // one (the flushers do it per batch for coalesced calls).
 func (l *Limiter) learn(c *call, out []int64, err error) {
 	if err == nil && len(out) == 4*len(c.keys) && l.keepsLocal() {
-		l.local.learn([]*call{c}, out, time.Now())
+		l.local.learn([]entry{{c}}, out, time.Now())
 	}
 }
