@@ -175,6 +175,33 @@ local function decide(st, lim, cost)
   return fixed(st, lim[2], lim[3], cost)
 end
 
+-- line decides count decisions of cost one after the other and returns how
+-- many were allowed and the last decision's answer (the first denied one's,
+-- if any). Each algorithm allows m such decisions in a row exactly when it
+-- allows one of cost m × cost, and leaves the same state; a denial's
+-- remaining is the capacity left, so at most three evaluations decide any
+-- count: all at once, else as many as fit, then the first denied one. The
+-- loop only finishes what rounding could leave undecided.
+local function line(st, lim, cost, count)
+  local a, rem, retry, reset = decide(st, lim, cost * count)
+  if a == 1 then return count, rem, retry, reset end
+  if count == 1 then return 0, rem, retry, reset end
+  local allowed = 0
+  if cost > 0 then
+    local fit = math.min(math.floor(rem / cost), count - 1)
+    if fit > 0 then
+      a, rem, retry, reset = decide(st, lim, cost * fit)
+      if a == 1 then allowed = fit end
+    end
+  end
+  while allowed < count do
+    a, rem, retry, reset = decide(st, lim, cost)
+    if a == 0 then break end
+    allowed = allowed + 1
+  end
+  return allowed, rem, retry, reset
+end
+
 local out = {}
 local dirty = {}
 local n = #KEYS
@@ -192,12 +219,7 @@ while i <= n do
     local key = KEYS[i]
     local st = load(key, lim[1])
     local cost, count = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
-    local allowed, a, rem, retry, reset = 0, 1, 0, 0, 0
-    while allowed < count do
-      a, rem, retry, reset = decide(st, lim, cost)
-      if a == 0 then break end
-      allowed = allowed + 1
-    end
+    local allowed, rem, retry, reset = line(st, lim, cost, count)
     if allowed > 0 then dirty[key] = true end
     local o = (i - 1) * 4
     out[o + 1], out[o + 2], out[o + 3], out[o + 4] = allowed, rem, math.ceil(retry), math.ceil(reset)
