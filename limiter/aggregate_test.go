@@ -3,6 +3,7 @@ package limiter
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -228,18 +229,26 @@ func (h *lineHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pro
 	}
 }
 
-// count reads "evalsha sha numkeys keys... L limits×4 lines×4".
 func (h *lineHook) count(args []any) {
-	if len(args) < 3 || args[0] != "evalsha" || args[1] != h.sha {
-		return
+	if lines, decisions, ok := decideArgs(h.sha, args); ok {
+		h.lines.Add(lines)
+		h.decisions.Add(decisions)
+	}
+}
+
+// decideArgs reads a decide script call ("evalsha sha numkeys keys... L
+// limits×4 lines×4"): its lines and the decisions they carry.
+func decideArgs(sha string, args []any) (lines, decisions int64, ok bool) {
+	if len(args) < 3 || args[0] != "evalsha" || args[1] != sha {
+		return 0, 0, false
 	}
 	n := int(toInt(args[2]))
 	argv := args[3+n:]
 	base := 1 + 4*int(toInt(argv[0]))
-	h.lines.Add(int64(n))
 	for i := range n {
-		h.decisions.Add(toInt(argv[base+4*i+3]))
+		decisions += toInt(argv[base+4*i+3])
 	}
+	return int64(n), decisions, true
 }
 
 func toInt(v any) int64 {
@@ -305,5 +314,75 @@ func TestAggregationUnderConcurrency(t *testing.T) {
 				t.Fatalf("%d decisions sent as %d lines: want 100 decisions in at most 25 lines", decisions, lines)
 			}
 		})
+	}
+}
+
+// gateHook holds the first decide script call until gate is closed, and
+// records the decisions of each.
+type gateHook struct {
+	sha        string
+	held, gate chan struct{}
+	mu         sync.Mutex
+	decisions  []int64
+}
+
+func (h *gateHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *gateHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if _, d, ok := decideArgs(h.sha, cmd.Args()); ok {
+			h.mu.Lock()
+			h.decisions = append(h.decisions, d)
+			first := len(h.decisions) == 1
+			h.mu.Unlock()
+			if first {
+				close(h.held)
+				<-h.gate
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *gateHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h *gateHook) sent() []int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.decisions)
+}
+
+// While one batch is in flight, the next flusher holds what queues up and
+// sends it in one round trip once the first lands, rather than each
+// arrival on its own.
+func TestNextBatchWaitsForTheOneInFlight(t *testing.T) {
+	srv, _ := startRedis(t)
+	rdb := srv.Client(t)
+	hook := &gateHook{sha: newScripts().decide.Hash(), held: make(chan struct{}), gate: make(chan struct{})}
+	rdb.AddHook(hook)
+	l := newTestLimiter(t, rdb, WithDeadline(time.Minute), WithDenyCache(false), WithBatching(128, 0, 2))
+	lim := Limit{Rate: 100, Period: time.Hour}
+	first := testCall(l, Request{Key: "busy", Limit: lim, Cost: 1})
+	l.queue <- first
+	<-hook.held // the first batch is in flight
+	// One after the other, each taken by the next flusher before the
+	// following one arrives.
+	var next []*call
+	for range 20 {
+		c := testCall(l, Request{Key: "busy", Limit: lim, Cost: 1})
+		next = append(next, c)
+		l.queue <- c
+		eventually(t, 10*time.Second, "the call taken from the queue", func() bool { return len(l.queue) == 0 })
+	}
+	close(hook.gate)
+	for i, c := range append([]*call{first}, next...) {
+		if a := answers(t, c)[0]; !a.allowed {
+			t.Fatalf("decision %d: %+v", i, a)
+		}
+	}
+	if sent := hook.sent(); !slices.Equal(sent, []int64{1, 20}) {
+		t.Fatalf("decisions per round trip %v, want [1 20]: the second batch waits for the first", sent)
 	}
 }

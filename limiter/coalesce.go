@@ -138,22 +138,67 @@ func (l *Limiter) enqueue(ctx context.Context, c *call, queuedAt time.Time) erro
 }
 
 // flusher takes whatever calls queued up (up to maxBatch, waiting at most
-// maxDelay for more) and decides them in one round trip.
+// maxDelay for more, and for a round trip in flight: see behind) and
+// decides them in one round trip. One flusher at a time collects (it holds
+// l.turn until it sends).
 func (l *Limiter) flusher() {
 	defer l.wg.Done()
 	batch := make([]*call, 0, l.cfg.maxBatch)
 	for {
 		select {
-		case c := <-l.queue:
-			batch = append(batch, c)
+		case l.turn <- struct{}{}:
 		case <-l.stop:
 			return
 		}
-		batch = l.fill(batch)
+		select {
+		case c := <-l.queue:
+			batch = append(batch, c)
+		case <-l.stop:
+			<-l.turn
+			return
+		}
+		batch = l.behind(l.fill(batch))
+		l.inflight.Add(1)
+		<-l.turn
 		l.flush(batch)
+		if l.inflight.Add(-1) == 0 {
+			select {
+			case l.landed <- struct{}{}:
+			default: // a token is there already
+			}
+		}
 		clear(batch)
 		batch = batch[:0]
 	}
+}
+
+// behind holds a batch that has room while another flusher's round trip is
+// in flight, taking the calls that queue up meanwhile, until that round
+// trip lands (or the deadline passes, or the batch is full). So one round
+// trip carries what arrived during the previous one, instead of each
+// arrival going out on its own while a batch is in flight: on one busy key
+// that was most round trips, each costing both processes the system calls
+// and script start of a full one. A round trip slower than the deadline
+// holds the next one back no longer than that. Once Redis has failed
+// nothing is held: a queued decision then waits only the deadline.
+func (l *Limiter) behind(batch []*call) []*call {
+	if len(batch) >= l.cfg.maxBatch || l.inflight.Load() == 0 || !l.br.patient() {
+		return batch
+	}
+	t := time.NewTimer(l.cfg.deadline)
+	defer t.Stop()
+	for len(batch) < l.cfg.maxBatch && l.inflight.Load() > 0 {
+		select {
+		case c := <-l.queue:
+			batch = append(batch, c)
+		case <-l.landed:
+		case <-t.C:
+			return batch
+		case <-l.stop:
+			return batch
+		}
+	}
+	return batch
 }
 
 func (l *Limiter) fill(batch []*call) []*call {
