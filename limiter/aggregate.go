@@ -24,22 +24,45 @@ type lineKey struct {
 
 // aggregate lays calls out as entries, in the order of the first call of
 // each: a call with several keys is an entry of its own, single-key calls
-// on the same key, limit and cost share one, in arrival order.
+// on the same key, limit and cost share one, in arrival order. The entries
+// are windows of one reordered copy of calls: two allocations and a map
+// for the batch, none per call.
 func aggregate(calls []*call) []entry {
-	entries := make([]entry, 0, len(calls))
+	of := make([]int, len(calls)) // entry of each call
+	var sizes []int
 	at := make(map[lineKey]int, len(calls))
-	for _, c := range calls {
+	for i, c := range calls {
 		if len(c.keys) != 1 {
-			entries = append(entries, entry{c})
+			of[i] = len(sizes)
+			sizes = append(sizes, 1)
 			continue
 		}
 		k := lineKey{key: c.keys[0], lim: c.lims[0], cost: c.costs[0]}
-		if i, ok := at[k]; ok {
-			entries[i] = append(entries[i], c)
-			continue
+		e, ok := at[k]
+		if !ok {
+			e = len(sizes)
+			at[k] = e
+			sizes = append(sizes, 0)
 		}
-		at[k] = len(entries)
-		entries = append(entries, entry{c})
+		of[i] = e
+		sizes[e]++
+	}
+	if len(sizes) == len(calls) { // nothing to aggregate
+		entries := make([]entry, len(calls))
+		for i := range calls {
+			entries[i] = calls[i : i+1 : i+1]
+		}
+		return entries
+	}
+	ordered := make([]*call, len(calls))
+	entries := make([]entry, len(sizes))
+	off := 0
+	for e, n := range sizes {
+		entries[e] = ordered[off : off : off+n]
+		off += n
+	}
+	for i, c := range calls {
+		entries[of[i]] = append(entries[of[i]], c)
 	}
 	return entries
 }
