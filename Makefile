@@ -2,7 +2,7 @@
 # loops over the modules, because `go test ./...` at the root does not cross
 # module borders.
 
-MODULES     := pkg limiter gateway worker
+MODULES     := client pkg limiter gateway worker
 GO          ?= go
 VERSITYGW   := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 NATSCLI     := github.com/nats-io/natscli/nats@v0.5.0

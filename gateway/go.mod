@@ -8,6 +8,7 @@ require (
 	github.com/oklog/run v1.2.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.23.0
+	github.com/sluice-ingest/sluice/client v0.0.0
 	github.com/sluice-ingest/sluice/limiter v0.0.0
 	github.com/sluice-ingest/sluice/pkg v0.0.0
 	go.opentelemetry.io/otel v1.47.0
@@ -73,3 +74,5 @@ require (
 replace github.com/sluice-ingest/sluice/pkg => ../pkg
 
 replace github.com/sluice-ingest/sluice/limiter => ../limiter
+
+replace github.com/sluice-ingest/sluice/client => ../client

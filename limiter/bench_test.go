@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/sluice-ingest/sluice/limiter/internal/redistest"
+	"github.com/sluice-ingest/sluice/limiter/redistest"
 )
 
 // redisRateGCRA is a one-key GCRA script in the style of go-redis/redis_rate
@@ -51,7 +51,7 @@ var benchLimit = Limit{Rate: 1_000_000_000, Period: time.Second, Burst: 1_000_00
 
 func BenchmarkAllow(b *testing.B) {
 	srv := redistest.Start(b)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr, PoolSize: 128})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr(), PoolSize: 128})
 	b.Cleanup(func() { _ = rdb.Close() })
 
 	var fallbacks atomic.Int64

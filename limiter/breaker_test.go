@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-ingest/sluice/limiter/internal/redistest"
+	"github.com/sluice-ingest/sluice/limiter/redistest"
 )
 
 // A Redis that is slow but answers (every command waits behind a DEBUG

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-ingest/sluice/limiter/internal/redistest"
+	"github.com/sluice-ingest/sluice/limiter/redistest"
 )
 
 // keysOnEveryNode returns one key per master of an n-master cluster whose

@@ -284,7 +284,7 @@ func TestExactnessFourProcesses(t *testing.T) {
 		t.Run(lim.Algorithm.String(), func(t *testing.T) {
 			exactly(t, lim, func() hammerReport {
 				spec := exactnessSpec(lim, []string{"exact:" + lim.Algorithm.String() + ":" + strconv.Itoa(int(time.Now().UnixNano()))}, 12)
-				spec.Addrs = []string{srv.Addr}
+				spec.Addrs = []string{srv.Addr()}
 				return runHammer(t, 4, spec)
 			})
 		})

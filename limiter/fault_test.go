@@ -37,7 +37,7 @@ func TestFaultRedisKilled(t *testing.T) {
 			var peer *Limiter
 			if mode == ModeLocal {
 				// A second instance: the local fallback enforces half the rate.
-				peer = newTestLimiter(t, redis.NewClient(&redis.Options{Addr: srv.Addr}), opts...)
+				peer = newTestLimiter(t, redis.NewClient(&redis.Options{Addr: srv.Addr()}), opts...)
 				eventually(t, 5*time.Second, "both instances see 2 live instances", func() bool {
 					return l.Instances() == 2 && peer.Instances() == 2
 				})
@@ -76,7 +76,9 @@ func TestFaultRedisKilled(t *testing.T) {
 				t.Fatalf("observer: errors %d, breaker %v, decisions %v", rec.errorCount(), rec.breaker, rec.decisions)
 			}
 
-			srv.Restart()
+			if err := srv.Restart(t.Context()); err != nil {
+				t.Fatal(err)
+			}
 			eventually(t, 10*time.Second, "breaker closes after restart", func() bool {
 				_, _ = l.Allow(t.Context(), "probe", lim, 1)
 				return l.Breaker() == BreakerClosed

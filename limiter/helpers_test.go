@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/sluice-ingest/sluice/limiter/internal/redistest"
+	"github.com/sluice-ingest/sluice/limiter/redistest"
 )
 
 func startRedis(t testing.TB) (*redistest.Server, *redis.Client) {

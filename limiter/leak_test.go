@@ -11,7 +11,7 @@ import (
 func TestCloseStopsGoroutines(t *testing.T) {
 	srv, _ := startRedis(t)
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	defer rdb.Close()
 	l, err := New(rdb, WithMode(ModeLocal), WithInstance("leak", 10*time.Millisecond))
 	if err != nil {

@@ -21,7 +21,7 @@ func TestLeasesNeverExceedN(t *testing.T) {
 	// Four limiters with their own clients stand for four processes.
 	var limiters []*Limiter
 	for range 4 {
-		limiters = append(limiters, newTestLimiter(t, redis.NewClient(&redis.Options{Addr: srv.Addr})))
+		limiters = append(limiters, newTestLimiter(t, redis.NewClient(&redis.Options{Addr: srv.Addr()})))
 	}
 	var inFlight, peak, granted atomic.Int64
 	var wg sync.WaitGroup
@@ -69,7 +69,7 @@ func TestLeaseExpiresWhenHolderDies(t *testing.T) {
 	srv, rdb := startRedis(t)
 	const ttl = 500 * time.Millisecond
 	lim := Concurrent(3, ttl)
-	spec := hammerSpec{Addrs: []string{srv.Addr}, Limit: lim, Keys: []string{"holder"}, Lease: true, LeaseHold: time.Minute}
+	spec := hammerSpec{Addrs: []string{srv.Addr()}, Limit: lim, Keys: []string{"holder"}, Lease: true, LeaseHold: time.Minute}
 	raw, _ := json.Marshal(spec)
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
 	cmd.Env = append(os.Environ(), helperEnv+"="+string(raw))

@@ -3,6 +3,7 @@
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.work go.work.sum ./
+COPY client/go.mod client/go.sum client/
 COPY pkg/go.mod pkg/go.sum pkg/
 COPY limiter/go.mod limiter/go.sum limiter/
 COPY gateway/go.mod gateway/go.sum gateway/

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/sluice-ingest/sluice/limiter/redistest"
 )
 
 // NATSOptions configures an embedded NATS server.
@@ -68,12 +70,9 @@ func StartNATS(opts NATSOptions) (*NATS, error) {
 	if _, _, err := parseSync(opts.Sync); err != nil {
 		return nil, err
 	}
-	if opts.Port == 0 {
-		p, err := FreePort()
-		if err != nil {
-			return nil, err
-		}
-		opts.Port = p
+	var err error
+	if opts.Port, err = redistest.PortOrFree(opts.Port); err != nil {
+		return nil, err
 	}
 	n := &NATS{opts: opts}
 	if err := n.start(); err != nil {

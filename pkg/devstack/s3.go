@@ -14,6 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+
+	"github.com/sluice-ingest/sluice/limiter/redistest"
 )
 
 // Dev stack S3 credentials and bucket, as documented in the README.
@@ -56,12 +58,9 @@ func StartS3(ctx context.Context, opts S3Options) (*S3, error) {
 		}
 		opts.Binary = b
 	}
-	if opts.Port == 0 {
-		p, err := FreePort()
-		if err != nil {
-			return nil, err
-		}
-		opts.Port = p
+	var err error
+	if opts.Port, err = redistest.PortOrFree(opts.Port); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("s3 root: %w", err)

@@ -16,6 +16,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/sluice-ingest/sluice/limiter/redistest"
 	"github.com/sluice-ingest/sluice/pkg/devstack"
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
 )
@@ -150,9 +151,10 @@ func TestDockerfilesBuildExistingPackages(t *testing.T) {
 // TestComposeEnvironmentRuns starts the gateway and the worker with the
 // environment docker-compose.yml gives them, hosts and ports moved to local
 // servers, and the keys file it mounts; one request must land in S3. Then
-// every metric the Grafana dashboard queries must be on their /metrics.
+// every metric the Grafana dashboard queries and the alerts use must be on
+// their /metrics.
 func TestComposeEnvironmentRuns(t *testing.T) {
-	nats, s3, rds := devtest.NATS(t), devtest.S3(t), devtest.Redis(t)
+	nats, s3, rds := devtest.NATS(t), devtest.S3(t), redistest.Start(t)
 	c := loadCompose(t)
 	root, _ := devstack.RepoRoot()
 	httpAddr, gwAdmin, wkAdmin := devtest.Addr(t), devtest.Addr(t), devtest.Addr(t)
@@ -198,20 +200,50 @@ func TestComposeEnvironmentRuns(t *testing.T) {
 	}, fmt.Sprintf("the event did not land in s3://%s/tenant=default/", devstack.S3Bucket))
 
 	exposed := scrape(t, "http://"+gwAdmin+"/metrics") + scrape(t, "http://"+wkAdmin+"/metrics")
-	// Counted only when Redis fails; the name must still be in the binary.
-	onlyOnFailure := map[string]string{"sluice_gateway_limiter_backend_errors_total": gatewayPkg}
 	for _, m := range dashboardMetrics(t) {
-		if pkg, ok := onlyOnFailure[m]; ok {
-			bin, err := os.ReadFile(devtest.Binary(t, pkg))
-			if err != nil || !bytes.Contains(bin, []byte(m)) {
-				t.Errorf("dashboard queries %s, which %s does not define", m, pkg)
-			}
-			continue
-		}
-		if !regexp.MustCompile(`(?m)^` + m + `(_bucket|_sum|_count)?[{ ]`).MatchString(exposed) {
-			t.Errorf("dashboard queries %s, which neither the gateway nor the worker exposes", m)
+		if why := notExposed(t, m, nil, exposed); why != "" {
+			t.Errorf("dashboard queries %s, %s", m, why)
 		}
 	}
+	for alert, uses := range alertMetrics(t) {
+		for _, u := range uses {
+			if why := notExposed(t, u.name, u.labels, exposed); why != "" {
+				t.Errorf("alert %s uses %s, %s", alert, u.name, why)
+			}
+		}
+	}
+}
+
+// notExposed says why metric m, selected by the label names labels, cannot
+// be read from exposed (the /metrics of the gateway and the worker), or
+// returns "" when it can. Labels Prometheus adds to a target (job,
+// instance) are not checked.
+func notExposed(t *testing.T, m string, labels []string, exposed string) string {
+	t.Helper()
+	// Counted only when Redis fails; the name must still be in the binary.
+	onlyOnFailure := map[string]string{"sluice_gateway_limiter_backend_errors_total": gatewayPkg}
+	if pkg, ok := onlyOnFailure[m]; ok {
+		bin, err := os.ReadFile(devtest.Binary(t, pkg))
+		if err != nil || !bytes.Contains(bin, []byte(m)) {
+			return "which " + pkg + " does not define"
+		}
+		return ""
+	}
+	series := regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(m)+`(_bucket|_sum|_count)?([{ ].*)$`).FindAllStringSubmatch(exposed, -1)
+	if len(series) == 0 {
+		return "which neither the gateway nor the worker exposes"
+	}
+	for _, l := range labels {
+		if l == "job" || l == "instance" {
+			continue
+		}
+		if !slices.ContainsFunc(series, func(s []string) bool {
+			return regexp.MustCompile(`[{,]` + regexp.QuoteMeta(l) + `="`).MatchString(s[2])
+		}) {
+			return "which is exposed without the label " + l
+		}
+	}
+	return ""
 }
 
 func scrape(t *testing.T, url string) string {
@@ -229,7 +261,7 @@ func scrape(t *testing.T, url string) string {
 func dashboardMetrics(t *testing.T) []string {
 	t.Helper()
 	var names []string
-	for _, m := range regexp.MustCompile(`sluice_[a-z_]+`).FindAllString(string(repoFile(t, "deploy/grafana/dashboards/sluice.json")), -1) {
+	for _, m := range regexp.MustCompile(`sluice_[a-z0-9_]+`).FindAllString(string(repoFile(t, "deploy/grafana/dashboards/sluice.json")), -1) {
 		m = strings.TrimSuffix(m, "_bucket")
 		if !slices.Contains(names, m) {
 			names = append(names, m)

@@ -122,3 +122,47 @@ func TestSplitHalvesAndARegather(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedPutFailsRecord: when the stream refuses the puts (here, a
+// receipt above its message size limit), Record fails and counts nothing;
+// once it takes them, the same call writes every receipt.
+func TestRefusedPutFailsRecord(t *testing.T) {
+	_, js := devtest.JetStream(t, devtest.NATS(t))
+	kv, err := receipts.Ensure(t.Context(), js, time.Hour, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(t.Context(), "KV_"+receipts.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := func(size int32) {
+		t.Helper()
+		cfg := st.CachedInfo().Config
+		cfg.MaxMsgSize = size
+		if _, err := js.UpdateStream(t.Context(), cfg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var batches []receipts.Batch
+	for i := range 300 {
+		batches = append(batches, receipts.Batch{Tenant: "acme", BatchID: fmt.Sprintf("b%03d", i), Events: 2})
+	}
+	landed := receipts.Outcome{ID: receipts.ObjectOutcome("k"), Key: "k", At: time.Now()}
+	w := receipts.NewWriter(js, kv)
+	limit(64)
+	if counted, err := w.Record(t.Context(), batches, landed); err == nil {
+		t.Fatalf("puts above the size limit: counted %v, no error", counted)
+	}
+	limit(-1)
+	counted, err := w.Record(t.Context(), batches, landed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range batches {
+		r, err := receipts.Get(t.Context(), kv, b.Tenant, b.BatchID)
+		if !counted[i] || err != nil || r.Status != receipts.StatusLanded || r.Events != 2 {
+			t.Fatalf("batch %s: counted %v, %+v, %v", b.BatchID, counted[i], r, err)
+		}
+	}
+}

@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/synadia-io/orbit.go/jetstreamext"
 )
 
 // Batch is one batch (one request's message) of an outcome.
@@ -20,14 +18,15 @@ type Batch struct {
 // Writer writes receipts. Every write is idempotent: writing the same
 // outcome again changes nothing, and reports the same counted events.
 type Writer struct {
-	js jetstream.JetStream
-	kv jetstream.KeyValue
+	js   jetstream.JetStream
+	kv   jetstream.KeyValue
+	pubs publishers
 }
 
-// NewWriter returns a writer into kv (from Ensure) through js, whose
-// asynchronous publishes it uses.
+// NewWriter returns a writer into kv (from Ensure) through js's
+// connection.
 func NewWriter(js jetstream.JetStream, kv jetstream.KeyValue) *Writer {
-	return &Writer{js: js, kv: kv}
+	return &Writer{js: js, kv: kv, pubs: publishers{nc: js.Conn()}}
 }
 
 // window bounds the receipt publishes awaiting their PubAck at once, per
@@ -41,85 +40,71 @@ const window = 256
 //
 // It goes window batches at a time: one batch read (a direct get of the
 // last message of many subjects) finds the receipts that exist; those
-// missing are created with asynchronous puts, so a big object costs a few
-// round trips per window; those o changes are updated with a revision
-// check, so two writers of one batch never lose each other's outcome.
-// Writing an outcome again (a retry, a redelivered batch that meets its
-// stored object) costs one read per window and no write. (A put that
-// expects no earlier message on its key would make creating race-free,
-// but costs the server four times as much per receipt. The race it leaves:
-// two workers creating the receipt of one batch within the same
-// milliseconds, which needs its message held by both at once, see
-// README "Duplicates and exactly-once"; both then count it, and the
-// receipt lists the last one's object.)
+// missing are created with asynchronous puts, whose PubAcks are awaited
+// together, so a big object costs a few round trips per window; those o
+// changes are updated with a revision check, so two writers of one batch
+// never lose each other's outcome. Writing an outcome again (a retry, a
+// redelivered batch that meets its stored object) costs one read per
+// window and no write. (A put that expects no earlier message on its key
+// would make creating race-free, but costs the server four times as much
+// per receipt. The race it leaves: two workers creating the receipt of one
+// batch within the same milliseconds, which needs its message held by both
+// at once, see README "Duplicates and exactly-once"; both then count it,
+// and the receipt lists the last one's object.)
 func (w *Writer) Record(ctx context.Context, batches []Batch, o Outcome) ([]bool, error) {
+	create, err := newCreation(o)
+	if err != nil {
+		return nil, err
+	}
+	p, err := w.pubs.get()
+	if err != nil {
+		return nil, err
+	}
+	done := false
+	defer func() { w.pubs.put(p, done) }()
 	counted := make([]bool, len(batches))
+	subjects := make([]string, 0, min(window, len(batches)))
+	created := make([]int, 0, min(window, len(batches)))
 	for start := 0; start < len(batches); start += window {
 		end := min(start+window, len(batches))
-		last, err := w.read(ctx, batches[start:end])
-		if err != nil {
-			return nil, err
+		subjects = subjects[:0]
+		for _, b := range batches[start:end] {
+			subjects = append(subjects, subject(b))
 		}
-		futures := make(map[int]jetstream.PubAckFuture, end-start)
+		last, err := lastMessages(ctx, w.js, "KV_"+Bucket, subjects)
+		if err != nil {
+			return nil, fmt.Errorf("read %d receipts: %w", len(subjects), err)
+		}
+		created = created[:0]
 		for i := start; i < end; i++ {
 			b := batches[i]
-			m := last[subject(b)]
-			if m == nil {
-				f, err := w.create(b, o)
-				if err != nil {
+			data, ok := last[subjects[i-start]]
+			if !ok {
+				if err := p.put(subjects[i-start], create.encode(b.BatchID, b.Events)); err != nil {
 					return nil, err
 				}
-				futures[i] = f
+				created = append(created, i)
 				continue
 			}
-			if counted[i], err = w.mergeInto(ctx, b, o, m); err != nil {
+			if counted[i], err = w.mergeInto(ctx, b, o, data); err != nil {
 				return nil, err
 			}
 		}
-		for i, f := range futures {
-			select {
-			case <-f.Ok():
-				counted[i] = true
-			case err := <-f.Err():
-				return nil, fmt.Errorf("write receipt %s of tenant %s: %w", batches[i].BatchID, batches[i].Tenant, err)
-			case <-ctx.Done():
-				return nil, fmt.Errorf("write receipt %s: %w", batches[i].BatchID, ctx.Err())
-			}
+		if err := p.wait(ctx); err != nil {
+			return nil, err
+		}
+		for _, i := range created {
+			counted[i] = true
 		}
 	}
+	done = true
 	return counted, nil
 }
 
-// read returns the last message of each batch's key that has one (and is
-// not a delete marker), by subject.
-func (w *Writer) read(ctx context.Context, batches []Batch) (map[string]*jetstream.RawStreamMsg, error) {
-	subjects := make([]string, len(batches))
-	for i, b := range batches {
-		subjects[i] = subject(b)
-	}
-	msgs, err := jetstreamext.GetLastMsgsFor(ctx, w.js, "KV_"+Bucket, subjects)
-	if err != nil {
-		return nil, fmt.Errorf("read %d receipts: %w", len(batches), err)
-	}
-	last := make(map[string]*jetstream.RawStreamMsg)
-	for m, err := range msgs {
-		if errors.Is(err, jetstreamext.ErrNoMessages) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("read %d receipts: %w", len(batches), err)
-		}
-		if m.Header.Get(kvOperation) == "" {
-			last[m.Subject] = m
-		}
-	}
-	return last, nil
-}
-
-// mergeInto merges o into b's receipt, whose last message is m: nothing is
-// written when o is in it already.
-func (w *Writer) mergeInto(ctx context.Context, b Batch, o Outcome, m *jetstream.RawStreamMsg) (bool, error) {
-	rec, err := decode(m.Data)
+// mergeInto merges o into b's receipt, whose last message holds data:
+// nothing is written when o is in it already.
+func (w *Writer) mergeInto(ctx context.Context, b Batch, o Outcome, data []byte) (bool, error) {
+	rec, err := decode(data)
 	if err != nil {
 		return false, err
 	}
@@ -136,22 +121,6 @@ func (w *Writer) mergeInto(ctx context.Context, b Batch, o Outcome, m *jetstream
 const kvOperation = "KV-Operation"
 
 func subject(b Batch) string { return "$KV." + Bucket + "." + Key(b.Tenant, b.BatchID) }
-
-// create publishes the receipt of b's first outcome (a KV put).
-func (w *Writer) create(b Batch, o Outcome) (jetstream.PubAckFuture, error) {
-	o.Events = b.Events
-	data, err := json.Marshal(newRecord(b.BatchID, o))
-	if err != nil {
-		return nil, fmt.Errorf("encode receipt %s: %w", b.BatchID, err)
-	}
-	m := nats.NewMsg(subject(b))
-	m.Data = data
-	f, err := w.js.PublishMsgAsync(m)
-	if err != nil {
-		return nil, fmt.Errorf("write receipt %s: %w", b.BatchID, err)
-	}
-	return f, nil
-}
 
 // merge adds o to b's existing receipt, retrying when another writer
 // updated it in between, and reports whether b is counted in o.

@@ -150,16 +150,27 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) erro
 }
 
 // EnsureStream creates or updates one stream; several processes may call
-// it at once.
+// it at once. A stream that already has this configuration is left alone:
+// the create of an identical stream is a no-op for the server, while an
+// update always rewrites the store's configuration (nats-server 2.15 does
+// that without holding the lock a consumer being created at the same
+// moment reads it under), so processes starting together update only when
+// something really changed.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
 	var err error
-	// Two processes creating the same stream at once: the loser sees "already
-	// in use" and its second attempt becomes an update.
 	for range 3 {
-		if _, err = js.CreateOrUpdateStream(ctx, sc); err == nil {
+		if _, err = js.CreateStream(ctx, sc); err == nil {
 			return nil
 		}
 		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			break
+		}
+		// It exists with another configuration (or another process created
+		// it a moment ago): update it; deleted meanwhile, create it again.
+		if _, err = js.UpdateStream(ctx, sc); err == nil {
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
 			break
 		}
 	}

@@ -3,7 +3,7 @@ package decode
 import (
 	"sync/atomic"
 
-	"github.com/sluice-ingest/sluice/pkg/apierror"
+	"github.com/sluice-ingest/sluice/client/apierror"
 )
 
 // budget counts the bytes that decodings in flight hold beyond their fixed

@@ -7,7 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/sluice-ingest/sluice/pkg/apierror"
+	"github.com/sluice-ingest/sluice/client/apierror"
 )
 
 // Limits bound what one request may carry, and what all requests being

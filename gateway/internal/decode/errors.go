@@ -9,7 +9,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
-	"github.com/sluice-ingest/sluice/pkg/apierror"
+	"github.com/sluice-ingest/sluice/client/apierror"
 )
 
 // Error is a refusal of client input: it maps to Status (the catalogue's

@@ -3,7 +3,7 @@ package decode
 import (
 	"io"
 
-	"github.com/sluice-ingest/sluice/pkg/apierror"
+	"github.com/sluice-ingest/sluice/client/apierror"
 )
 
 // limitReader reads at most limit bytes from r; reading more fails with

@@ -1,7 +1,7 @@
 package decode
 
 import (
-	"github.com/sluice-ingest/sluice/pkg/apierror"
+	"github.com/sluice-ingest/sluice/client/apierror"
 )
 
 // The body shapes: which JSON bodies carry events, and where. These rules

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,22 +12,8 @@ import (
 	"time"
 
 	"github.com/sluice-ingest/sluice/pkg/ledger"
+	"github.com/sluice-ingest/sluice/pkg/loadgen"
 )
-
-// bareHandler is the ceiling the gateway is measured against: a net/http
-// handler that only parses the body and answers 202, publishing nothing.
-func bareHandler(w http.ResponseWriter, r *http.Request) {
-	var body struct {
-		Events []json.RawMessage `json:"events"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusAccepted)
-	fmt.Fprintf(w, `{"accepted":%d,"batch_id":"bare"}`+"\n", len(body.Events))
-}
 
 // BenchmarkHandler measures requests/s over real HTTP on loopback, for the
 // bare handler and for the gateway (auth, decode, publish to an embedded
@@ -42,7 +27,7 @@ func BenchmarkHandler(b *testing.B) {
 		}
 		body := `{"events":[` + strings.Join(evs, ",") + `]}`
 		b.Run(fmt.Sprintf("bare/events=%d", n), func(b *testing.B) {
-			benchHTTP(b, http.HandlerFunc(bareHandler), body, n)
+			benchHTTP(b, http.HandlerFunc(loadgen.Ceiling), body, n)
 		})
 		for _, counted := range []bool{false, true} {
 			name := "gateway"

@@ -12,8 +12,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluice-ingest/sluice/client/apierror"
 	"github.com/sluice-ingest/sluice/gateway/internal/decode"
-	"github.com/sluice-ingest/sluice/pkg/apierror"
 )
 
 // apiError is a refusal with its status (the catalogue's for its code),

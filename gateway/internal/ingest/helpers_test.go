@@ -18,8 +18,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluice-ingest/sluice/client/apierror"
 	"github.com/sluice-ingest/sluice/gateway/internal/auth"
-	"github.com/sluice-ingest/sluice/pkg/apierror"
 	"github.com/sluice-ingest/sluice/pkg/devstack"
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/stream"
@@ -167,7 +167,7 @@ func (g *gateway) do(r req) (answer, error) {
 		return a, errors.New("answer is not JSON: " + string(b))
 	}
 	if want := apierror.Code(a.Error).Status(); a.Error != "" && want != a.status {
-		return a, fmt.Errorf("answered %d %s; the catalogue (pkg/apierror) has %s at %d", a.status, a.Error, a.Error, want)
+		return a, fmt.Errorf("answered %d %s; the catalogue (client/apierror) has %s at %d", a.status, a.Error, a.Error, want)
 	}
 	return a, nil
 }

@@ -3,8 +3,8 @@ package otlp
 import (
 	"fmt"
 
+	"github.com/sluice-ingest/sluice/client/apierror"
 	"github.com/sluice-ingest/sluice/gateway/internal/decode"
-	"github.com/sluice-ingest/sluice/pkg/apierror"
 )
 
 // Error is a refusal of the whole request, the JSON path's: it maps to

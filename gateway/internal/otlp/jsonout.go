@@ -6,7 +6,7 @@ import (
 	"math"
 	"strconv"
 
-	"github.com/sluice-ingest/sluice/pkg/apierror"
+	"github.com/sluice-ingest/sluice/client/apierror"
 )
 
 // jsonOut builds the events' JSON. Every append that can grow it past

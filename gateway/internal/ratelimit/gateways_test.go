@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-ingest/sluice/limiter/redistest"
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
 )
 
@@ -46,7 +47,7 @@ func TestTwoGatewaysShareOnePolicy(t *testing.T) {
 	// A decision Redis did not make would be a free admission (open) or a
 	// lost one (closed): closed makes it visible as a 503, and a generous
 	// deadline keeps a busy machine from causing any.
-	gws := startGateways(t, 2, devtest.Redis(t).URL(), keys, map[string]string{
+	gws := startGateways(t, 2, redistest.Start(t).URL(), keys, map[string]string{
 		"SLUICE_LIMITER_ON_ERROR": "closed",
 		"SLUICE_LIMITER_DEADLINE": "500ms",
 	})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sluice-ingest/sluice/gateway/internal/auth"
 	"github.com/sluice-ingest/sluice/gateway/internal/ingest"
+	"github.com/sluice-ingest/sluice/limiter/redistest"
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/stream"
 )
@@ -68,7 +69,7 @@ func post(t *testing.T, url, key, body string) answer {
 // JSON error with Retry-After. Counting requests, the limit comes before the
 // body is read: an over-limit request with a broken body is still a 429.
 func TestHandlerRateLimited(t *testing.T) {
-	r := devtest.Redis(t)
+	r := redistest.Start(t)
 	a, _ := newAdmitter(t, map[string]string{"SLUICE_REDIS_URL": r.URL()})
 	url := startHandler(t, a)
 
@@ -100,7 +101,7 @@ func TestHandlerRateLimited(t *testing.T) {
 // Counting events, the body is decoded first: a broken body is a 400 that
 // costs nothing, and a request's events are its cost.
 func TestHandlerEventsCost(t *testing.T) {
-	r := devtest.Redis(t)
+	r := redistest.Start(t)
 	a, _ := newAdmitter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_RATE_LIMIT_COST": "events"})
 	url := startHandler(t, a)
 	if got := post(t, url, "key-a", `{not json`); got.status != http.StatusBadRequest || got.header.Get("RateLimit-Policy") != "" {
@@ -117,7 +118,7 @@ func TestHandlerEventsCost(t *testing.T) {
 // SLUICE_LIMITER_ON_ERROR=closed without Redis: 503 limiter_unavailable
 // with Retry-After, and the policy header.
 func TestHandlerClosedWithoutRedis(t *testing.T) {
-	r := devtest.Redis(t)
+	r := redistest.Start(t)
 	a, _ := newAdmitter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_LIMITER_ON_ERROR": "closed", "SLUICE_LIMITER_DEADLINE": "50ms"})
 	url := startHandler(t, a)
 	r.Stop()

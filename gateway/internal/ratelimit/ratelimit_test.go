@@ -12,8 +12,8 @@ import (
 	"github.com/sluice-ingest/sluice/gateway/internal/auth"
 	"github.com/sluice-ingest/sluice/gateway/internal/ingest"
 	"github.com/sluice-ingest/sluice/limiter"
+	"github.com/sluice-ingest/sluice/limiter/redistest"
 	"github.com/sluice-ingest/sluice/pkg/config"
-	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
 )
 
 // admitUntilDenied admits requests of cost events until the first denial
@@ -37,7 +37,7 @@ func admitUntilDenied(t *testing.T, a *Admitter, key auth.Key, events int) (int,
 // A key's own policy wins over SLUICE_RATE_LIMIT; a key without one gets the
 // default; each tenant has its own count.
 func TestPolicyOfKeyOrDefault(t *testing.T) {
-	r := devtest.Redis(t)
+	r := redistest.Start(t)
 	a, _ := newAdmitter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_RATE_LIMIT": "5/h"})
 	own := auth.Key{Tenant: "acme", Policy: "3/h"}
 	def := auth.Key{Tenant: "beta"}
@@ -76,7 +76,7 @@ func TestPolicyOfKeyOrDefault(t *testing.T) {
 // Without SLUICE_RATE_LIMIT only keys with a policy are limited; tenants
 // without one are admitted without headers.
 func TestNoDefaultPolicy(t *testing.T) {
-	r := devtest.Redis(t)
+	r := redistest.Start(t)
 	a, _ := newAdmitter(t, map[string]string{"SLUICE_REDIS_URL": r.URL()})
 	if n, _ := admitUntilDenied(t, a, auth.Key{Tenant: "beta"}, 1); n != 100 {
 		t.Errorf("a tenant without a policy was denied after %d", n)
@@ -112,7 +112,7 @@ func TestOff(t *testing.T) {
 // SLUICE_RATE_LIMIT_COST=events charges a request its event count; a
 // request over the burst can never pass and is told to wait a period.
 func TestEventsCost(t *testing.T) {
-	r := devtest.Redis(t)
+	r := redistest.Start(t)
 	a, _ := newAdmitter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_RATE_LIMIT": "10/h", "SLUICE_RATE_LIMIT_COST": "events"})
 	if !a.WeighsEvents() {
 		t.Fatal("events cost does not weigh events")
@@ -163,7 +163,7 @@ func TestModesWithoutRedis(t *testing.T) {
 	for _, mode := range []string{"open", "closed", "local"} {
 		for _, down := range []string{"stopped", "silent"} {
 			t.Run(mode+"/"+down, func(t *testing.T) {
-				r := devtest.Redis(t)
+				r := redistest.Start(t)
 				env := map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_RATE_LIMIT": "3/h",
 					"SLUICE_LIMITER_ON_ERROR": mode, "SLUICE_LIMITER_DEADLINE": deadline.String()}
 				if down == "silent" {
@@ -241,7 +241,7 @@ func TestModesWithoutRedis(t *testing.T) {
 // The metrics count decisions by result and source, and no label carries a
 // tenant or key.
 func TestMetrics(t *testing.T) {
-	r := devtest.Redis(t)
+	r := redistest.Start(t)
 	a, reg := newAdmitter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_RATE_LIMIT": "2/h"})
 	for _, tenant := range []string{"acme", "beta"} {
 		admitUntilDenied(t, a, auth.Key{Tenant: tenant}, 1)
@@ -312,7 +312,7 @@ func TestSettingsErrors(t *testing.T) {
 // SLUICE_LIMITER_SHADOW admits every request but counts the ones the policy
 // would have refused.
 func TestShadow(t *testing.T) {
-	r := devtest.Redis(t)
+	r := redistest.Start(t)
 	a, reg := newAdmitter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_RATE_LIMIT": "3/h", "SLUICE_LIMITER_SHADOW": "true"})
 	if n, _ := admitUntilDenied(t, a, auth.Key{Tenant: "acme"}, 1); n != 100 {
 		t.Errorf("shadow mode denied after %d", n)

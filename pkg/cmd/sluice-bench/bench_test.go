@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluice-ingest/sluice/pkg/devstack"
+	"github.com/sluice-ingest/sluice/limiter/redistest"
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
 )
 
@@ -17,10 +17,9 @@ import (
 // it writes has every row with figures that are present and sane. It never
 // judges a speed.
 func TestBenchmarkRunsEveryRow(t *testing.T) {
-	for _, name := range []string{"versitygw", "redis-server"} {
-		env := map[string]string{"versitygw": "SLUICE_VERSITYGW", "redis-server": "SLUICE_REDIS_SERVER"}[name]
-		if _, err := devstack.FindBinary(name, env); err != nil {
-			devtest.Missing(t, err)
+	for name, env := range map[string]string{"versitygw": "SLUICE_VERSITYGW", redistest.Binary: redistest.BinaryEnv} {
+		if _, err := redistest.FindBinary(name, env); err != nil {
+			redistest.Missing(t, err)
 		}
 	}
 	// Built into one directory, where sluice-bench looks for the others.

@@ -39,14 +39,6 @@ type stack struct {
 	js jetstream.JetStream
 }
 
-func freeAddr() (string, error) {
-	p, err := devstack.FreePort()
-	if err != nil {
-		return "", err
-	}
-	return "127.0.0.1:" + strconv.Itoa(p), nil
-}
-
 // startStack starts versitygw, redis-server, nats-server, the gateway, the
 // worker and, as the rows need them, the ceiling and seed servers. On error
 // it returns what it started, for the caller to close.
@@ -63,7 +55,7 @@ func startStack(ctx context.Context, s settings, logf func(string, ...any)) (*st
 	}
 	addrs := []*string{&st.gatewayHTTP, &st.gatewayAdmin, &st.workerAdmin, &st.ceilingAddr, &st.seedAddr}
 	for _, a := range addrs {
-		if *a, err = freeAddr(); err != nil {
+		if *a, err = devstack.FreeAddr(); err != nil {
 			return nil, err
 		}
 	}

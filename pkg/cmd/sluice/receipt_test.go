@@ -119,7 +119,9 @@ func TestReconcile(t *testing.T) {
 	add(ledger.Landed, h3, 1)
 
 	from := h3.Format("2006-01-02T15")
-	out, err := c.sluice(t, "reconcile", "--tenant", "acme", "--from", from)
+	// No grace: the hour before this one is closed however few minutes of
+	// this one have passed.
+	out, err := c.sluice(t, "reconcile", "--tenant", "acme", "--from", from, "--grace", "0s")
 	if err == nil || !strings.Contains(err.Error(), "1 closed hour(s) of tenant acme differ") {
 		t.Fatalf("err = %v\n%s", err, out)
 	}
@@ -144,7 +146,7 @@ func TestReconcile(t *testing.T) {
 	late := newRequest("acme", 10)
 	late.meta.ReceivedAt = h2.Add(30 * time.Minute)
 	c.publish(t, late)
-	out = c.mustSluice(t, "reconcile", "--tenant", "acme", "--from", from, "--json")
+	out = c.mustSluice(t, "reconcile", "--tenant", "acme", "--from", from, "--grace", "0s", "--json")
 	var states []string
 	for _, l := range devtest.Lines([]byte(out)) {
 		var h struct{ State string }

@@ -13,17 +13,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/sluice-ingest/sluice/limiter/redistest"
 	"github.com/sluice-ingest/sluice/pkg/devstack"
 )
-
-// Missing skips the test because a binary is missing, or fails it under CI.
-func Missing(t testing.TB, err error) {
-	t.Helper()
-	if os.Getenv("CI") != "" {
-		t.Fatalf("CI must provide it: %v", err)
-	}
-	t.Skipf("skipped: %v", err)
-}
 
 // NATS starts an embedded JetStream server for the test.
 func NATS(t testing.TB) *devstack.NATS {
@@ -57,27 +49,13 @@ func S3(t testing.TB) *devstack.S3 {
 	t.Helper()
 	s, err := devstack.StartS3(t.Context(), devstack.S3Options{Dir: t.TempDir(), Bucket: devstack.S3Bucket})
 	if errors.Is(err, devstack.ErrNotFound) {
-		Missing(t, err)
+		redistest.Missing(t, err)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
 	return s
-}
-
-// Redis starts a real redis-server.
-func Redis(t testing.TB) *devstack.Redis {
-	t.Helper()
-	r, err := devstack.StartRedis(t.Context(), devstack.RedisOptions{Dir: t.TempDir()})
-	if errors.Is(err, devstack.ErrNotFound) {
-		Missing(t, err)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Stop)
-	return r
 }
 
 var (

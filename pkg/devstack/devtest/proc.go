@@ -157,9 +157,9 @@ func Eventually(t testing.TB, timeout, interval time.Duration, cond func() bool,
 // Addr returns a free 127.0.0.1:port.
 func Addr(t testing.TB) string {
 	t.Helper()
-	p, err := devstack.FreePort()
+	a, err := devstack.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return "127.0.0.1:" + strconv.Itoa(p)
+	return a
 }

@@ -162,6 +162,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	reg := telemetry.NewRegistry()
 	metrics := pipeline.NewMetrics(reg)
+	mismatched := newReconcileGauge(reg)
 	var consuming atomic.Pointer[pipeline.Pipeline]
 	ready := func(ctx context.Context) error {
 		p := consuming.Load()
@@ -260,7 +261,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	{
 		// Side jobs: consumer lag, dead-letter stream depth, multipart
-		// uploads abandoned by a killed worker.
+		// uploads abandoned by a killed worker, reconciliation.
 		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error {
 			select {
@@ -274,6 +275,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			eg.Go(func() error { return pipeline.WatchLag(ctx, js, streamCfg.EventsConfig().Name, 5*time.Second, metrics) })
 			eg.Go(func() error { return pipeline.WatchDLQ(ctx, js, 5*time.Second, metrics) })
 			eg.Go(func() error { cleanUploads(ctx, sk, log); return nil })
+			eg.Go(func() error { return watchReconcile(ctx, js, streamCfg.EventsConfig().Name, mismatched, log) })
 			return eg.Wait()
 		}, func(error) { cancel() })
 	}

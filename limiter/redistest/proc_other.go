@@ -1,6 +1,6 @@
 //go:build !linux
 
-package devstack
+package redistest
 
 import "os/exec"
 

@@ -2,5 +2,7 @@
 // code a typed constant, with the HTTP status it is answered with, in one
 // table. The gateway answers with these codes and nothing else, the Go
 // client reads them, and a test holds the README's table to the same
-// catalogue. It must not do any I/O or know how a code is chosen.
+// catalogue. It lives in the client's module so that the SDK depends on
+// no other module of the repository. It must not do any I/O or know how a
+// code is chosen.
 package apierror

@@ -13,11 +13,12 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/klauspost/compress/gzip"
 
-	"github.com/sluice-ingest/sluice/pkg/apierror"
+	"github.com/sluice-ingest/sluice/client/apierror"
 )
 
 // Result is the gateway's 202 answer.
@@ -167,12 +168,24 @@ func (c *Client) encode(events []any) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode events: %w", err)
 	}
+	return c.compress(b)
+}
+
+// gzipWriters keeps compressors between requests: each holds about a
+// megabyte of state that would otherwise be allocated per request.
+var gzipWriters = sync.Pool{New: func() any { return gzip.NewWriter(nil) }}
+
+// compress returns body gzipped when the client compresses, else body.
+func (c *Client) compress(body []byte) ([]byte, error) {
 	if !c.gzip {
-		return b, nil
+		return body, nil
 	}
 	var buf bytes.Buffer
-	zw := gzip.NewWriter(&buf)
-	if _, err := zw.Write(b); err != nil {
+	buf.Grow(len(body)/4 + 64)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	defer gzipWriters.Put(zw)
+	zw.Reset(&buf)
+	if _, err := zw.Write(body); err != nil {
 		return nil, fmt.Errorf("compress events: %w", err)
 	}
 	if err := zw.Close(); err != nil {
