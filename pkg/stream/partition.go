@@ -21,8 +21,9 @@ import (
 // <consumer>-pNN, filtered on sluice.events.<p>.*, with a pinned-client
 // priority group: the server delivers a partition's messages to one puller
 // at a time. Messages stored before the transform existed keep their
-// subject and are read by the unpartitioned consumer, filtered on
-// sluice.events.*; the filters do not overlap, as a work-queue stream
+// subject and are read by the unpartitioned consumer, filtered on their
+// subjects, which exists only while any of them is left
+// (unpartitioned.go); the filters do not overlap, as a work-queue stream
 // requires.
 
 // DefaultPartitions is SLUICE_PARTITIONS' default.
@@ -47,9 +48,6 @@ func PartitionConsumer(base string, p int) string {
 
 // PartitionSubject is the filter of partition p's consumer.
 func PartitionSubject(p int) string { return eventsSubjectPrefix + strconv.Itoa(p) + ".*" }
-
-// legacySubject matches the messages stored without a partition token.
-const legacySubject = eventsSubjectPrefix + "*"
 
 // transform is the stream's subject transform for n partitions.
 func transform(n int) *jetstream.SubjectTransformConfig {
@@ -90,21 +88,21 @@ func PartitionOf(subject string) (p int, ok bool) {
 	return int(n), err == nil
 }
 
-// EnsureConsumers creates or updates the unpartitioned consumer (cc.Name,
-// filtered to the messages stored without a partition token) and one
-// consumer per partition, in that order: an unfiltered consumer left by a
-// version before partitions must narrow its filter before any partition
-// consumer can exist beside it on the work-queue stream. It returns the
-// unpartitioned consumer first, then partition 0 to n-1, then any
-// partition consumer beyond n left by a larger partition count.
+// EnsureConsumers creates or updates one consumer per partition and
+// returns them, partition 0 to n-1, then any partition consumer beyond n
+// left by a larger partition count, then, only while a version from
+// before partitions has left messages for it, the unpartitioned consumer
+// (unpartitioned.go). That one is ensured first: an unfiltered consumer
+// left by that version must narrow its filter before any partition
+// consumer can exist beside it on the work-queue stream.
 func EnsureConsumers(ctx context.Context, js jetstream.JetStream, streamName string, n int, cc ConsumerConfig) ([]jetstream.Consumer, error) {
-	cc.filter, cc.pinned = legacySubject, true
-	legacy, err := EnsureConsumer(ctx, js, streamName, cc)
+	legacy, err := ensureUnpartitioned(ctx, js, streamName, cc)
 	if err != nil {
 		return nil, err
 	}
-	out := []jetstream.Consumer{legacy}
+	var out []jetstream.Consumer
 	base := cc.Name
+	cc.pinned = true
 	for p := range n {
 		pc := cc
 		pc.Name, pc.filter = PartitionConsumer(base, p), PartitionSubject(p)
@@ -137,6 +135,9 @@ func EnsureConsumers(ctx context.Context, js jetstream.JetStream, streamName str
 			return nil, fmt.Errorf("consumer %s: %w", name, err)
 		}
 		out = append(out, c)
+	}
+	if legacy != nil {
+		out = append(out, legacy)
 	}
 	return out, nil
 }

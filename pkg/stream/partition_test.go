@@ -1,6 +1,7 @@
 package stream_test
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
@@ -25,8 +26,8 @@ func TestPartitionTransform(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(cons) != 5 {
-		t.Fatalf("%d consumers, want the unpartitioned one and 4", len(cons))
+	if len(cons) != 4 {
+		t.Fatalf("%d consumers, want 4 (no unpartitioned one in a new deployment)", len(cons))
 	}
 	tenants := map[string]int{}
 	for i := range 40 {
@@ -60,7 +61,7 @@ func TestPartitionTransform(t *testing.T) {
 		t.Errorf("10 tenants all in one partition: %v", tenants)
 	}
 	total := 0
-	for p, c := range cons[1:] {
+	for p, c := range cons {
 		info, err := c.Info(t.Context())
 		if err != nil {
 			t.Fatal(err)
@@ -78,8 +79,9 @@ func TestPartitionTransform(t *testing.T) {
 
 // A deployment from before partitions upgrades in place: the stream keeps
 // its messages, the shared consumer keeps them pending (it narrows its
-// filter to the unpartitioned subjects), and new messages go to the
-// partitions.
+// filter to their subjects), new messages go to the partitions, every
+// acked message leaves the stream, and the shared consumer is deleted once
+// nothing is left for it.
 func TestPartitionUpgradeInPlace(t *testing.T) {
 	_, js := devtest.JetStream(t, devtest.NATS(t))
 	old := stream.Config{}.EventsConfig()
@@ -107,15 +109,15 @@ func TestPartitionUpgradeInPlace(t *testing.T) {
 	if _, err := js.Publish(t.Context(), stream.EventsSubject("acme"), []byte("{}")); err != nil {
 		t.Fatal(err)
 	}
-	legacy, err := cons[0].Info(t.Context())
+	legacy, err := cons[len(cons)-1].Info(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if legacy.Config.FilterSubject != "sluice.events.*" || legacy.NumPending != 3 {
-		t.Errorf("old consumer after the upgrade: filter %q, %d pending; want sluice.events.*, 3", legacy.Config.FilterSubject, legacy.NumPending)
+	if legacy.Name != stream.Consumer || legacy.Config.FilterSubject != "sluice.events.acme" || legacy.NumPending != 3 {
+		t.Errorf("old consumer after the upgrade: filter %q, %d pending; want sluice.events.acme, 3", legacy.Config.FilterSubject, legacy.NumPending)
 	}
 	partitioned := 0
-	for _, c := range cons[1:] {
+	for _, c := range cons[:len(cons)-1] {
 		info, err := c.Info(t.Context())
 		if err != nil {
 			t.Fatal(err)
@@ -124,6 +126,56 @@ func TestPartitionUpgradeInPlace(t *testing.T) {
 	}
 	if partitioned != 1 {
 		t.Errorf("%d new messages in the partitions, want 1", partitioned)
+	}
+
+	// Acked by their consumers, old and new messages leave the stream;
+	// the next worker to start deletes the unpartitioned consumer.
+	ackAll := func(c jetstream.Consumer, want int) {
+		t.Helper()
+		mb, err := c.Fetch(want, jetstream.FetchMaxWait(2*time.Second), jetstream.FetchPriorityGroup(stream.PriorityGroup))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for m := range mb.Messages() {
+			if err := m.DoubleAck(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			got++
+		}
+		if got != want {
+			t.Fatalf("%s: %d messages acked, want %d (%v)", c.CachedInfo().Name, got, want, mb.Error())
+		}
+	}
+	for _, c := range cons[:len(cons)-1] {
+		if info, _ := c.Info(t.Context()); info != nil && info.NumPending > 0 {
+			ackAll(c, int(info.NumPending))
+		}
+	}
+	st, err := js.Stream(t.Context(), stream.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := func() uint64 {
+		info, err := st.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.State.Msgs
+	}
+	if n := stored(); n != 3 {
+		t.Errorf("%d messages stored once the partitioned one is acked, want the 3 old ones", n)
+	}
+	ackAll(cons[len(cons)-1], 3)
+	if n := stored(); n != 0 {
+		t.Errorf("%d messages stored once all are acked", n)
+	}
+	again, err := stream.EnsureConsumers(t.Context(), js, "", stream.DefaultPartitions, stream.ConsumerConfig{AckWait: 5 * time.Second})
+	if err != nil || len(again) != stream.DefaultPartitions {
+		t.Errorf("consumers ensured once the old messages are stored: %d (%v), want the %d partitions'", len(again), err, stream.DefaultPartitions)
+	}
+	if _, err := st.Consumer(t.Context(), stream.Consumer); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Errorf("the unpartitioned consumer once nothing is left for it: %v", err)
 	}
 }
 
@@ -147,7 +199,80 @@ func TestPartitionsShrunk(t *testing.T) {
 	for _, c := range cons {
 		names = append(names, c.CachedInfo().Name)
 	}
-	if want := []string{"sluice-workers", "sluice-workers-p00", "sluice-workers-p01", "sluice-workers-p02", "sluice-workers-p03"}; !slices.Equal(names, want) {
+	if want := []string{"sluice-workers-p00", "sluice-workers-p01", "sluice-workers-p02", "sluice-workers-p03"}; !slices.Equal(names, want) {
 		t.Errorf("consumers %v, want %v", names, want)
 	}
+}
+
+// A message acked by its partition's consumer leaves the work-queue
+// stream. The server counts a consumer filtered on the stream's own
+// subject as unfiltered, so with one beside them (the unpartitioned
+// consumer, before) a partition's acked messages stayed stored, delivered
+// to no one.
+func TestPartitionAckRemoves(t *testing.T) {
+	_, js := devtest.JetStream(t, devtest.NATS(t))
+	if err := stream.EnsureStreams(t.Context(), js, stream.Config{Partitions: 4}); err != nil {
+		t.Fatal(err)
+	}
+	cons, err := stream.EnsureConsumers(t.Context(), js, "", 4, stream.ConsumerConfig{AckWait: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const msgs = 50
+	var part int
+	for range msgs {
+		ack, err := js.Publish(t.Context(), stream.EventsSubject("bench"), []byte("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := js.Stream(t.Context(), stream.EventsStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := st.GetMsg(t.Context(), ack.Sequence)
+		if err != nil {
+			t.Fatal(err)
+		}
+		part, _ = stream.PartitionOf(raw.Subject)
+	}
+	c := partitionConsumer(t, cons, part)
+	acked := 0
+	for acked < msgs {
+		mb, err := c.Fetch(msgs, jetstream.FetchMaxWait(2*time.Second), jetstream.FetchPriorityGroup(stream.PriorityGroup))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range mb.Messages() {
+			if err := m.DoubleAck(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			acked++
+		}
+		if err := mb.Error(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := js.Stream(t.Context(), stream.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 0 {
+		t.Errorf("%d of %d messages acked by their partition's consumer are still stored", info.State.Msgs, msgs)
+	}
+}
+
+// partitionConsumer is partition p's consumer among cons.
+func partitionConsumer(t *testing.T, cons []jetstream.Consumer, p int) jetstream.Consumer {
+	t.Helper()
+	for _, c := range cons {
+		if c.CachedInfo().Name == stream.PartitionConsumer("", p) {
+			return c
+		}
+	}
+	t.Fatalf("no consumer of partition %d", p)
+	return nil
 }

@@ -190,9 +190,11 @@ type ConsumerConfig struct {
 	// worker that sends no pull request: how soon a dead worker's
 	// partition goes to its next owner. Zero means AckWait.
 	PinnedTTL time.Duration
-	// filter and pinned are set by EnsureConsumers.
-	filter string
-	pinned bool
+	// filter (or filters, when several) and pinned are set by
+	// EnsureConsumers.
+	filter  string
+	filters []string
+	pinned  bool
 }
 
 // EnsureConsumer creates or updates the durable pull consumer shared by all
@@ -218,6 +220,11 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, streamName stri
 		MaxAckPending: cc.MaxAckPending,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 		FilterSubject: cc.filter,
+	}
+	if len(cc.filters) > 1 {
+		cfg.FilterSubject, cfg.FilterSubjects = "", cc.filters
+	} else if len(cc.filters) == 1 {
+		cfg.FilterSubject = cc.filters[0]
 	}
 	if cc.pinned {
 		cfg.Description = "Sluice workers, one partition: batch to S3, ack after upload; one pinned puller at a time"

@@ -287,11 +287,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return err
 }
 
-// ensureConsumers creates the streams, the unpartitioned consumer and one
-// consumer per partition, retrying while NATS is unreachable. It returns
-// the slots the workers share out: partition 0 to N-1, then the
-// unpartitioned consumer (messages stored before partitions existed). It
-// returns an error only when ctx ended first.
+// ensureConsumers creates the streams and one consumer per partition,
+// retrying while NATS is unreachable. It returns the slots the workers
+// share out: partition 0 to N-1, then (while messages stored before
+// partitions existed are left) the unpartitioned consumer. It returns an
+// error only when ctx ended first.
 func ensureConsumers(ctx context.Context, js jetstream.JetStream, cfg stream.Config, s settings, log *slog.Logger) ([]jetstream.Consumer, error) {
 	// Held messages are kept alive with InProgress (see pipeline.Pipeline),
 	// so AckWait need not cover the batch age and upload time: it only says
@@ -309,7 +309,7 @@ func ensureConsumers(ctx context.Context, js jetstream.JetStream, cfg stream.Con
 		if err != nil {
 			return err
 		}
-		slots = append(cons[1:], cons[0])
+		slots = cons
 		return nil
 	})
 	return slots, err

@@ -30,7 +30,7 @@ type Config struct {
 	JS     jetstream.JetStream
 	Stream string
 	// Slots are the consumers shared out, slot i being Slots[i]: the
-	// partition consumers, then the unpartitioned one.
+	// partition consumers, then the unpartitioned one while it exists.
 	Slots []jetstream.Consumer
 	// ID names this worker in the bucket; empty means the host name and
 	// a random suffix.

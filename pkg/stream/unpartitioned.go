@@ -1,0 +1,64 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The unpartitioned consumer.
+//
+// A version from before partitions stored messages on
+// sluice.events.<tenant> and read them with one consumer, named Consumer
+// (or SLUICE_CONSUMER). After the upgrade that consumer reads the messages
+// stored then, and exists only while any of them is left: a worker that
+// starts creates or keeps it when such messages are stored, and deletes it
+// when none is.
+//
+// Its filter is the list of their subjects, never sluice.events.*: that
+// is the stream's own subject, and the server takes a consumer filtered on
+// it for an unfiltered one, which still wants every message stored after
+// the last one it looked at, partitioned ones included. A work-queue
+// stream keeps a message some consumer still wants, so messages acked by
+// their partition's consumer would stay stored, acked and never delivered
+// again (no later check of the server removes them from a work-queue
+// stream). The list cannot grow: the subject transform gives every message
+// stored since the upgrade a partition token.
+
+// unpartitionedSubject matches the messages stored without a partition
+// token.
+const unpartitionedSubject = eventsSubjectPrefix + "*"
+
+// ensureUnpartitioned returns the unpartitioned consumer, filtered on the
+// subjects of the messages stored without a partition token, when there
+// are any; else it deletes the consumer if it exists, and returns nil. A
+// consumer left unfiltered by the version before partitions may have
+// delivered partitioned messages not yet acked: deleted, it hands them to
+// their partition's consumer, which can store them a second time.
+func ensureUnpartitioned(ctx context.Context, js jetstream.JetStream, streamName string, cc ConsumerConfig) (jetstream.Consumer, error) {
+	if cc.Name == "" {
+		cc.Name = Consumer
+	}
+	name := streamNameOr(streamName)
+	st, err := js.Stream(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("messages without a partition in %s: %w", name, err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(unpartitionedSubject))
+	if err != nil {
+		return nil, fmt.Errorf("messages without a partition in %s: %w", name, err)
+	}
+	subjects := slices.Sorted(maps.Keys(info.State.Subjects))
+	if len(subjects) == 0 {
+		if err := st.DeleteConsumer(ctx, cc.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			return nil, fmt.Errorf("delete consumer %s of %s, nothing left for it: %w", cc.Name, name, err)
+		}
+		return nil, nil
+	}
+	cc.filters, cc.pinned = subjects, true
+	return EnsureConsumer(ctx, js, streamName, cc)
+}
