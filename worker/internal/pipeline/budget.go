@@ -7,17 +7,20 @@ import (
 
 // budget counts the bytes the worker holds: each message in an open batch,
 // a batch waiting for an uploader or an upload (its body plus msgOverhead),
-// plus the encoded object of each upload. The fetch goroutine waits for
-// room before it fetches.
+// plus the encoded object of each upload. The fetch goroutines (one per
+// consumer read) wait for room before they fetch.
 type budget struct {
-	max   int64
-	mu    sync.Mutex
-	used  int64
-	freed chan struct{} // signalled when bytes are released
+	max  int64
+	mu   sync.Mutex
+	used int64
+	// freed is closed, and replaced, when bytes are released: every
+	// fetch goroutine waiting wakes, not only one of them, or a consumer
+	// could wait forever while the budget has room.
+	freed chan struct{}
 }
 
 func newBudget(max int64) *budget {
-	return &budget{max: max, freed: make(chan struct{}, 1)}
+	return &budget{max: max, freed: make(chan struct{})}
 }
 
 func (b *budget) add(n int64) {
@@ -28,12 +31,10 @@ func (b *budget) add(n int64) {
 
 func (b *budget) release(n int64) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.used -= n
-	b.mu.Unlock()
-	select {
-	case b.freed <- struct{}{}:
-	default:
-	}
+	close(b.freed)
+	b.freed = make(chan struct{})
 }
 
 // Used is the bytes held now.
@@ -49,11 +50,14 @@ func (b *budget) full() bool { return b.Used() >= b.max }
 // returns 0 when ctx ends first.
 func (b *budget) waitRoom(ctx context.Context) int64 {
 	for {
-		if left := b.max - b.Used(); left > 0 {
+		b.mu.Lock()
+		left, freed := b.max-b.used, b.freed
+		b.mu.Unlock()
+		if left > 0 {
 			return left
 		}
 		select {
-		case <-b.freed:
+		case <-freed:
 		case <-ctx.Done():
 			return 0
 		}
