@@ -28,7 +28,8 @@ const scaleBatchAge = 2 * time.Second
 // steady load of 8 tenants (one of the four is killed with SIGKILL, one
 // stopped with SIGTERM) and checks, from the stored objects and the
 // workers' logs of the objects they stored:
-//   - every event whose publish was acknowledged is stored;
+//   - every event whose publish was acknowledged is stored, and the
+//     events stream ends empty (no acked message left in it);
 //   - each tenant's objects, in sequence order, change writer only at a
 //     handover of its partition, and their sequence ranges overlap only
 //     where the killed worker's messages came back: one worker at a time
@@ -107,6 +108,16 @@ func TestScaleOutAndIn(t *testing.T) {
 		}
 		return true
 	}, fmt.Sprintf("not every one of %d acknowledged events reached S3", len(want)))
+	// Nothing acked stays in the work-queue stream, and nothing is left
+	// undelivered: every partition of the killed worker was served again.
+	devtest.Eventually(t, 30*time.Second, 250*time.Millisecond, func() bool {
+		st, err := js.Stream(t.Context(), stream.EventsStream)
+		if err != nil {
+			return false
+		}
+		info, err := st.Info(t.Context())
+		return err == nil && info.State.Msgs == 0
+	}, "messages left in the events stream after every event reached S3")
 	for _, w := range []string{"w1", "w4"} {
 		if err := workers[w].Stop(20 * time.Second); err != nil {
 			t.Errorf("%s did not stop cleanly: %v", w, err)
