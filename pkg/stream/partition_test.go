@@ -32,18 +32,7 @@ func TestPartitionTransform(t *testing.T) {
 	tenants := map[string]int{}
 	for i := range 40 {
 		tenant := fmt.Sprintf("t%d", i%10)
-		ack, err := js.Publish(t.Context(), stream.EventsSubject(tenant), []byte("{}"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		msg, err := js.Stream(t.Context(), stream.EventsStream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := msg.GetMsg(t.Context(), ack.Sequence)
-		if err != nil {
-			t.Fatal(err)
-		}
+		raw := publishStored(t, js, tenant)
 		p, ok := stream.PartitionOf(raw.Subject)
 		if got, _ := stream.TenantOf(raw.Subject); !ok || got != tenant || p >= 4 {
 			t.Fatalf("stored subject %s: partition %d (%v), tenant %q", raw.Subject, p, ok, got)
@@ -221,19 +210,7 @@ func TestPartitionAckRemoves(t *testing.T) {
 	const msgs = 50
 	var part int
 	for range msgs {
-		ack, err := js.Publish(t.Context(), stream.EventsSubject("bench"), []byte("{}"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		st, err := js.Stream(t.Context(), stream.EventsStream)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, err := st.GetMsg(t.Context(), ack.Sequence)
-		if err != nil {
-			t.Fatal(err)
-		}
-		part, _ = stream.PartitionOf(raw.Subject)
+		part, _ = stream.PartitionOf(publishStored(t, js, "bench").Subject)
 	}
 	c := partitionConsumer(t, cons, part)
 	acked := 0
@@ -275,4 +252,22 @@ func partitionConsumer(t *testing.T, cons []jetstream.Consumer, p int) jetstream
 	}
 	t.Fatalf("no consumer of partition %d", p)
 	return nil
+}
+
+// publishStored publishes a message of tenant and returns it as stored.
+func publishStored(t *testing.T, js jetstream.JetStream, tenant string) *jetstream.RawStreamMsg {
+	t.Helper()
+	ack, err := js.Publish(t.Context(), stream.EventsSubject(tenant), []byte("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(t.Context(), stream.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := st.GetMsg(t.Context(), ack.Sequence)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
 }
