@@ -52,7 +52,7 @@ const (
 	ReasonAge      Reason = "age"
 	ReasonPressure Reason = "pressure" // in-flight bytes reached their bound
 	ReasonShutdown Reason = "shutdown"
-	ReasonReplay   Reason = "replay" // every message of a stored object is back
+	ReasonRegather Reason = "regather" // every message of a stored object is back
 	// ReasonHandover: the batch's partition goes to another worker.
 	ReasonHandover Reason = "handover"
 )
@@ -65,11 +65,11 @@ type Partition struct {
 	Stream string
 	// Source is the consumer of the batch's messages (Item.Source).
 	Source string
-	// Replay is the key of the stored object whose redelivered messages
+	// Regather is the key of the stored object whose redelivered messages
 	// this batch gathers; empty for fresh messages. Two objects can share
 	// a first sequence (a split half and the batch it split from), so it
 	// is the whole key.
-	Replay string
+	Regather string
 }
 
 // PartitionOf is the partition of a message of incarnation stream whose
@@ -121,7 +121,7 @@ func (b *Batcher) Add(it Item, now time.Time) *Batch {
 	p := PartitionOf(it.Meta, it.Stream)
 	p.Source = it.Source
 	if it.Landed != nil {
-		p.Replay = it.Landed.Key
+		p.Regather = it.Landed.Key
 	}
 	bt := b.open[p]
 	if bt == nil {
@@ -131,7 +131,7 @@ func (b *Batcher) Add(it Item, now time.Time) *Batch {
 	bt.add(it)
 	switch l := it.Landed; {
 	case l != nil && bt.FirstSeq == l.FirstSeq && bt.LastSeq == l.LastSeq && bt.Events >= l.Events:
-		bt.Reason = ReasonReplay
+		bt.Reason = ReasonRegather
 	case bt.Bytes >= b.lim.MaxBytes:
 		bt.Reason = ReasonBytes
 	case bt.Events >= b.lim.MaxEvents:

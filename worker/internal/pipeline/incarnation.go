@@ -36,7 +36,7 @@ const incarnationTTL = 30 * time.Second
 // incarnation tracks the events stream's incarnation. The fetch goroutines
 // (one per consumer the worker reads, sources.go) share it under mu.
 type incarnation struct {
-	js     jetstream.JetStream
+	js     Streams
 	stream string
 	mu     sync.Mutex
 	tag    string

@@ -14,7 +14,6 @@ import (
 
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/worker/internal/batch"
-	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
 // Config wires the pipeline.
@@ -25,8 +24,8 @@ type Config struct {
 	Consumer jetstream.Consumer
 	// Stream is the events stream's name; empty means Consumer's stream.
 	Stream string
-	JS     jetstream.JetStream // for dead letters and the incarnation
-	Sink   *sink.Sink
+	JS     Streams // for dead letters and the incarnation
+	Sink   Store
 	Limits batch.Limits
 	// Workers is the number of concurrent uploads (SLUICE_WORKERS).
 	Workers int
@@ -113,10 +112,10 @@ type Pipeline struct {
 	// counts batches handed to uploaders. Both belong to Run's goroutine.
 	queue []*batch.Batch
 	busy  int
-	// inc is the stream's incarnation, kept by the fetch goroutine; replay
+	// inc is the stream's incarnation, kept by the fetch goroutine; regather
 	// looks up redelivered messages among stored objects.
-	inc    *incarnation
-	replay *replay
+	inc      *incarnation
+	regather *regather
 	// writable is whether the worker can write to S3 (writable.go);
 	// refusedLog throttles the log of refused dead letters.
 	writable   writable
@@ -152,7 +151,7 @@ func New(cfg Config) *Pipeline {
 	p := &Pipeline{
 		cfg: cfg, b: batch.New(cfg.Limits), budget: newBudget(cfg.MaxInflightBytes),
 		inc:      &incarnation{js: cfg.JS, stream: cfg.Stream},
-		replay:   newReplay(cfg.Sink, cfg.KeepAlive, cfg.Log.Warn),
+		regather: newRegather(cfg.Sink, cfg.KeepAlive, cfg.Log.Warn),
 		releases: make(chan release), ended: make(chan struct{}),
 		releasing: map[string]chan struct{}{}, busyFrom: map[string]int{},
 	}
@@ -271,8 +270,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 // a deleted consumer stops them all, and pull returns its error.
 func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 	defer close(out)
-	p.replay.start(out)
-	defer p.replay.stop()
+	p.regather.start(out)
+	defer p.regather.stop()
 	fctx, fail := context.WithCancelCause(ctx)
 	defer fail(nil)
 	var (
@@ -424,7 +423,7 @@ func (p *Pipeline) check(ctx context.Context, m jetstream.Msg, source string) (b
 		p.cfg.Hours.Seen(meta, source, it.Seq)
 	}
 	if deliveries > 1 {
-		p.replay.add(it)
+		p.regather.add(it)
 		return batch.Item{}, false
 	}
 	return it, true
@@ -476,7 +475,7 @@ func (p *Pipeline) relievePressure() {
 func (p *Pipeline) settleReleases() {
 	for name, done := range p.releasing {
 		p.cut(p.b.From(name, batch.ReasonHandover)...)
-		if p.busyFrom[name] > 0 || p.replay.holds(name) || slices.ContainsFunc(p.queue, func(bt *batch.Batch) bool { return bt.Source == name }) {
+		if p.busyFrom[name] > 0 || p.regather.holds(name) || slices.ContainsFunc(p.queue, func(bt *batch.Batch) bool { return bt.Source == name }) {
 			continue
 		}
 		close(done)
