@@ -13,6 +13,9 @@ type budget struct {
 	max  int64
 	mu   sync.Mutex
 	used int64
+	// reserved is the room promised to fetches under way (reserve); it
+	// is not held yet, so it counts for the room only.
+	reserved int64
 	// freed is closed, and replaced, when bytes are released: every
 	// fetch goroutine waiting wakes, not only one of them, or a consumer
 	// could wait forever while the budget has room.
@@ -51,7 +54,7 @@ func (b *budget) full() bool { return b.Used() >= b.max }
 func (b *budget) waitRoom(ctx context.Context) int64 {
 	for {
 		b.mu.Lock()
-		left, freed := b.max-b.used, b.freed
+		left, freed := b.max-b.used-b.reserved, b.freed
 		b.mu.Unlock()
 		if left > 0 {
 			return left
@@ -62,4 +65,41 @@ func (b *budget) waitRoom(ctx context.Context) int64 {
 			return 0
 		}
 	}
+}
+
+// reservation is the room a fetch holds for what it may deliver, so that
+// the fetches of several consumers share the room: each message delivered
+// moves its bytes from the reservation to the bytes held (past the
+// reservation, they are added), and end gives back what is left.
+type reservation struct {
+	b    *budget
+	left int64
+}
+
+// reserve promises n bytes of room to a fetch.
+func (b *budget) reserve(n int64) *reservation {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.reserved += n
+	return &reservation{b: b, left: n}
+}
+
+// take counts n bytes delivered as held.
+func (r *reservation) take(n int64) {
+	r.b.mu.Lock()
+	defer r.b.mu.Unlock()
+	used := min(n, r.left)
+	r.left -= used
+	r.b.reserved -= used
+	r.b.used += n
+}
+
+// end gives back the room not used.
+func (r *reservation) end() {
+	r.b.mu.Lock()
+	defer r.b.mu.Unlock()
+	r.b.reserved -= r.left
+	r.left = 0
+	close(r.b.freed)
+	r.b.freed = make(chan struct{})
 }

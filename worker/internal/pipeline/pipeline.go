@@ -290,12 +290,16 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 // fetchFrom fetches from one consumer while the budget has room, checks
 // the messages and sends the good ones to out, until ctx ends. Checking
 // here, off Run's goroutine, runs it in parallel with batching. A fetch
-// asks for half its share of the room left (the room divided by the
-// consumers read) in bodies, but at least room for one largest message,
-// and half in messages (each charged msgOverhead); with less than that
-// room left in all, it asks for one message, so the bytes held pass
-// MaxInflightBytes by at most one message per consumer read. Redelivered
-// messages go to their lookups, which send them to out.
+// asks for half the room left in bodies, but at least room for one
+// largest message, and half in messages (each charged msgOverhead), and
+// reserves in the budget what it may deliver before it asks, so the
+// fetches of the consumers read (one per partition owned) share the room
+// without each taking a fixed part of it: one busy partition gets large
+// fetches, whatever the number of idle ones. A consumer whose last fetch
+// delivered nothing, or a fetch with less than that room left, asks for
+// one message, so the bytes held pass MaxInflightBytes by at most one
+// message per consumer read. Redelivered messages go to their lookups,
+// which send them to out.
 func (p *Pipeline) fetchFrom(ctx context.Context, s *source, out chan<- []batch.Item) error {
 	backoff := p.cfg.RetryMin
 	for {
@@ -306,24 +310,27 @@ func (p *Pipeline) fetchFrom(ctx context.Context, s *source, out chan<- []batch.
 		if !p.waitWritable(ctx) {
 			return nil
 		}
-		// Half the share for bodies, half for the per-message overhead;
+		// Half the room for bodies, half for the per-message overhead;
 		// never less than room for one largest message.
 		largest := int64(p.cfg.MaxMessageBytes + fetchSlack)
-		half := min(room/int64(2*p.sources.count()), 1<<30)
+		half := min(room/2, 1<<30)
 		fetchMsgs := int(min(max(half/msgOverhead, 1), int64(p.cfg.FetchMessages)))
 		fetchBytes := int(max(half, largest))
-		if room/2 < largest { // the budget is nearly full: one message at a time
+		if room/2 < largest || s.idle { // nearly full, or idle: one message
 			fetchMsgs = 1
 		}
+		res := p.budget.reserve(min(int64(fetchBytes), int64(fetchMsgs)*int64(p.cfg.MaxMessageBytes)) + int64(fetchMsgs)*msgOverhead)
 		opts := append([]jetstream.FetchOpt{jetstream.FetchMaxBytes(fetchBytes), jetstream.FetchMaxWait(time.Second)}, s.opts...)
 		mb, err := s.cons.Fetch(fetchMsgs, opts...)
+		got := 0
 		if err == nil {
 			// Items go to Run in slices of what has arrived (at most
 			// handoff): one channel operation per slice, not per message.
 			var items []batch.Item
 			in := mb.Messages()
 			for m := range in {
-				p.budget.add(heldBytes(m.Data()))
+				got++
+				res.take(heldBytes(m.Data()))
 				if it, ok := p.check(ctx, m, s.name); ok {
 					items = append(items, it)
 				}
@@ -337,6 +344,8 @@ func (p *Pipeline) fetchFrom(ctx context.Context, s *source, out chan<- []batch.
 			}
 			err = mb.Error()
 		}
+		res.end()
+		s.idle = got == 0
 		switch {
 		case err == nil || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded):
 			backoff = p.cfg.RetryMin

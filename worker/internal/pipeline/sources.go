@@ -31,6 +31,9 @@ type source struct {
 	opts   []jetstream.FetchOpt
 	cancel context.CancelFunc
 	done   chan struct{} // closed when its fetch goroutine returned
+	// idle is whether its last fetch delivered nothing; only its fetch
+	// goroutine uses it.
+	idle bool
 }
 
 // release is a handover that Run completes.
@@ -116,14 +119,6 @@ func (p *Pipeline) Reading() []string {
 		names = append(names, n)
 	}
 	return names
-}
-
-// count is the number of consumers being read (at least 1), for sharing
-// the budget's room between their fetches.
-func (ss *sources) count() int {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	return max(len(ss.active), 1)
 }
 
 // run starts the fetch goroutine of every consumer acquired so far, and

@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -69,4 +71,50 @@ func TestReleaseHandsOverSettled(t *testing.T) {
 	if err := r.stop(t); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestBusyConsumerFetchesLarge: the fetches of a worker's consumers share
+// the budget's room by reserving it, not by a fixed part per consumer, so
+// one busy partition among idle ones still gets large fetches (a worker
+// owning every partition made fetches 16 times smaller, and paid for each).
+func TestBusyConsumerFetchesLarge(t *testing.T) {
+	h := newHarness(t, stream.ConsumerConfig{})
+	busy := &largestFetch{Consumer: h.cons}
+	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
+	cfg.Consumer, cfg.MaxInflightBytes, cfg.FetchMessages = busy, 32<<20, 4096
+	r := h.start(cfg)
+	for i := range 15 {
+		r.p.Acquire(fmt.Sprintf("idle-%02d", i), idleFetcher{})
+	}
+	time.Sleep(500 * time.Millisecond) // every consumer has fetched nothing once
+	const msgs = 2500
+	for i := range msgs {
+		h.publish("acme", hourAgo, i, 1, 10)
+	}
+	devtest.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool { return h.streamMsgs() == 0 }, "messages not stored")
+	// 32 MiB of room: half of it is 16 MiB, room for 4096 messages
+	// (FetchMessages); a sixteenth share would be 1,024.
+	if most := busy.most.Load(); most < 2048 {
+		t.Errorf("the busy consumer's largest fetch asked for %d messages, want at least 2048", most)
+	}
+}
+
+// largestFetch records the most messages a fetch asked for.
+type largestFetch struct {
+	jetstream.Consumer
+	most atomic.Int64
+}
+
+func (f *largestFetch) Fetch(n int, opts ...jetstream.FetchOpt) (jetstream.MessageBatch, error) {
+	for m := f.most.Load(); int64(n) > m && !f.most.CompareAndSwap(m, int64(n)); m = f.most.Load() {
+	}
+	return f.Consumer.Fetch(n, opts...)
+}
+
+// idleFetcher is a consumer with nothing to deliver.
+type idleFetcher struct{}
+
+func (idleFetcher) Fetch(int, ...jetstream.FetchOpt) (jetstream.MessageBatch, error) {
+	time.Sleep(100 * time.Millisecond)
+	return nil, jetstream.ErrNoMessages
 }
