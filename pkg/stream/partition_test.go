@@ -159,12 +159,35 @@ func TestPartitionUpgradeInPlace(t *testing.T) {
 	if n := stored(); n != 0 {
 		t.Errorf("%d messages stored once all are acked", n)
 	}
+	// A worker still reading it when it is deleted (a fetch under way,
+	// then a new one) reads nothing more, without an error.
+	shared := cons[len(cons)-1]
+	pending, err := shared.Fetch(1, jetstream.FetchMaxWait(3*time.Second), jetstream.FetchPriorityGroup(stream.PriorityGroup))
+	if err != nil {
+		t.Fatal(err)
+	}
 	again, err := stream.EnsureConsumers(t.Context(), js, "", stream.DefaultPartitions, stream.ConsumerConfig{AckWait: 5 * time.Second})
 	if err != nil || len(again) != stream.DefaultPartitions {
 		t.Errorf("consumers ensured once the old messages are stored: %d (%v), want the %d partitions'", len(again), err, stream.DefaultPartitions)
 	}
 	if _, err := st.Consumer(t.Context(), stream.Consumer); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		t.Errorf("the unpartitioned consumer once nothing is left for it: %v", err)
+	}
+	for range pending.Messages() {
+		t.Error("a message from the deleted consumer")
+	}
+	if err := pending.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+		t.Errorf("fetch under way when the unpartitioned consumer was deleted: %v", err)
+	}
+	if mb, err := shared.Fetch(1, jetstream.FetchMaxWait(time.Second), jetstream.FetchPriorityGroup(stream.PriorityGroup)); !errors.Is(err, jetstream.ErrNoMessages) {
+		if err == nil {
+			for range mb.Messages() {
+			}
+			err = mb.Error()
+		}
+		if err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			t.Errorf("fetch from the deleted unpartitioned consumer: %v", err)
+		}
 	}
 }
 

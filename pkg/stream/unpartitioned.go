@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -27,7 +29,8 @@ import (
 // their partition's consumer would stay stored, acked and never delivered
 // again (no later check of the server removes them from a work-queue
 // stream). The list cannot grow: the subject transform gives every message
-// stored since the upgrade a partition token.
+// stored since the upgrade a partition token. Workers still reading it
+// when it is deleted read nothing more from it (retiring).
 
 // unpartitionedSubject matches the messages stored without a partition
 // token.
@@ -60,5 +63,44 @@ func ensureUnpartitioned(ctx context.Context, js jetstream.JetStream, streamName
 		return nil, nil
 	}
 	cc.filters, cc.pinned = subjects, true
-	return EnsureConsumer(ctx, js, streamName, cc)
+	c, err := EnsureConsumer(ctx, js, streamName, cc)
+	if err != nil {
+		return nil, err
+	}
+	return retiring{c}, nil
+}
+
+// retiring is the unpartitioned consumer as the workers read it. Once a
+// worker that starts finds nothing left for it and deletes it, it has
+// nothing more to deliver to the workers still reading it: their fetches
+// end without a message (after a second, as a fetch that waited would),
+// rather than failing on the deleted consumer.
+type retiring struct{ jetstream.Consumer }
+
+func (c retiring) Fetch(batch int, opts ...jetstream.FetchOpt) (jetstream.MessageBatch, error) {
+	mb, err := c.Consumer.Fetch(batch, opts...)
+	if retired(err) {
+		time.Sleep(time.Second)
+		return nil, jetstream.ErrNoMessages
+	}
+	if err != nil {
+		return nil, err
+	}
+	return retiringBatch{mb}, nil
+}
+
+type retiringBatch struct{ jetstream.MessageBatch }
+
+func (b retiringBatch) Error() error {
+	if err := b.MessageBatch.Error(); !retired(err) {
+		return err
+	}
+	return jetstream.ErrNoMessages
+}
+
+// retired reports whether err says the consumer is gone: deleted during
+// the fetch, or not there (the pull request then has no responder).
+func retired(err error) bool {
+	return errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) ||
+		errors.Is(err, nats.ErrNoResponders)
 }

@@ -206,7 +206,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				Writer: &manifest.Writer{S3: s3c, Bucket: s.s3Bucket, Prefix: s.s3Prefix},
 				Grace:  s.manifestGrace,
 				Info: func(ctx context.Context, name string) (*jetstream.ConsumerInfo, error) {
-					return byName[name].Info(ctx)
+					info, err := byName[name].Info(ctx)
+					if errors.Is(err, jetstream.ErrConsumerNotFound) && name == s.consumer {
+						// The unpartitioned consumer is deleted only once
+						// nothing is left for it (stream.EnsureConsumers).
+						return &jetstream.ConsumerInfo{Name: name}, nil
+					}
+					return info, err
 				},
 				Log: log,
 			})
