@@ -297,8 +297,8 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 // without each taking a fixed part of it: one busy partition gets large
 // fetches, whatever the number of idle ones. A consumer whose last fetch
 // delivered nothing, or a fetch with less than that room left, asks for
-// one message, so the bytes held pass MaxInflightBytes by at most one
-// message per consumer read. Redelivered messages go to their lookups,
+// one message and reserves nothing, so the bytes held pass
+// MaxInflightBytes by at most one message per consumer read. Redelivered messages go to their lookups,
 // which send them to out.
 func (p *Pipeline) fetchFrom(ctx context.Context, s *source, out chan<- []batch.Item) error {
 	backoff := p.cfg.RetryMin
@@ -319,7 +319,14 @@ func (p *Pipeline) fetchFrom(ctx context.Context, s *source, out chan<- []batch.
 		if room/2 < largest || s.idle { // nearly full, or idle: one message
 			fetchMsgs = 1
 		}
-		res := p.budget.reserve(min(int64(fetchBytes), int64(fetchMsgs)*int64(p.cfg.MaxMessageBytes)) + int64(fetchMsgs)*msgOverhead)
+		// A fetch of one message reserves nothing: the bound allows one
+		// message per consumer read, and an idle consumer's long poll
+		// must not hold room the busy ones need.
+		var reserve int64
+		if fetchMsgs > 1 {
+			reserve = min(int64(fetchBytes), int64(fetchMsgs)*int64(p.cfg.MaxMessageBytes)) + int64(fetchMsgs)*msgOverhead
+		}
+		res := p.budget.reserve(reserve)
 		opts := append([]jetstream.FetchOpt{jetstream.FetchMaxBytes(fetchBytes), jetstream.FetchMaxWait(time.Second)}, s.opts...)
 		mb, err := s.cons.Fetch(fetchMsgs, opts...)
 		got := 0
