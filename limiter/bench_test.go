@@ -72,7 +72,7 @@ func BenchmarkAllow(b *testing.B) {
 		}},
 		{"evalsha-per-decision", func(ctx context.Context, key string) (bool, error) {
 			rk, _ := redisKey("rl:", GCRA, lim, key)
-			v, err := runScript(ctx, rdb, s.decide, []string{rk}, 1, int(GCRA), lim.Rate, lim.Period.Microseconds(), lim.Burst, 0, 1, 1)
+			v, err := runScript(ctx, rdb, s.decide, []string{rk}, 1, int(GCRA), lim.Rate, lim.Period.Microseconds(), lim.Burst, 0, 1, 1, 1)
 			return err == nil && v[0] == 1, err
 		}},
 		{"redis_rate-gcra", func(ctx context.Context, key string) (bool, error) {
@@ -80,23 +80,32 @@ func BenchmarkAllow(b *testing.B) {
 			return err == nil && v[0].(int64) > 0, err
 		}},
 	}
-	for _, callers := range []int{1, 16, 64} {
-		for _, impl := range impls {
-			b.Run(fmt.Sprintf("%s/callers=%d", impl.name, callers), func(b *testing.B) {
-				fallbacks.Store(0)
-				cpu0 := redisCPU(b, rdb)
-				n := runDecisions(b, callers, impl.decide)
-				cpu := redisCPU(b, rdb) - cpu0
-				b.ReportMetric(float64(fallbacks.Load()), "fallbacks")
-				b.ReportMetric(float64(cpu.Microseconds())/float64(n), "redis-cpu-µs/decision")
-			})
+	// 1024 keys: many tenants, few decisions on one key in a batch; one
+	// key: one busy tenant, as in the end-to-end benchmark.
+	for _, keys := range []int{1024, 1} {
+		for _, callers := range []int{1, 16, 64} {
+			for _, impl := range impls {
+				name := fmt.Sprintf("%s/callers=%d", impl.name, callers)
+				if keys == 1 {
+					name = fmt.Sprintf("%s/one-key/callers=%d", impl.name, callers)
+				}
+				b.Run(name, func(b *testing.B) {
+					fallbacks.Store(0)
+					redis0, own0 := redisCPU(b, rdb), processCPU(b)
+					n := runDecisions(b, callers, keys, impl.decide)
+					redisUsed, ownUsed := redisCPU(b, rdb)-redis0, processCPU(b)-own0
+					b.ReportMetric(float64(fallbacks.Load()), "fallbacks")
+					b.ReportMetric(float64(redisUsed.Microseconds())/float64(n), "redis-cpu-µs/decision")
+					b.ReportMetric(float64(ownUsed.Microseconds())/float64(n), "go-cpu-µs/decision")
+				})
+			}
 		}
 	}
 }
 
-// runDecisions drives decide from `callers` goroutines and reports
-// decisions/s and the p99 latency.
-func runDecisions(b *testing.B, callers int, decide decider) int {
+// runDecisions drives decide from `callers` goroutines over `keys` keys
+// and reports decisions/s and the p99 latency.
+func runDecisions(b *testing.B, callers, keys int, decide decider) int {
 	ctx := context.Background()
 	var mu sync.Mutex
 	var lat []time.Duration
@@ -107,7 +116,7 @@ func runDecisions(b *testing.B, callers int, decide decider) int {
 	}
 	var next atomic.Int64
 	one := func() time.Duration {
-		key := "bench:" + strconv.FormatInt(next.Add(1)%1024, 10)
+		key := "bench:" + strconv.FormatInt(next.Add(1)%int64(keys), 10)
 		start := time.Now()
 		ok, err := decide(ctx, key)
 		if err != nil || !ok {

@@ -40,7 +40,7 @@ func (l *Limiter) crossSlot(ctx context.Context, c *call) ([]int64, error) {
 	decide := func(ps []*call, refund bool) ([]reply, error) {
 		invs := make([]invocation, len(ps))
 		for i, p := range ps {
-			invs[i].keys, invs[i].args = compose([]*call{p}, refund)
+			invs[i].keys, invs[i].args = compose([]entry{{p}}, refund)
 		}
 		replies := evalAll(ctx, l.rdb, l.s.decide, invs)
 		for _, r := range replies {

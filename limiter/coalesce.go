@@ -2,7 +2,6 @@ package limiter
 
 import (
 	"context"
-	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -29,7 +28,9 @@ type call struct {
 	// received done, so no flusher holds c any more.
 	queued, answered bool
 
-	// Storage for the common single-request call: one allocation.
+	// Storage for the common single-request call: one allocation. out1
+	// holds its answer when it was decided in an aggregated entry.
+	out1  [4]int64
 	key1  [1]string
 	lim1  [1]Limit
 	cost1 [1]int
@@ -137,22 +138,67 @@ func (l *Limiter) enqueue(ctx context.Context, c *call, queuedAt time.Time) erro
 }
 
 // flusher takes whatever calls queued up (up to maxBatch, waiting at most
-// maxDelay for more) and decides them in one round trip.
+// maxDelay for more, and for a round trip in flight: see behind) and
+// decides them in one round trip. One flusher at a time collects (it holds
+// l.turn until it sends).
 func (l *Limiter) flusher() {
 	defer l.wg.Done()
 	batch := make([]*call, 0, l.cfg.maxBatch)
 	for {
 		select {
-		case c := <-l.queue:
-			batch = append(batch, c)
+		case l.turn <- struct{}{}:
 		case <-l.stop:
 			return
 		}
-		batch = l.fill(batch)
+		select {
+		case c := <-l.queue:
+			batch = append(batch, c)
+		case <-l.stop:
+			<-l.turn
+			return
+		}
+		batch = l.behind(l.fill(batch))
+		l.inflight.Add(1)
+		<-l.turn
 		l.flush(batch)
+		if l.inflight.Add(-1) == 0 {
+			select {
+			case l.landed <- struct{}{}:
+			default: // a token is there already
+			}
+		}
 		clear(batch)
 		batch = batch[:0]
 	}
+}
+
+// behind holds a batch that has room while another flusher's round trip is
+// in flight, taking the calls that queue up meanwhile, until that round
+// trip lands (or the deadline passes, or the batch is full). So one round
+// trip carries what arrived during the previous one, instead of each
+// arrival going out on its own while a batch is in flight: on one busy key
+// that was most round trips, each costing both processes the system calls
+// and script start of a full one. A round trip slower than the deadline
+// holds the next one back no longer than that. Once Redis has failed
+// nothing is held: a queued decision then waits only the deadline.
+func (l *Limiter) behind(batch []*call) []*call {
+	if len(batch) >= l.cfg.maxBatch || l.inflight.Load() == 0 || !l.br.patient() {
+		return batch
+	}
+	t := time.NewTimer(l.cfg.deadline)
+	defer t.Stop()
+	for len(batch) < l.cfg.maxBatch && l.inflight.Load() > 0 {
+		select {
+		case c := <-l.queue:
+			batch = append(batch, c)
+		case <-l.landed:
+		case <-t.C:
+			return batch
+		case <-l.stop:
+			return batch
+		}
+	}
+	return batch
 }
 
 func (l *Limiter) fill(batch []*call) []*call {
@@ -210,12 +256,14 @@ func (l *Limiter) flush(batch []*call) {
 		l.flushGroup(ctx, live, l.rdb)
 		return
 	}
-	parts := make([][]*call, len(groups))
+	parts := make([][]entry, len(groups))
 	invs := make([]invocation, len(groups))
 	for g, idx := range groups {
-		for _, i := range idx {
-			parts[g] = append(parts[g], live[i])
+		calls := make([]*call, len(idx))
+		for k, i := range idx {
+			calls[k] = live[i]
 		}
+		parts[g] = aggregate(calls)
 		invs[g].keys, invs[g].args = compose(parts[g], false)
 	}
 	for g, r := range evalAll(ctx, l.rdb, l.s.decide, invs) {
@@ -224,75 +272,8 @@ func (l *Limiter) flush(batch []*call) {
 }
 
 func (l *Limiter) flushGroup(ctx context.Context, calls []*call, rdb redis.Scripter) {
-	keys, args := compose(calls, false)
+	entries := aggregate(calls)
+	keys, args := compose(entries, false)
 	out, err := runScript(ctx, rdb, l.s.decide, keys, args...)
-	l.distribute(calls, out, err)
-}
-
-// compose lays calls out as one decide script invocation (see
-// lua/decide.lua): the distinct limits once, then (group, limit, cost) per
-// decision; each call is its own group. refund negates the costs.
-func compose(calls []*call, refund bool) ([]string, []any) {
-	n := countKeys(calls)
-	keys := make([]string, 0, n)
-	var limits []Limit
-	seen := map[Limit]int{}
-	index := func(lim Limit) int {
-		if i, ok := seen[lim]; ok {
-			return i
-		}
-		limits = append(limits, lim)
-		seen[lim] = len(limits)
-		return len(limits)
-	}
-	decisions := make([]any, 0, n*3)
-	for i, c := range calls {
-		keys = append(keys, c.keys...)
-		for k := range c.keys {
-			cost := c.costs[k]
-			if refund {
-				cost = -cost
-			}
-			decisions = append(decisions, i, index(c.lims[k]), cost)
-		}
-	}
-	args := make([]any, 0, 1+4*len(limits)+len(decisions))
-	args = append(args, len(limits))
-	for _, l := range limits {
-		args = append(args, int(l.Algorithm), l.Rate, l.Period.Microseconds(), l.Burst)
-	}
-	return keys, append(args, decisions...)
-}
-
-// distribute hands each call its part of out (or err). The local fallback
-// state learns from the answers first, under one lock for the batch: once
-// a call is finished its caller may reuse it.
-func (l *Limiter) distribute(calls []*call, out []int64, err error) {
-	if want := 4 * countKeys(calls); err == nil && len(out) != want {
-		err = fmt.Errorf("decide script returned %d integers, want %d", len(out), want)
-	}
-	if err == nil {
-		l.heard()
-		if l.keepsLocal() {
-			l.local.learn(calls, out, time.Now())
-		}
-	}
-	off := 0
-	for _, c := range calls {
-		if err != nil {
-			c.finish(nil, err)
-			continue
-		}
-		n := 4 * len(c.keys)
-		c.finish(out[off:off+n:off+n], nil)
-		off += n
-	}
-}
-
-func countKeys(calls []*call) int {
-	n := 0
-	for _, c := range calls {
-		n += len(c.keys)
-	}
-	return n
+	l.distribute(entries, out, err)
 }

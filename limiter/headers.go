@@ -3,7 +3,6 @@ package limiter
 import (
 	"math"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -37,9 +36,15 @@ type HeaderValues struct {
 func Headers(name string, res Result) HeaderValues {
 	l := res.Limit.normalize()
 	q, w := policyWindow(l)
-	id := sfString(name)
+	// Both fields start with the quoted name: one buffer on the stack,
+	// one allocation per field.
+	var buf [128]byte
+	id := appendSFString(buf[:0], name)
 	var h HeaderValues
-	h.Policy = id + ";q=" + strconv.FormatInt(q, 10) + ";w=" + strconv.FormatInt(w, 10)
+	b := append(id, ";q="...)
+	b = strconv.AppendInt(b, q, 10)
+	b = append(b, ";w="...)
+	h.Policy = string(strconv.AppendInt(b, w, 10))
 	t := res.ResetAfter
 	if !res.Allowed {
 		t = res.RetryAfter
@@ -48,7 +53,10 @@ func Headers(name string, res Result) HeaderValues {
 		}
 		h.RetryAfter = strconv.FormatInt(max(ceilSeconds(t), 1), 10)
 	}
-	h.RateLimit = id + ";r=" + strconv.Itoa(max(res.Remaining, 0)) + ";t=" + strconv.FormatInt(ceilSeconds(t), 10)
+	b = append(id, ";r="...)
+	b = strconv.AppendInt(b, int64(max(res.Remaining, 0)), 10)
+	b = append(b, ";t="...)
+	h.RateLimit = string(strconv.AppendInt(b, ceilSeconds(t), 10))
 	return h
 }
 
@@ -74,23 +82,21 @@ func ceilSeconds(d time.Duration) int64 {
 	return int64((d + time.Second - 1) / time.Second)
 }
 
-// sfString writes s as a structured-field string: printable ASCII only,
-// with '"' and '\' escaped; other bytes become '?'.
-func sfString(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
+// appendSFString appends s as a structured-field string: quoted, with
+// quotes and backslashes escaped and anything outside printable ASCII
+// replaced by '?'.
+func appendSFString(b []byte, s string) []byte {
+	b = append(b, '"')
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch {
 		case c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteByte(c)
+			b = append(b, '\\', c)
 		case c < 0x20 || c > 0x7e:
-			b.WriteByte('?')
+			b = append(b, '?')
 		default:
-			b.WriteByte(c)
+			b = append(b, c)
 		}
 	}
-	b.WriteByte('"')
-	return b.String()
+	return append(b, '"')
 }

@@ -56,9 +56,9 @@ func (l *Limiter) repay() {
 	}
 	invs := make([]invocation, len(groups))
 	for g, idx := range groups {
-		part := make([]*call, len(idx))
+		part := make([]entry, len(idx))
 		for k, i := range idx {
-			part[k] = calls[i]
+			part[k] = entry{calls[i]}
 		}
 		invs[g].keys, invs[g].args = compose(part, false)
 	}

@@ -49,12 +49,18 @@ type Limiter struct {
 	deny    *denyCache
 	local   *local
 	queue   chan *call
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	closed  atomic.Bool
-	stopper sync.Once
-	timers  sync.Pool // *time.Timer for waitFor
-	calls   sync.Pool // *call of one request, returned once answered
+	// turn is held by the flusher collecting the next batch; inflight
+	// counts round trips of batches under way, and landed gets a token
+	// when the last of them lands (see behind).
+	turn     chan struct{}
+	inflight atomic.Int32
+	landed   chan struct{}
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	closed   atomic.Bool
+	stopper  sync.Once
+	timers   sync.Pool // *time.Timer for waitFor
+	calls    sync.Pool // *call of one request, returned once answered
 	// answered is when Redis last answered anything (unix nanoseconds).
 	answered atomic.Int64
 }
@@ -80,6 +86,8 @@ func New(rdb redis.UniversalClient, opts ...Option) (*Limiter, error) {
 		s:       newScripts(),
 		local:   newLocal(cfg.localMaxKeys),
 		queue:   make(chan *call, cfg.maxBatch*cfg.flushers*4),
+		turn:    make(chan struct{}, 1),
+		landed:  make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 	}
 	if cfg.denyCache {
@@ -332,7 +340,7 @@ func (l *Limiter) exec(ctx context.Context, c *call) ([]int64, error) {
 	}
 	if !l.cfg.coalesce {
 		return l.decide(ctx, func(ctx context.Context) ([]int64, error) {
-			keys, args := compose([]*call{c}, false)
+			keys, args := compose([]entry{{c}}, false)
 			out, err := runScript(ctx, l.rdb, l.s.decide, keys, args...)
 			l.learn(c, out, err)
 			return out, err
@@ -346,6 +354,6 @@ func (l *Limiter) exec(ctx context.Context, c *call) ([]int64, error) {
 // one (the flushers do it per batch for coalesced calls).
 func (l *Limiter) learn(c *call, out []int64, err error) {
 	if err == nil && len(out) == 4*len(c.keys) && l.keepsLocal() {
-		l.local.learn([]*call{c}, out, time.Now())
+		l.local.learn([]entry{{c}}, out, time.Now())
 	}
 }

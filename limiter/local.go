@@ -54,35 +54,39 @@ type localReq struct {
 	cost int
 }
 
-// learn records Redis's answers out (4 integers per key of calls, as the
-// decide script returns them) at now: the second of each is the capacity
-// left of its key's limit.
-func (lc *local) learn(calls []*call, out []int64, now time.Time) {
+// learn records Redis's answers out (4 integers per line of entries, as
+// the decide script returns them) at now: the second of each is the
+// capacity left of its key's limit (after all of an aggregated line).
+func (lc *local) learn(entries []entry, out []int64, now time.Time) {
 	lc.mu.Lock()
 	defer lc.mu.Unlock()
 	if len(lc.buckets) >= lc.maxKeys {
 		lc.sweepLocked(now)
 	}
 	off := 0
-	for _, c := range calls {
+	for _, e := range entries {
+		c := e[0]
 		for k, key := range c.keys {
-			lim := c.lims[k]
-			used := max(lim.capacity()-int(out[off+1]), 0)
-			tat := now.Add(time.Duration(float64(used) * float64(lim.Period) / float64(lim.Rate)))
-			if b := lc.buckets[key]; b != nil {
-				// A bucket that owes Redis knows more than this answer
-				// (which may come late, from a command sent before a
-				// fallback): it is only raised until Redis learns of it.
-				if b.debt == 0 || tat.After(b.tat) {
-					b.tat = tat
-				}
-				b.lim = lim
-			} else {
-				lc.buckets[key] = &bucket{tat: tat, lim: lim}
-			}
+			lc.learnLocked(key, c.lims[k], int(out[off+1]), now)
 			off += 4
 		}
 	}
+}
+
+func (lc *local) learnLocked(key string, lim Limit, remaining int, now time.Time) {
+	used := max(lim.capacity()-remaining, 0)
+	tat := now.Add(time.Duration(float64(used) * float64(lim.Period) / float64(lim.Rate)))
+	if b := lc.buckets[key]; b != nil {
+		// A bucket that owes Redis knows more than this answer (which may
+		// come late, from a command sent before a fallback): it is only
+		// raised until Redis learns of it.
+		if b.debt == 0 || tat.After(b.tat) {
+			b.tat = tat
+		}
+		b.lim = lim
+		return
+	}
+	lc.buckets[key] = &bucket{tat: tat, lim: lim}
 }
 
 // allow decides reqs all-or-nothing against the local buckets. With

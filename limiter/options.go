@@ -181,7 +181,9 @@ func WithObserver(o Observer) Option {
 // 128 and 0: take whatever queued up while the previous batch was in
 // flight). flushers is how many batches may be in flight at once (default
 // GOMAXPROCS, at least 2 and at most 8: fewer, larger batches cost Redis
-// less per decision; more hide a longer round trip).
+// less per decision; more hide a longer round trip). A batch with room
+// waits for the one in flight to land, at most the deadline, so more than
+// one is in flight only when batches fill up or a round trip is slow.
 func WithBatching(maxBatch int, maxDelay time.Duration, flushers int) Option {
 	return func(c *config) error {
 		switch {

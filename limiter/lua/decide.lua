@@ -1,16 +1,20 @@
 -- decide.lua: a batch of rate-limit decisions, run atomically and timed by
 -- Redis TIME (never the client's clock).
 --
--- KEYS[i] is the state key of decision i. ARGV starts with the batch's
+-- KEYS[i] is the state key of line i. ARGV starts with the batch's
 -- distinct limits: their count L, then 4 values each: algorithm (0 gcra,
 -- 1 sliding window, 2 fixed window), rate, period (microseconds), burst.
--- Then 3 values per decision: group, limit number (1..L), cost.
--- Consecutive decisions with the same group are all-or-nothing: if one is
--- denied, none of the group consumes anything. A negative cost refunds. A
--- limit with a negative burst raises instead of deciding: the key's state is
--- made at least cost used (never lowered), and the decision is allowed.
--- Returns 4 integers per decision:
---   allowed (1/0), remaining, retry_after (µs), reset_after (µs).
+-- Then 4 values per line: group, limit number (1..L), cost, count.
+-- A line is count decisions of the same cost on its key, decided one after
+-- the other ("how many of these count fit, in order"): once one is denied
+-- the rest are too, on the same unchanged state. Consecutive lines with the
+-- same group are all-or-nothing (their count is 1): if one is denied, none
+-- of the group consumes anything. A negative cost refunds. A limit with a
+-- negative burst raises instead of deciding: the key's state is made at
+-- least cost used (never lowered), and the decision is allowed.
+-- Returns 4 integers per line: allowed (how many of count; 1/0 for a line
+-- of one), remaining after them, retry_after (µs) of the first denied one
+-- (0 if none), reset_after (µs) after the allowed ones.
 redis.replicate_commands()
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -171,37 +175,67 @@ local function decide(st, lim, cost)
   return fixed(st, lim[2], lim[3], cost)
 end
 
+-- line decides count decisions of cost one after the other and returns how
+-- many were allowed and the last decision's answer (the first denied one's,
+-- if any). Each algorithm allows m such decisions in a row exactly when it
+-- allows one of cost m × cost, and leaves the same state; a denial's
+-- remaining is the capacity left, so at most three evaluations decide any
+-- count: all at once, else as many as fit, then the first denied one. The
+-- loop only finishes what rounding could leave undecided.
+local function line(st, lim, cost, count)
+  local a, rem, retry, reset = decide(st, lim, cost * count)
+  if a == 1 then return count, rem, retry, reset end
+  if count == 1 then return 0, rem, retry, reset end
+  local allowed = 0
+  if cost > 0 then
+    local fit = math.min(math.floor(rem / cost), count - 1)
+    if fit > 0 then
+      a, rem, retry, reset = decide(st, lim, cost * fit)
+      if a == 1 then allowed = fit end
+    end
+  end
+  while allowed < count do
+    a, rem, retry, reset = decide(st, lim, cost)
+    if a == 0 then break end
+    allowed = allowed + 1
+  end
+  return allowed, rem, retry, reset
+end
+
 local out = {}
 local dirty = {}
 local n = #KEYS
 local i = 1
 while i <= n do
-  local gid = ARGV[base + (i - 1) * 3 + 1]
+  local b = base + (i - 1) * 4
+  local gid = ARGV[b + 1]
   local j = i + 1
-  while j <= n and ARGV[base + (j - 1) * 3 + 1] == gid do j = j + 1 end
+  while j <= n and ARGV[base + (j - 1) * 4 + 1] == gid do j = j + 1 end
   if j == i + 1 then
-    -- A group of one (every plain Allow): decide on the cached state, which
-    -- the algorithms only change when they allow.
-    local b = base + (i - 1) * 3
+    -- A group of one line (every plain Allow, or several on one key):
+    -- decide on the cached state, which the algorithms only change when
+    -- they allow.
     local lim = lims[tonumber(ARGV[b + 2])]
     local key = KEYS[i]
-    local a, rem, retry, reset = decide(load(key, lim[1]), lim, tonumber(ARGV[b + 3]))
-    if a == 1 then dirty[key] = true end
+    local st = load(key, lim[1])
+    local cost, count = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4])
+    local allowed, rem, retry, reset = line(st, lim, cost, count)
+    if allowed > 0 then dirty[key] = true end
     local o = (i - 1) * 4
-    out[o + 1], out[o + 2], out[o + 3], out[o + 4] = a, rem, math.ceil(retry), math.ceil(reset)
+    out[o + 1], out[o + 2], out[o + 3], out[o + 4] = allowed, rem, math.ceil(retry), math.ceil(reset)
   else
     local work = {}
     local ok = true
     for k = i, j - 1 do
-      local b = base + (k - 1) * 3
-      local lim = lims[tonumber(ARGV[b + 2])]
+      local bk = base + (k - 1) * 4
+      local lim = lims[tonumber(ARGV[bk + 2])]
       local key = KEYS[k]
       local st = work[key]
       if st == nil then
         st = copy(load(key, lim[1]))
         work[key] = st
       end
-      local a, rem, retry, reset = decide(st, lim, tonumber(ARGV[b + 3]))
+      local a, rem, retry, reset = decide(st, lim, tonumber(ARGV[bk + 3]))
       if a == 0 then ok = false end
       local o = (k - 1) * 4
       out[o + 1], out[o + 2], out[o + 3], out[o + 4] = a, rem, math.ceil(retry), math.ceil(reset)
@@ -216,7 +250,7 @@ while i <= n do
         local o = (k - 1) * 4
         if out[o + 1] == 1 then
           out[o + 1] = 0
-          out[o + 2] = out[o + 2] + tonumber(ARGV[base + (k - 1) * 3 + 3])
+          out[o + 2] = out[o + 2] + tonumber(ARGV[base + (k - 1) * 4 + 3])
         end
       end
     end

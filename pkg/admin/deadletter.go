@@ -56,6 +56,11 @@ func deadLetterOf(m *jetstream.RawStreamMsg) DeadLetter {
 	if n, err := strconv.Atoi(h.Get(stream.HeaderEventCount)); err == nil {
 		dl.Events = &n
 	}
+	if h.Get(stream.HeaderMessageID) != "" { // a coalesced message: its id and first request's time
+		if meta, err := envelope.MetaFromHeaders(h); err == nil {
+			dl.BatchID, dl.ReceivedAt, dl.Events = meta.BatchID, meta.ReceivedAt.Format(time.RFC3339Nano), &meta.EventCount
+		}
+	}
 	if n, err := strconv.ParseUint(h.Get(stream.HeaderDeliveries), 10, 64); err == nil {
 		dl.Deliveries = &n
 	}

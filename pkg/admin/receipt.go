@@ -58,12 +58,17 @@ func stored(ctx context.Context, js jetstream.JetStream, tenant, batchID string)
 	tenants := []string{tenant}
 	if tenant == "" {
 		tenants = nil
-		keys, err := kv.ListKeysFiltered(ctx, receipts.Key("*", batchID))
+		// A request of a coalesced message has its message's receipt.
+		key := batchID
+		if msgID, _, ok := envelope.SplitBatchID(batchID); ok {
+			key = msgID
+		}
+		keys, err := kv.ListKeysFiltered(ctx, receipts.Key("*", key))
 		if err != nil {
 			return nil, fmt.Errorf("list receipts of %s: %w", batchID, err)
 		}
 		for k := range keys.Keys() {
-			tenants = append(tenants, k[:len(k)-len(batchID)-1])
+			tenants = append(tenants, k[:len(k)-len(key)-1])
 		}
 	}
 	var found []Found
@@ -104,13 +109,30 @@ func waiting(ctx context.Context, js jetstream.JetStream, events, tenant, batchI
 		if m.Sequence > state.LastSeq {
 			break
 		}
-		if m.Header.Get(stream.HeaderBatchID) == batchID {
-			meta, _ := envelope.MetaOf(m.Subject, m.Header)
+		if events, ok := holds(m, batchID); ok {
 			t, _ := stream.TenantOf(m.Subject)
 			return Found{Tenant: t, Seq: m.Sequence, Receipt: receipts.Receipt{
-				BatchID: batchID, Status: StatusPending, Events: meta.EventCount, Objects: []receipts.Object{}}}, true, nil
+				BatchID: batchID, Status: StatusPending, Events: events, Objects: []receipts.Object{}}}, true, nil
 		}
 		seq = m.Sequence + 1
 	}
 	return Found{}, false, nil
+}
+
+// holds reports whether m holds the request batchID (alone, or in a
+// coalesced message), with its event count.
+func holds(m *jetstream.RawStreamMsg, batchID string) (int, bool) {
+	if m.Header.Get(stream.HeaderBatchID) == batchID {
+		meta, _ := envelope.MetaOf(m.Subject, m.Header)
+		return meta.EventCount, true
+	}
+	msgID, i, ok := envelope.SplitBatchID(batchID)
+	if !ok || m.Header.Get(stream.HeaderMessageID) != msgID {
+		return 0, false
+	}
+	meta, err := envelope.MetaOf(m.Subject, m.Header)
+	if err != nil || i >= len(meta.Requests) {
+		return 0, false
+	}
+	return meta.Requests[i].Events, true
 }

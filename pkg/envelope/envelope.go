@@ -58,21 +58,33 @@ func BatchIDFor(tenant, idempotencyKey string) string {
 	return idEncoding.EncodeToString(h.Sum(nil)[:16])
 }
 
-// Meta is what the gateway records about an accepted request.
+// Meta is what the gateway records about an accepted request, or about
+// the requests of a coalesced message (coalesced.go).
 type Meta struct {
-	Tenant     string
-	BatchID    string
+	Tenant string
+	// BatchID is the request's batch id, or the coalesced message's id.
+	BatchID string
+	// ReceivedAt is when the request was received, or its first request
+	// (all of them were received in the same hour).
 	ReceivedAt time.Time
+	// EventCount is the number of events in the message.
 	EventCount int
 	// Idempotent marks a request that carried an Idempotency-Key: only then
 	// is the batch id also the Nats-Msg-Id, so JetStream de-duplicates its
 	// retries inside the duplicate window. Other requests carry no message
 	// id, so JetStream keeps no de-duplication state for them.
 	Idempotent bool
+	// Requests lists the requests of a coalesced message, in body order;
+	// nil for a message of one request.
+	Requests []Request
 }
 
 // SetHeaders writes m into a JetStream message's headers.
 func (m Meta) SetHeaders(h nats.Header) {
+	if m.Coalesced() {
+		m.setCoalescedHeaders(h)
+		return
+	}
 	if m.Idempotent {
 		h.Set(stream.HeaderMsgID, m.BatchID)
 	}
@@ -89,6 +101,9 @@ func MetaFromHeaders(h nats.Header) (Meta, error) {
 	m.Tenant = h.Get(stream.HeaderTenant)
 	if !ValidTenant(m.Tenant) {
 		return m, fmt.Errorf("%w: %s %q", ErrBadMeta, stream.HeaderTenant, m.Tenant)
+	}
+	if h.Get(stream.HeaderMessageID) != "" {
+		return coalescedFromHeaders(m, h)
 	}
 	m.BatchID = h.Get(stream.HeaderBatchID)
 	if !ValidBatchID(m.BatchID) {

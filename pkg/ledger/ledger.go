@@ -23,6 +23,11 @@ const Stream = "SLUICE_COUNTERS"
 // is counted once. It must be far longer than SLUICE_ACK_WAIT.
 const DuplicateWindow = time.Hour
 
+// MaxAge is how long a tenant-hour's counters are kept after their last
+// increment: long enough to reconcile a month of hours, short enough that
+// the stream (three subjects per tenant-hour) does not grow forever.
+const MaxAge = 35 * 24 * time.Hour
+
 // Kind is what a counter counts.
 type Kind string
 
@@ -55,6 +60,7 @@ func Config(replicas int) jetstream.StreamConfig {
 		Retention:         jetstream.LimitsPolicy,
 		Discard:           jetstream.DiscardOld,
 		MaxMsgsPerSubject: 1,
+		MaxAge:            MaxAge,
 		Duplicates:        DuplicateWindow,
 		AllowMsgCounter:   true,
 		AllowDirect:       true,

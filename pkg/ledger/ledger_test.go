@@ -13,11 +13,23 @@ import (
 // and through a tally, and reads them back per hour.
 func TestCountsAddUpOnce(t *testing.T) {
 	_, js := devtest.JetStream(t, devtest.NATS(t))
+	old := ledger.Config(1)
+	old.MaxAge = 0 // as created by a version that kept counters forever
+	if _, err := js.CreateStream(t.Context(), old); err != nil {
+		t.Fatal(err)
+	}
 	if err := ledger.Ensure(t.Context(), js, 1); err != nil {
 		t.Fatal(err)
 	}
 	if err := ledger.Ensure(t.Context(), js, 1); err != nil { // a second process
 		t.Fatal(err)
+	}
+	st, err := js.Stream(t.Context(), ledger.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.CachedInfo().Config.MaxAge; got != ledger.MaxAge {
+		t.Fatalf("counter stream MaxAge %s, want %s: an existing stream is not updated in place", got, ledger.MaxAge)
 	}
 	h := time.Date(2026, 12, 1, 14, 0, 0, 0, time.UTC)
 	for _, inc := range []struct {

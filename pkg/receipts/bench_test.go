@@ -5,19 +5,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/receipts"
 )
 
 // BenchmarkRecord writes the receipts of one object of 10,000 batches, then
 // writes them again (a redelivered batch meeting its stored object).
 func BenchmarkRecord(b *testing.B) {
-	_, js := devtest.JetStream(b, devtest.NATS(b))
-	kv, err := receipts.Ensure(b.Context(), js, time.Hour, 1)
-	if err != nil {
-		b.Fatal(err)
-	}
-	w := receipts.NewWriter(js, kv)
+	_, w := startBucket(b)
 	const n = 10000
 	i := 0
 	for b.Loop() {

@@ -6,8 +6,8 @@ import (
 	"strconv"
 )
 
-// creation encodes the records an outcome creates: newRecord(batchID, o)
-// for many batches, which differ only in batch id and events. Its bytes are
+// creation encodes the records an outcome creates: newRecord(b, o)
+// for many batches, which differ only in batch id, events and requests. Its bytes are
 // those of json.Marshal (TestCreationEncodesAsJSON), without reflection and
 // with one allocation per record.
 type creation struct {
@@ -18,7 +18,7 @@ type creation struct {
 }
 
 func newCreation(o Outcome) (creation, error) {
-	r := newRecord("", o)
+	r := newRecord(Batch{}, o)
 	c := creation{landed: o.landed()}
 	c.status = append(appendString([]byte(`,"status":`), r.Status), `,"events":`...)
 	if o.landed() {
@@ -41,17 +41,27 @@ func newCreation(o Outcome) (creation, error) {
 	return c, nil
 }
 
-// encode returns the JSON of the record of batchID with events, created by
-// the outcome.
-func (c creation) encode(batchID string, events int) []byte {
-	b := make([]byte, 0, 16+len(batchID)+len(c.status)+len(c.object)+len(c.tail)+2*20)
-	b = appendString(append(b, `{"batch_id":`...), batchID)
-	b = strconv.AppendInt(append(b, c.status...), int64(events), 10)
+// encode returns the JSON of the record of bt created by the outcome.
+func (c creation) encode(bt Batch) []byte {
+	b := make([]byte, 0, 16+len(bt.BatchID)+len(c.status)+len(c.object)+len(c.tail)+2*20+len(bt.Requests)*8)
+	b = appendString(append(b, `{"batch_id":`...), bt.BatchID)
+	b = strconv.AppendInt(append(b, c.status...), int64(bt.Events), 10)
 	b = append(b, c.object...)
 	if c.landed { // the object is listed with the batch's events
-		b = strconv.AppendInt(b, int64(events), 10)
+		b = strconv.AppendInt(b, int64(bt.Events), 10)
 	}
-	return append(b, c.tail...)
+	if len(bt.Requests) == 0 {
+		return append(b, c.tail...)
+	}
+	b = append(b, c.tail[:len(c.tail)-1]...) // all but the closing brace
+	b = append(b, `,"requests":[`...)
+	for i, n := range bt.Requests {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, int64(n), 10)
+	}
+	return append(b, ']', '}')
 }
 
 // appendString appends s as json.Marshal encodes it; s is most often an

@@ -24,13 +24,16 @@ func TestCreationEncodesAsJSON(t *testing.T) {
 		}
 		for _, id := range []string{"n29a9fnj049josr94jq47sb4do", "b-1_x", `q"<id>`} {
 			for _, events := range []int{0, 1, 500000} {
-				o.Events = events
-				want, err := json.Marshal(newRecord(id, o))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := c.encode(id, events); string(got) != string(want) {
-					t.Errorf("encode(%q, %d) of %+v:\n got %s\nwant %s", id, events, o, got, want)
+				for _, requests := range [][]int{nil, {events, 0}, {1, 2, 3}} {
+					o.Events = events
+					b := Batch{BatchID: id, Events: events, Requests: requests}
+					want, err := json.Marshal(newRecord(b, o))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got := c.encode(b); string(got) != string(want) {
+						t.Errorf("encode(%+v) of %+v:\n got %s\nwant %s", b, o, got, want)
+					}
 				}
 			}
 		}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-ingest/sluice/pkg/envelope"
 )
 
 // Bucket is the JetStream KV bucket holding receipts (stream KV_SLUICE_RECEIPTS).
@@ -50,6 +52,8 @@ type Receipt struct {
 type record struct {
 	Receipt
 	CountedIn string `json:"counted_in"`
+	// Requests is Batch.Requests: the record of a coalesced message.
+	Requests []int `json:"requests,omitempty"`
 }
 
 // Key is the bucket key of a tenant's batch: "<tenant>.<batch_id>". Both
@@ -98,9 +102,15 @@ func Ensure(ctx context.Context, js jetstream.JetStream, ttl time.Duration, repl
 
 // Get returns the receipt of the tenant's batch id, or ErrNotFound. A
 // batch id stored for another tenant is not found: the tenant is part of
-// the key.
+// the key. The batch id of a request of a coalesced message
+// (envelope.RequestBatchID) is answered from its message's receipt, with
+// its own event count.
 func Get(ctx context.Context, kv jetstream.KeyValue, tenant, batchID string) (Receipt, error) {
-	e, err := kv.Get(ctx, Key(tenant, batchID))
+	key, i, request := envelope.SplitBatchID(batchID)
+	if !request {
+		key = batchID
+	}
+	e, err := kv.Get(ctx, Key(tenant, key))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return Receipt{}, ErrNotFound
 	}
@@ -111,5 +121,23 @@ func Get(ctx context.Context, kv jetstream.KeyValue, tenant, batchID string) (Re
 	if err != nil {
 		return Receipt{}, fmt.Errorf("receipt %s of tenant %s: %w", batchID, tenant, err)
 	}
-	return rec.Receipt, nil
+	if !request {
+		return rec.Receipt, nil
+	}
+	return rec.request(batchID, i)
+}
+
+// request is the receipt of request number i of a coalesced message's
+// record: its events in each object that holds the message.
+func (r record) request(batchID string, i int) (Receipt, error) {
+	if i >= len(r.Requests) {
+		return Receipt{}, ErrNotFound
+	}
+	rc := r.Receipt
+	rc.BatchID, rc.Events = batchID, r.Requests[i]
+	rc.Objects = make([]Object, len(r.Objects))
+	for j, o := range r.Objects {
+		rc.Objects[j] = Object{Key: o.Key, Events: rc.Events}
+	}
+	return rc, nil
 }

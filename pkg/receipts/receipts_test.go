@@ -6,23 +6,32 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/receipts"
 )
+
+// startBucket creates the receipts bucket on an embedded NATS server and
+// returns it with a writer into it.
+func startBucket(tb testing.TB) (jetstream.KeyValue, *receipts.Writer) {
+	tb.Helper()
+	_, js := devtest.JetStream(tb, devtest.NATS(tb))
+	kv, err := receipts.Ensure(tb.Context(), js, time.Hour, 1)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return kv, receipts.NewWriter(js, kv)
+}
 
 // TestOutcomesMerge writes the outcomes a batch can meet, in the order a
 // crash, a redelivery and a conflict split produce them, and checks the
 // receipt and where its events are counted.
 func TestOutcomesMerge(t *testing.T) {
-	_, js := devtest.JetStream(t, devtest.NATS(t))
-	kv, err := receipts.Ensure(t.Context(), js, time.Hour, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := receipts.NewWriter(js, kv)
+	kv, w := startBucket(t)
 	at := time.Date(2026, 12, 1, 14, 5, 0, 0, time.UTC)
 	a, b := "raw/tenant=acme/dt=2026-12-01/hour=14/1-3.ndjson.gz", "raw/tenant=acme/dt=2026-12-01/hour=14/2-2.ndjson.gz"
-	batches := []receipts.Batch{{"acme", "b1", 2}, {"acme", "b2", 5}, {"acme", "b3", 1}}
+	batches := []receipts.Batch{{Tenant: "acme", BatchID: "b1", Events: 2}, {Tenant: "acme", BatchID: "b2", Events: 5}, {Tenant: "acme", BatchID: "b3", Events: 1}}
 	landA := receipts.Outcome{ID: receipts.ObjectOutcome(a), Key: a, At: at}
 
 	check := func(counted []bool, err error, want ...bool) {
@@ -51,7 +60,7 @@ func TestOutcomesMerge(t *testing.T) {
 	// b4 is dead-lettered, twice (a DLQ copy whose terminate was lost).
 	dead := receipts.Outcome{ID: receipts.DeadLetterOutcome("s1", 4), Error: "undecodable body", At: at}
 	for range 2 {
-		counted, err = w.Record(t.Context(), []receipts.Batch{{"acme", "b4", 3}}, dead)
+		counted, err = w.Record(t.Context(), []receipts.Batch{{Tenant: "acme", BatchID: "b4", Events: 3}}, dead)
 		check(counted, err, true)
 	}
 
@@ -74,6 +83,44 @@ func TestOutcomesMerge(t *testing.T) {
 		if _, err := receipts.Get(t.Context(), kv, k[0], k[1]); !errors.Is(err, receipts.ErrNotFound) {
 			t.Errorf("%s of %s: %v, want ErrNotFound", k[1], k[0], err)
 		}
+	}
+}
+
+// TestCoalescedMessageReceipt: one receipt per coalesced message answers
+// for each of its requests, with the request's own event count, through a
+// later landing in another object too.
+func TestCoalescedMessageReceipt(t *testing.T) {
+	kv, w := startBucket(t)
+	at := time.Date(2026, 12, 1, 14, 5, 0, 0, time.UTC)
+	a, b := "raw/tenant=acme/dt=2026-12-01/hour=14/1-3.ndjson.gz", "raw/tenant=acme/dt=2026-12-01/hour=14/1-1.ndjson.gz"
+	m := receipts.Batch{Tenant: "acme", BatchID: "m1", Events: 3, Requests: []int{2, 1}}
+	for _, key := range []string{a, a, b} {
+		if _, err := w.Record(t.Context(), []receipts.Batch{m}, receipts.Outcome{ID: receipts.ObjectOutcome(key), Key: key, At: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, events := range m.Requests {
+		id := fmt.Sprintf("m1-%d", i)
+		r, err := receipts.Get(t.Context(), kv, "acme", id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.BatchID != id || r.Status != receipts.StatusLanded || r.Events != events || len(r.Objects) != 2 ||
+			r.Objects[0] != (receipts.Object{Key: a, Events: events}) || r.Objects[1] != (receipts.Object{Key: b, Events: events}) {
+			t.Errorf("%s: %+v", id, r)
+		}
+	}
+	for _, k := range [][2]string{{"acme", "m1-2"}, {"beta", "m1-0"}, {"acme", "m2-0"}} {
+		if _, err := receipts.Get(t.Context(), kv, k[0], k[1]); !errors.Is(err, receipts.ErrNotFound) {
+			t.Errorf("%s of %s: %v, want ErrNotFound", k[1], k[0], err)
+		}
+	}
+	// A request published alone has no request ids.
+	if _, err := w.Record(t.Context(), []receipts.Batch{{Tenant: "acme", BatchID: "s1", Events: 1}}, receipts.Outcome{ID: receipts.ObjectOutcome(a), Key: a, At: at}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := receipts.Get(t.Context(), kv, "acme", "s1-0"); !errors.Is(err, receipts.ErrNotFound) {
+		t.Errorf("s1-0: %v, want ErrNotFound", err)
 	}
 }
 

@@ -22,10 +22,10 @@ type Outcome struct {
 
 func (o Outcome) landed() bool { return o.Key != "" }
 
-// newRecord is the record of a batch whose first outcome is o: the batch's
+// newRecord is the record of b whose first outcome is o: the batch's
 // events are counted in o.
-func newRecord(batchID string, o Outcome) record {
-	r := record{Receipt: Receipt{BatchID: batchID, Objects: []Object{}}, CountedIn: o.ID}
+func newRecord(b Batch, o Outcome) record {
+	r := record{Receipt: Receipt{BatchID: b.BatchID, Objects: []Object{}}, CountedIn: o.ID, Requests: b.Requests}
 	r.merge(o)
 	return r
 }

@@ -9,10 +9,15 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Batch is one batch (one request's message) of an outcome.
+// Batch is one message of an outcome: one request's batch, or the
+// requests of a coalesced message, whose one receipt (under the message's
+// id) answers for each of them (Get).
 type Batch struct {
 	Tenant, BatchID string
 	Events          int
+	// Requests holds the event count of each request of a coalesced
+	// message, in order; nil for a message of one request.
+	Requests []int
 }
 
 // Writer writes receipts. Every write is idempotent: writing the same
@@ -80,7 +85,7 @@ func (w *Writer) Record(ctx context.Context, batches []Batch, o Outcome) ([]bool
 			b := batches[i]
 			data, ok := last[subjects[i-start]]
 			if !ok {
-				if err := p.put(subjects[i-start], create.encode(b.BatchID, b.Events)); err != nil {
+				if err := p.put(subjects[i-start], create.encode(b)); err != nil {
 					return nil, err
 				}
 				created = append(created, i)
@@ -130,7 +135,7 @@ func (w *Writer) merge(ctx context.Context, b Batch, o Outcome) (bool, error) {
 	for {
 		e, err := w.kv.Get(ctx, key)
 		if errors.Is(err, jetstream.ErrKeyNotFound) { // expired or deleted since
-			data, _ := json.Marshal(newRecord(b.BatchID, o))
+			data, _ := json.Marshal(newRecord(b, o))
 			if _, err = w.kv.Create(ctx, key, data); err == nil {
 				return true, nil
 			}

@@ -26,6 +26,11 @@ const (
 	HeaderBatchID    = "Sluice-Batch-Id"
 	HeaderReceivedAt = "Sluice-Received-At"
 	HeaderEventCount = "Sluice-Event-Count"
+	// HeaderMessageID and HeaderRequests are those of a message holding
+	// several requests (coalesced by the gateway), in place of
+	// Sluice-Batch-Id, Sluice-Received-At and Sluice-Event-Count.
+	HeaderMessageID  = "Sluice-Message-Id"
+	HeaderRequests   = "Sluice-Requests"
 	HeaderError      = "Sluice-Error"
 	HeaderDeliveries = "Sluice-Deliveries"
 )

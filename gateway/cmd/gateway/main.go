@@ -58,6 +58,7 @@ type settings struct {
 	shutdownTimeout     time.Duration
 	shutdownDelay       time.Duration
 	pprof               bool
+	coalesce            string
 	rate                ratelimit.Settings
 }
 
@@ -81,6 +82,7 @@ func parseSettings(args []string, getenv func(string) string, stdout io.Writer) 
 	cs.String(&s.consumer, "SLUICE_CONSUMER", stream.Consumer, "the workers' durable consumer, whose lag SLUICE_MAX_CONSUMER_LAG watches")
 	cs.Int(&s.maxConsumerLag, "SLUICE_MAX_CONSUMER_LAG", 0, 0, "answer 503 backlogged while the workers' consumer has more messages pending than this (0 = off)")
 	cs.Duration(&s.publishTimeout, "SLUICE_PUBLISH_TIMEOUT", ingest.DefaultPublishTimeout, time.Millisecond, "longest wait for JetStream to acknowledge a publish")
+	cs.Enum(&s.coalesce, "SLUICE_COALESCE", "on", []string{"on", "off"}, "on: concurrent requests of a tenant without an Idempotency-Key go out as one message, while its earlier publishes wait for their acknowledgement; off: one message per request")
 	cs.Duration(&s.shutdownTimeout, "SLUICE_SHUTDOWN_TIMEOUT", 20*time.Second, 0, "longest graceful stop on SIGTERM")
 	cs.Duration(&s.shutdownDelay, "SLUICE_SHUTDOWN_DELAY", 0, 0, "on SIGTERM, time between /readyz turning 503 and the listener closing, for load balancers to notice")
 	cs.Bool(&s.pprof, "SLUICE_PPROF", false, "serve /debug/pprof/ on the admin port")
@@ -196,6 +198,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		AdmitBeforeBody: !limits.WeighsEvents(),
 		Receipts:        receipts.NewReader(js),
 		Tally:           tally,
+		Coalesce:        s.coalesce == "on",
 	})
 	capDecoded := capToBroker(nc, handler, s.limits.MaxDecodedBytes, log)
 	ln, err := net.Listen("tcp", s.httpAddr)

@@ -7,6 +7,8 @@
 // is answered with the contract's status code and JSON error body. It owns
 // the mapping from errors to status codes (toAPIError: never 500 for client
 // input), the bound on requests in flight, and the asynchronous publish
-// that waits for each request's own PubAck. It must answer 202 only after
-// JetStream acknowledged the message, and must not decide rate limits itself.
+// that waits for the PubAck of the message holding each request's events
+// (its own, or one coalescing concurrent requests of its tenant:
+// coalesce.go). It must answer 202 only after JetStream acknowledged that
+// message, and must not decide rate limits itself.
 package ingest

@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-ingest/sluice/gateway/internal/auth"
 	"github.com/sluice-ingest/sluice/pkg/devstack"
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
+	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/stream"
 )
 
@@ -47,6 +48,9 @@ type gatewayOptions struct {
 	wrap func(Publisher) Publisher
 	// maxLag, when set, watches the workers' consumer lag (every 20ms).
 	maxLag int64
+	// noCoalesce publishes every request alone; by default the gateway
+	// coalesces, as the binary does.
+	noCoalesce bool
 }
 
 func startGateway(t testing.TB, o gatewayOptions) *gateway {
@@ -86,6 +90,7 @@ func startGateway(t testing.TB, o gatewayOptions) *gateway {
 		cfg.Publisher = o.wrap(g.js)
 	}
 	cfg.Connected = nc.IsConnected
+	cfg.Coalesce = !o.noCoalesce
 	if o.maxLag > 0 {
 		cfg.Lag = NewLagWatcher(g.js, stream.EventsStream, stream.Consumer, o.maxLag, 20*time.Millisecond, slog.New(slog.DiscardHandler))
 		go func() { _ = cfg.Lag.Run(t.Context()) }()
@@ -220,6 +225,24 @@ func (g *gateway) messages() []*jetstream.RawStreamMsg {
 		out = append(out, m)
 	}
 	return out
+}
+
+// requestIDs are the batch ids of the requests m holds: one, or those of
+// a coalesced message.
+func requestIDs(t testing.TB, m *jetstream.RawStreamMsg) []string {
+	t.Helper()
+	meta, err := envelope.MetaOf(m.Subject, m.Header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !meta.Coalesced() {
+		return []string{meta.BatchID}
+	}
+	ids := make([]string, len(meta.Requests))
+	for i := range ids {
+		ids[i] = meta.Request(i).BatchID
+	}
+	return ids
 }
 
 func gzipped(s string) string {

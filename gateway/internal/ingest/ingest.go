@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -77,6 +76,10 @@ type Config struct {
 	// accepted (receipts.go). nil: no receipts, nothing counted.
 	Receipts ReceiptReader
 	Tally    Tally
+
+	// Coalesce publishes the concurrent requests of a tenant without an
+	// Idempotency-Key together, as one message (coalesce.go).
+	Coalesce bool
 }
 
 // Handler serves the ingest API.
@@ -88,6 +91,8 @@ type Handler struct {
 	mux     *http.ServeMux
 	// pubOpts are the options of every publish (see publish).
 	pubOpts []jetstream.PublishOpt
+	// coalesce is nil unless Config.Coalesce.
+	coalesce *coalescer
 }
 
 // NewHandler returns the ingest API handler.
@@ -115,6 +120,11 @@ func NewHandler(cfg Config) *Handler {
 		pubOpts: []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)},
 	}
 	h.logsDec = otlp.NewDecoder(h.dec) // its limits in force and its budget of bytes in flight
+	if cfg.Coalesce {
+		// Until the broker's max_payload is known (CapDecodedBytes), its
+		// default bounds a message.
+		h.coalesce = newCoalescer(h, min(h.dec.Limits().MaxDecodedBytes+headerRoom, defaultMaxPayload))
+	}
 	h.mux.HandleFunc("/v1/events", h.events)
 	h.mux.HandleFunc("/v1/logs", h.logs)
 	h.mux.HandleFunc("/v1/receipts/{batch_id}", h.receipt)
@@ -126,14 +136,21 @@ func NewHandler(cfg Config) *Handler {
 
 // headerRoom is what a message's subject and headers take of the broker's
 // max_payload, with room to spare: Nats-Msg-Id and the Sluice-* headers of
-// envelope.Meta are under 300 bytes.
+// envelope.Meta are under 300 bytes. (A coalesced message's Sluice-Requests
+// is counted apart, envelope.RequestHeaderBytes per request.)
 const headerRoom = 1 << 10
+
+// defaultMaxPayload is nats-server's default max_payload.
+const defaultMaxPayload = 1 << 20
 
 // CapDecodedBytes keeps the decoded limit under maxPayload, the largest
 // message the broker takes, less room for the headers, and returns the
-// limit in force.
+// limit in force. A coalesced message is bounded by maxPayload too.
 func (h *Handler) CapDecodedBytes(maxPayload int64) int64 {
 	h.dec.CapDecodedBytes(maxPayload - headerRoom)
+	if h.coalesce != nil {
+		h.coalesce.setMaxPayload(maxPayload)
+	}
 	return h.dec.Limits().MaxDecodedBytes
 }
 
@@ -224,16 +241,23 @@ func (h *Handler) commit(w http.ResponseWriter, r *http.Request, in intake, body
 		}
 	}
 	meta := envelope.Meta{Tenant: in.key.Tenant, ReceivedAt: in.start.UTC(), EventCount: events}
-	if in.idemKey != "" {
+	subject := stream.EventsSubject(in.key.Tenant)
+	var (
+		ack *jetstream.PubAck
+		err error
+	)
+	switch {
+	case in.idemKey != "":
+		// Alone: JetStream de-duplicates a retry by its message's id.
 		meta.BatchID = idempotentBatchID(in.key.Tenant, in.idemKey, body)
 		meta.Idempotent = true
-	} else {
+		ack, err = h.publishAlone(r.Context(), subject, meta, body)
+	case h.coalesce != nil:
+		meta, ack, err = h.coalesce.publish(r.Context(), subject, meta, body)
+	default:
 		meta.BatchID = envelope.NewBatchID()
+		ack, err = h.publishAlone(r.Context(), subject, meta, body)
 	}
-	msg := nats.NewMsg(stream.EventsSubject(in.key.Tenant))
-	meta.SetHeaders(msg.Header)
-	msg.Data = body
-	ack, err := h.publish(r.Context(), msg)
 	if err != nil {
 		return meta, nil, err
 	}

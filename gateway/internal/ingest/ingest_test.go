@@ -383,7 +383,9 @@ func TestBrokerDownAndBack(t *testing.T) {
 
 	stored := map[string]bool{}
 	for _, m := range g.messages() {
-		stored[m.Header.Get(stream.HeaderBatchID)] = true
+		for _, id := range requestIDs(t, m) {
+			stored[id] = true
+		}
 	}
 	mu.Lock()
 	defer mu.Unlock()

@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-ingest/sluice/pkg/envelope"
 )
 
 // Publisher is the one JetStream call the handler makes: an asynchronous
@@ -57,4 +59,12 @@ func (h *Handler) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck
 	case <-ctx.Done():
 		return nil, &brokerError{fmt.Errorf("publish to %s: %w", msg.Subject, ctx.Err())}
 	}
+}
+
+// publishAlone publishes one request as its own message.
+func (h *Handler) publishAlone(ctx context.Context, subject string, meta envelope.Meta, body []byte) (*jetstream.PubAck, error) {
+	msg := nats.NewMsg(subject)
+	meta.SetHeaders(msg.Header)
+	msg.Data = body
+	return h.publish(ctx, msg)
 }

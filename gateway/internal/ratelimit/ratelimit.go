@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/textproto"
 	"strings"
 	"sync"
 
@@ -18,6 +19,13 @@ import (
 
 // Prefix is the prefix of every Redis key the gateway's limiter writes.
 const Prefix = "sluice:rl:"
+
+// The headers' canonical keys, as http.Header.Set would write them (without
+// canonicalizing, which allocates, for every answer).
+var (
+	headerPolicy    = textproto.CanonicalMIMEHeaderKey("RateLimit-Policy")
+	headerRateLimit = textproto.CanonicalMIMEHeaderKey("RateLimit")
+)
 
 // Names of the policies in the RateLimit-Policy and RateLimit headers.
 const (
@@ -110,9 +118,10 @@ func (a *Admitter) Admit(ctx context.Context, key auth.Key, events int) (ingest.
 	res, err := a.lim.Allow(ctx, key.Tenant, lim, cost)
 	hv := limiter.Headers(name, res)
 	h := make(http.Header, 2)
-	h.Set("RateLimit-Policy", hv.Policy)
+	vals := [...]string{hv.Policy, hv.RateLimit} // one allocation for both
+	h[headerPolicy] = vals[0:1:1]
 	if !res.Fallback || a.s.Mode != limiter.ModeOpen {
-		h.Set("RateLimit", hv.RateLimit)
+		h[headerRateLimit] = vals[1:2:2]
 	}
 	if err != nil {
 		return ingest.Admission{Header: h}, fmt.Errorf("rate limit tenant %s: %w", key.Tenant, err)

@@ -17,7 +17,7 @@ import (
 // Proof of delivery: receipts and counters.
 //
 // After an object is stored and before its messages are acked, the worker
-// writes the receipt of every batch (request) in it and counts the events
+// writes the receipt of every message in it and counts the events
 // it lands; after a message is copied to SLUICE_DLQ and before it is
 // terminated, its receipt says dead_lettered and its events are counted
 // dead. A write that fails is retried, with the messages kept alive, until
@@ -88,7 +88,7 @@ func (r Recorded) Landed(ctx context.Context, l Landing) error {
 // dead unless the batch was counted elsewhere (it landed before).
 func (r Recorded) DeadLettered(ctx context.Context, d DeadLetter) error {
 	id := receipts.DeadLetterOutcome(d.Stream, d.Seq)
-	b := []receipts.Batch{{Tenant: d.Meta.Tenant, BatchID: d.Meta.BatchID, Events: d.Meta.EventCount}}
+	b := []receipts.Batch{receiptBatch(d.Meta)}
 	counted, err := r.Receipts.Record(ctx, b, receipts.Outcome{ID: id, Error: d.Cause.Error(), At: d.At})
 	if err != nil || !counted[0] {
 		return err
@@ -110,13 +110,21 @@ func (p *Pipeline) recordLanded(ctx context.Context, bt *batch.Batch, key string
 	for _, it := range bt.Items { // a message delivered twice into the batch is stored once
 		if !seen[it.Seq] {
 			seen[it.Seq] = true
-			l.Batches = append(l.Batches, receipts.Batch{Tenant: it.Meta.Tenant, BatchID: it.Meta.BatchID, Events: it.Meta.EventCount})
+			l.Batches = append(l.Batches, receiptBatch(it.Meta))
 		}
 	}
 	// An attempt writes a receipt per message, window by window: give a
 	// big object the time its round trips take.
 	timeout := 10*time.Second + time.Duration(len(l.Batches))*time.Millisecond
 	return p.retryRecord(ctx, "write receipts of "+key, timeout, func(ctx context.Context) error { return p.cfg.Record.Landed(ctx, l) })
+}
+
+// receiptBatch is what the receipt of a message records: one receipt per
+// message, for a coalesced one too (its requests' batch ids are answered
+// from it, see receipts.Get), so that a message costs one receipt write
+// whatever the number of requests it holds.
+func receiptBatch(m envelope.Meta) receipts.Batch {
+	return receipts.Batch{Tenant: m.Tenant, BatchID: m.BatchID, Events: m.EventCount, Requests: m.RequestEvents()}
 }
 
 // recordDead records a dead letter of m (copied to SLUICE_DLQ already). A

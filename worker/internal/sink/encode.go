@@ -26,7 +26,8 @@ const (
 // events are given. An encoder must give the same bytes for the same events:
 // no clock, no map order, no randomness.
 type encoder interface {
-	// add writes event number index of the request m; line is the event's
+	// add writes event number index of the request m (one request of a
+	// coalesced message: envelope.Meta.Request); line is the event's
 	// NDJSON line (envelope.AppendLine), which the encoder must not keep.
 	add(m envelope.Meta, index int, event, line []byte) error
 	// finish completes the body.
@@ -99,11 +100,13 @@ func (s *Sink) Encode(b *batch.Batch) (Object, error) {
 			continue // delivered twice while held (keep-alives lost): write it once
 		}
 		seqs.Write(binary.BigEndian.AppendUint64(line[:0], it.Seq))
-		err := envelope.EachEvent(it.Body, func(i int, ev []byte) error {
-			line = envelope.AppendLine(line[:0], it.Meta, i, ev)
+		// Each event keeps its own request's batch id and received_at, in
+		// a coalesced message too.
+		err := it.Meta.EachRequestEvent(it.Body, func(req envelope.Meta, i int, ev []byte) error {
+			line = envelope.AppendLine(line[:0], req, i, ev)
 			events++
 			content.Write(line)
-			return enc.add(it.Meta, i, ev, line)
+			return enc.add(req, i, ev, line)
 		})
 		if err != nil {
 			return Object{}, fmt.Errorf("encode batch %d-%d: %w", b.FirstSeq, b.LastSeq, err)
