@@ -98,12 +98,8 @@ func waiting(ctx context.Context, js jetstream.JetStream, events, tenant, batchI
 		return Found{}, false, fmt.Errorf("stream %s: %w", events, err)
 	}
 	state := st.CachedInfo().State
-	subject := stream.EventsSubject(">")
-	if tenant != "" {
-		subject = stream.EventsSubject(tenant)
-	}
 	for seq := state.FirstSeq; state.Msgs > 0 && seq <= state.LastSeq; {
-		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		m, err := stream.NextStored(ctx, st, seq, tenant)
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
 			return Found{}, false, nil
 		}

@@ -78,7 +78,7 @@ func oldestHeld(ctx context.Context, js jetstream.JetStream, events, tenant stri
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("stream %s: %w", events, err)
 	}
-	m, err := st.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(stream.EventsSubject(tenant)))
+	m, err := stream.NextStored(ctx, st, 1, tenant)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
 		return time.Time{}, false, nil
 	}

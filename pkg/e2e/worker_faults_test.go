@@ -125,18 +125,11 @@ func TestWorkerKilledMidBatch(t *testing.T) {
 	stop := make(chan struct{})
 	l, wait := killUnderLoad(t, st, 1500, stop)
 	_, js := devtest.JetStream(t, st.nats)
-	cons, err := js.Consumer(t.Context(), stream.EventsStream, stream.Consumer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := cons.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.NumAckPending == 0 {
+	held := ackPending(t, js)
+	if held == 0 {
 		t.Fatal("the killed worker held no message: not killed mid-batch")
 	}
-	t.Logf("worker killed holding %d messages", info.NumAckPending)
+	t.Logf("worker killed holding %d messages", held)
 
 	startWorker2(t, st)
 	wait()
@@ -278,20 +271,16 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 	l, wait := runLoad(t, st.ingest, "key-a", "acme", 100, nil)
 	wait()
 	_, js := devtest.JetStream(t, st.nats)
-	cons, err := js.Consumer(t.Context(), stream.EventsStream, stream.Consumer)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The gateway coalesces concurrent requests: the messages are those
 	// the stream stored.
 	s, err := js.Stream(t.Context(), stream.EventsStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs := s.CachedInfo().State.LastSeq
+	msgs := int(s.CachedInfo().State.LastSeq)
 	devtest.Eventually(t, 20*time.Second, 20*time.Millisecond, func() bool {
-		info, err := cons.Info(t.Context())
-		return err == nil && info.NumPending == 0 && uint64(info.NumAckPending) == msgs
+		pending, held := consumerCounts(t, js)
+		return pending == 0 && held == msgs
 	}, fmt.Sprintf("the worker did not take every one of the %d messages into a batch", msgs))
 	if objs := devtest.MustReadObjects(t, st.s3.Client(), devstack.S3Bucket, "raw/"); len(objs) != 0 {
 		t.Fatalf("%d objects before SIGTERM with a one-hour batch age", len(objs))
@@ -299,12 +288,8 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 	if err := st.worker.Stop(20 * time.Second); err != nil {
 		t.Fatalf("worker exit after SIGTERM: %v", err)
 	}
-	info, err := cons.Info(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.NumAckPending != 0 || info.NumPending != 0 {
-		t.Errorf("after the drain: %d pending, %d unacknowledged", info.NumPending, info.NumAckPending)
+	if pending, held := consumerCounts(t, js); pending != 0 || held != 0 {
+		t.Errorf("after the drain: %d pending, %d unacknowledged", pending, held)
 	}
 	count, _, _ := readLines(t, st)
 	for req, a := range l.accepted {

@@ -20,6 +20,8 @@ type Settings struct {
 	// DLQMaxBytes and DLQMaxAge bound the dead-letter stream.
 	DLQMaxBytes int64
 	DLQMaxAge   time.Duration
+	// Partitions is SLUICE_PARTITIONS (partition.go).
+	Partitions int
 	// ReceiptTTL is how long the receipts bucket keeps a receipt.
 	ReceiptTTL time.Duration
 }
@@ -34,12 +36,13 @@ func (s *Settings) Declare(cs *config.Set) {
 	cs.Duration(&s.DuplicateWindow, "SLUICE_DUPLICATE_WINDOW", DefaultDuplicateWindow, time.Second, "how long a retry with the same Idempotency-Key is stored once; every NATS server keeps each id in memory that long (about 200 bytes per request)")
 	cs.Bytes(&s.DLQMaxBytes, "SLUICE_DLQ_MAX_BYTES", "1GiB", 0, "dead-letter stream size bound (0 = unlimited); when full, dead letters wait in the events stream")
 	cs.Duration(&s.DLQMaxAge, "SLUICE_DLQ_MAX_AGE", 0, 0, "dead letters older than this are deleted (0 = kept until purged)")
+	cs.Int(&s.Partitions, "SLUICE_PARTITIONS", DefaultPartitions, 1, "partitions the events stream spreads tenants over, each consumed by one worker at a time; the same value for every gateway and worker")
 	cs.Duration(&s.ReceiptTTL, "SLUICE_RECEIPT_TTL", 7*24*time.Hour, time.Minute, "how long the receipt of a batch is kept in SLUICE_RECEIPTS after its last write")
 }
 
 // Config is the stream configuration these settings describe.
 func (s Settings) Config() Config {
-	return Config{Name: s.Stream, Replicas: s.Replicas, MaxBytes: s.MaxBytes, DuplicateWindow: s.DuplicateWindow, DLQMaxBytes: s.DLQMaxBytes, DLQMaxAge: s.DLQMaxAge}
+	return Config{Name: s.Stream, Replicas: s.Replicas, MaxBytes: s.MaxBytes, DuplicateWindow: s.DuplicateWindow, DLQMaxBytes: s.DLQMaxBytes, DLQMaxAge: s.DLQMaxAge, Partitions: s.Partitions}
 }
 
 // Retry calls fn until it succeeds or ctx ends, backing off from 100ms to 5s

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -44,13 +43,6 @@ const DefaultDuplicateWindow = 2 * time.Minute
 // EventsSubject is the subject a tenant's requests are published on.
 func EventsSubject(tenant string) string { return eventsSubjectPrefix + tenant }
 
-// TenantOf is the tenant of an events subject, sluice.events.<tenant>; ok
-// is false for any other subject. The tenant is not validated.
-func TenantOf(subject string) (tenant string, ok bool) {
-	tenant, ok = strings.CutPrefix(subject, eventsSubjectPrefix)
-	return tenant, ok && tenant != ""
-}
-
 // DLQSubject is the subject a tenant's dead letters are published on.
 func DLQSubject(tenant string) string { return dlqSubjectPrefix + tenant }
 
@@ -75,6 +67,18 @@ type Config struct {
 	// DLQMaxAge is how long a dead letter is kept; zero means until it is
 	// purged.
 	DLQMaxAge time.Duration
+	// Partitions is the number of partitions the stream's subject
+	// transform spreads tenants over (partition.go); zero means
+	// DefaultPartitions.
+	Partitions int
+}
+
+// PartitionCount is the number of partitions.
+func (c Config) PartitionCount() int {
+	if c.Partitions <= 0 {
+		return DefaultPartitions
+	}
+	return c.Partitions
 }
 
 func (c Config) eventsName() string {
@@ -89,13 +93,17 @@ func (c Config) EventsConfig() jetstream.StreamConfig {
 	return jetstream.StreamConfig{
 		Name:        c.eventsName(),
 		Description: "Sluice ingested requests, one message per accepted request",
-		Subjects:    []string{eventsSubjectPrefix + ">"},
-		Storage:     jetstream.FileStorage,
-		Retention:   jetstream.WorkQueuePolicy,
-		Discard:     jetstream.DiscardNew,
-		MaxBytes:    maxBytes(c.MaxBytes),
-		Duplicates:  c.duplicateWindow(),
-		Replicas:    replicas(c.Replicas),
+		// One token after the prefix: the transform (partition.go) takes
+		// exactly that form, so no message is stored that no consumer's
+		// filter matches.
+		Subjects:         []string{eventsSubjectPrefix + "*"},
+		SubjectTransform: transform(c.PartitionCount()),
+		Storage:          jetstream.FileStorage,
+		Retention:        jetstream.WorkQueuePolicy,
+		Discard:          jetstream.DiscardNew,
+		MaxBytes:         maxBytes(c.MaxBytes),
+		Duplicates:       c.duplicateWindow(),
+		Replicas:         replicas(c.Replicas),
 	}
 }
 
@@ -183,6 +191,15 @@ type ConsumerConfig struct {
 	AckWait time.Duration
 	// MaxAckPending bounds messages delivered but not yet acknowledged.
 	MaxAckPending int
+	// PinnedTTL is how long the server keeps a partition pinned to a
+	// worker that sends no pull request: how soon a dead worker's
+	// partition goes to its next owner. Zero means AckWait.
+	PinnedTTL time.Duration
+	// filter (or filters, when several) and pinned are set by
+	// EnsureConsumers.
+	filter  string
+	filters []string
+	pinned  bool
 }
 
 // EnsureConsumer creates or updates the durable pull consumer shared by all
@@ -207,6 +224,21 @@ func EnsureConsumer(ctx context.Context, js jetstream.JetStream, streamName stri
 		MaxDeliver:    -1,
 		MaxAckPending: cc.MaxAckPending,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
+		FilterSubject: cc.filter,
+	}
+	if len(cc.filters) > 1 {
+		cfg.FilterSubject, cfg.FilterSubjects = "", cc.filters
+	} else if len(cc.filters) == 1 {
+		cfg.FilterSubject = cc.filters[0]
+	}
+	if cc.pinned {
+		cfg.Description = "Sluice workers, one partition: batch to S3, ack after upload; one pinned puller at a time"
+		cfg.PriorityPolicy = jetstream.PriorityPolicyPinned
+		cfg.PriorityGroups = []string{PriorityGroup}
+		cfg.PinnedTTL = cc.PinnedTTL
+		if cfg.PinnedTTL <= 0 {
+			cfg.PinnedTTL = cc.AckWait
+		}
 	}
 	var (
 		c   jetstream.Consumer

@@ -41,7 +41,8 @@ func TestEnsureStreamsConcurrentAndIdempotent(t *testing.T) {
 	}
 	c := s.CachedInfo().Config
 	if c.Retention != jetstream.WorkQueuePolicy || c.Discard != jetstream.DiscardNew || c.Storage != jetstream.FileStorage ||
-		c.MaxBytes != 1<<30 || c.Duplicates != stream.DefaultDuplicateWindow || len(c.Subjects) != 1 || c.Subjects[0] != "sluice.events.>" {
+		c.MaxBytes != 1<<30 || c.Duplicates != stream.DefaultDuplicateWindow || len(c.Subjects) != 1 || c.Subjects[0] != "sluice.events.*" ||
+		c.SubjectTransform == nil || c.SubjectTransform.Destination != "sluice.events.{{partition(16,1)}}.{{wildcard(1)}}" {
 		t.Errorf("events stream config %+v", c)
 	}
 	d, err := js.Stream(t.Context(), stream.DLQStream)
@@ -138,7 +139,11 @@ func TestSubjects(t *testing.T) {
 	if got := stream.DLQSubject("acme"); got != "sluice.dlq.acme" {
 		t.Errorf("DLQSubject = %s", got)
 	}
-	for subject, want := range map[string]string{"sluice.events.acme": "acme", "sluice.events.": "", "sluice.dlq.acme": "", "acme": ""} {
+	for subject, want := range map[string]string{
+		"sluice.events.acme": "acme", "sluice.events.": "", "sluice.dlq.acme": "", "acme": "",
+		"sluice.events.3.acme": "acme", "sluice.events.15.a-b": "a-b", "sluice.events.x.acme": "",
+		"sluice.events.3.": "", "sluice.events.3.acme.x": "",
+	} {
 		if got, ok := stream.TenantOf(subject); ok != (want != "") || ok && got != want {
 			t.Errorf("TenantOf(%s) = %q, %v; want %q", subject, got, ok, want)
 		}

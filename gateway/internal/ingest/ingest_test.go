@@ -54,7 +54,8 @@ func TestShapesPublished(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
-		if m.Subject != stream.EventsSubject("beta") || meta.Tenant != "beta" || meta.BatchID != a.BatchID ||
+		// Published on sluice.events.beta, stored in beta's partition.
+		if tenant, _ := stream.TenantOf(m.Subject); tenant != "beta" || meta.Tenant != "beta" || meta.BatchID != a.BatchID ||
 			m.Header.Get(stream.HeaderMsgID) != "" || meta.EventCount != a.Accepted || meta.ReceivedAt.Before(before.Add(-time.Second)) {
 			t.Errorf("%s: subject %s, headers %v, answer %+v", tt.name, m.Subject, m.Header, a)
 		}

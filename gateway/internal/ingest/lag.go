@@ -4,22 +4,25 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// consumerGetter is the JetStream call the LagWatcher makes.
-type consumerGetter interface {
-	Consumer(ctx context.Context, stream, consumer string) (jetstream.Consumer, error)
+// streamGetter is the JetStream call the LagWatcher makes.
+type streamGetter interface {
+	Stream(ctx context.Context, stream string) (jetstream.Stream, error)
 }
 
-// LagWatcher reads how many messages the workers' consumer has not been
-// delivered yet (its pending count), at most once per interval, so the
-// handler can answer 503 while the stream still has room, before it fills.
+// LagWatcher reads how many messages the workers' consumers have not been
+// delivered yet (the sum of their pending counts: the consumer itself and
+// its partitions' consumers, <consumer>-pNN), at most once per interval, so
+// the handler can answer 503 while the stream still has room, before it
+// fills.
 type LagWatcher struct {
-	js               consumerGetter
+	js               streamGetter
 	stream, consumer string
 	max              int64
 	every            time.Duration
@@ -29,7 +32,7 @@ type LagWatcher struct {
 
 // NewLagWatcher watches consumer of stream; Over reports a lag above max.
 // Call Run to keep the reading fresh.
-func NewLagWatcher(js consumerGetter, stream, consumer string, max int64, every time.Duration, log *slog.Logger) *LagWatcher {
+func NewLagWatcher(js streamGetter, stream, consumer string, max int64, every time.Duration, log *slog.Logger) *LagWatcher {
 	return &LagWatcher{js: js, stream: stream, consumer: consumer, max: max, every: every, log: log}
 }
 
@@ -58,7 +61,17 @@ func (l *LagWatcher) Run(ctx context.Context) error {
 func (l *LagWatcher) read(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, l.every)
 	defer cancel()
-	c, err := l.js.Consumer(ctx, l.stream, l.consumer)
+	var lag int64
+	st, err := l.js.Stream(ctx, l.stream)
+	if err == nil {
+		cl := st.ListConsumers(ctx)
+		for info := range cl.Info() {
+			if info.Name == l.consumer || strings.HasPrefix(info.Name, l.consumer+"-p") {
+				lag += int64(info.NumPending)
+			}
+		}
+		err = cl.Err()
+	}
 	if err != nil {
 		if !errors.Is(err, context.Canceled) {
 			l.log.Debug("read consumer lag", "stream", l.stream, "consumer", l.consumer, "err", err)
@@ -66,5 +79,5 @@ func (l *LagWatcher) read(ctx context.Context) {
 		l.lag.Store(0)
 		return
 	}
-	l.lag.Store(int64(c.CachedInfo().NumPending))
+	l.lag.Store(lag)
 }

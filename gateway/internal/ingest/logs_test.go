@@ -132,7 +132,7 @@ func (g *gateway) logEvents(tenant string) []logEvent {
 			g.t.Fatal(err)
 		}
 		lines := strings.Split(strings.TrimSuffix(string(m.Data), "\n"), "\n")
-		if m.Subject != stream.EventsSubject(tenant) || meta.Tenant != tenant || meta.EventCount != len(lines) {
+		if got, _ := stream.TenantOf(m.Subject); got != tenant || meta.Tenant != tenant || meta.EventCount != len(lines) {
 			g.t.Fatalf("message %s, %+v, %d lines", m.Subject, meta, len(lines))
 		}
 		for _, l := range lines {
@@ -311,7 +311,10 @@ func TestOTLPJSON(t *testing.T) {
 	want := `{"timeUnixNano":"1700000000000000000","severityNumber":9,"severityText":"INFO","body":{"stringValue":"hello"},` +
 		`"attributes":[{"key":"n","value":{"intValue":"42"}}],"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174",` +
 		`"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"web"}}]},"scope":{"name":"handwritten"}}` + "\n"
-	if len(msgs) != 1 || string(msgs[0].Data) != want || msgs[0].Subject != stream.EventsSubject("beta") {
+	if len(msgs) != 1 || string(msgs[0].Data) != want {
+		t.Fatalf("messages %v", msgs)
+	}
+	if tenant, _ := stream.TenantOf(msgs[0].Subject); tenant != "beta" {
 		t.Fatalf("messages %v", msgs)
 	}
 	meta, err := envelope.MetaFromHeaders(msgs[0].Header)

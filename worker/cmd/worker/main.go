@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime/debug"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -29,6 +30,8 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/stream"
 	"github.com/sluice-ingest/sluice/pkg/telemetry"
 	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/manifest"
+	"github.com/sluice-ingest/sluice/worker/internal/partition"
 	"github.com/sluice-ingest/sluice/worker/internal/pipeline"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
@@ -59,6 +62,7 @@ type settings struct {
 	maxDeliver                     int
 	maxAckPending                  int
 	shutdownTimeout                time.Duration
+	manifestGrace                  time.Duration
 	pprof                          bool
 }
 
@@ -68,7 +72,7 @@ func parseSettings(args []string, getenv func(string) string, stdout io.Writer) 
 	s.nats.Declare(cs)
 	s.log.Declare(cs)
 	cs.String(&s.adminAddr, "SLUICE_ADMIN_ADDR", ":9091", "admin listen address: /healthz, /readyz, /metrics")
-	cs.String(&s.consumer, "SLUICE_CONSUMER", stream.Consumer, "durable pull consumer shared by all workers")
+	cs.String(&s.consumer, "SLUICE_CONSUMER", stream.Consumer, "durable pull consumer of the messages stored without a partition; partition p's is <this>-pNN")
 	cs.Int(&s.workers, "SLUICE_WORKERS", 4, 1, "concurrent uploads")
 	cs.String(&s.s3Bucket, "SLUICE_S3_BUCKET", "", "S3 bucket the objects land in (required)")
 	cs.String(&s.s3Prefix, "SLUICE_S3_PREFIX", "", "key prefix before tenant=<tenant>/")
@@ -89,8 +93,9 @@ func parseSettings(args []string, getenv func(string) string, stdout io.Writer) 
 	cs.Bytes(&s.partSize, "SLUICE_MULTIPART_THRESHOLD", "16MiB", 5<<20, "objects above this size are uploaded in parts of this size")
 	cs.Duration(&s.ackWait, "SLUICE_ACK_WAIT", 30*time.Second, 3*time.Second, "consumer AckWait: how soon a dead worker's messages are redelivered (held messages are kept alive with InProgress every third of it)")
 	cs.Int(&s.maxDeliver, "SLUICE_MAX_DELIVER", 20, 2, "deliveries of one message, counted by the worker; the last one sends it to SLUICE_DLQ")
-	cs.Int(&s.maxAckPending, "SLUICE_MAX_ACK_PENDING", 1000000, 1, "consumer MaxAckPending, shared by all workers: messages held in batches and uploads")
+	cs.Int(&s.maxAckPending, "SLUICE_MAX_ACK_PENDING", 1000000, 1, "MaxAckPending of each partition's consumer: messages held in batches and uploads")
 	cs.Duration(&s.shutdownTimeout, "SLUICE_SHUTDOWN_TIMEOUT", 30*time.Second, 0, "longest final flush on SIGTERM")
+	cs.Duration(&s.manifestGrace, "SLUICE_MANIFEST_GRACE", 10*time.Minute, time.Second, "how long after its end a tenant-hour may still get messages; then its _manifest.json is written")
 	cs.Bool(&s.pprof, "SLUICE_PPROF", false, "serve /debug/pprof/ on the admin port")
 	if err := cs.Parse(args, stdout); err != nil {
 		return s, err
@@ -184,21 +189,39 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer cancel()
 		_ = admin.Shutdown(sctx)
 	})
-	ensured := make(chan jetstream.Consumer, 1)
+	ensured := make(chan struct{})
 	{
 		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error {
-			cons, err := ensureConsumer(ctx, js, streamCfg, s, log)
+			slots, err := ensureConsumers(ctx, js, streamCfg, s, log)
 			if err != nil {
 				return nil // ctx ended first
 			}
-			ensured <- cons
+			close(ensured)
+			byName := map[string]jetstream.Consumer{}
+			for _, c := range slots {
+				byName[c.CachedInfo().Name] = c
+			}
+			tracker := manifest.NewTracker(manifest.TrackerConfig{
+				Writer: &manifest.Writer{S3: s3c, Bucket: s.s3Bucket, Prefix: s.s3Prefix},
+				Grace:  s.manifestGrace,
+				Info: func(ctx context.Context, name string) (*jetstream.ConsumerInfo, error) {
+					info, err := byName[name].Info(ctx)
+					if errors.Is(err, jetstream.ErrConsumerNotFound) && name == s.consumer {
+						// The unpartitioned consumer is deleted only once
+						// nothing is left for it (stream.EnsureConsumers).
+						return &jetstream.ConsumerInfo{Name: name}, nil
+					}
+					return info, err
+				},
+				Log: log,
+			})
 			rec, err := ensureProof(ctx, js, s.nats, log)
 			if err != nil {
 				return nil // ctx ended first
 			}
 			p := pipeline.New(pipeline.Config{
-				Consumer:         cons,
+				Stream:           streamCfg.EventsConfig().Name,
 				JS:               js,
 				Sink:             sk,
 				Limits:           s.limits,
@@ -209,14 +232,37 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				DeadLetterRetry:  s.ackWait,
 				KeepAlive:        s.ackWait / 3,
 				ShutdownTimeout:  s.shutdownTimeout,
+				Hours:            tracker,
 				Metrics:          metrics,
 				Log:              log,
 				Record:           rec,
 			})
+			var member *partition.Member
+			err = stream.Retry(ctx, log, "join the workers", func(ctx context.Context) error {
+				member, err = partition.Join(ctx, partition.Config{
+					JS: js, Stream: streamCfg.EventsConfig().Name, Slots: slots, TTL: s.ackWait, Log: log,
+				}, p)
+				return err
+			})
+			if err != nil {
+				return nil // ctx ended first
+			}
 			consuming.Store(p)
-			log.Info("worker consuming", "stream", streamCfg.EventsConfig().Name, "consumer", s.consumer,
-				"bucket", s.s3Bucket, "admin", admin.Addr())
-			return p.Run(ctx)
+			log.Info("worker consuming", "stream", streamCfg.EventsConfig().Name, "partitions", streamCfg.PartitionCount(),
+				"member", member.ID(), "bucket", s.s3Bucket, "admin", admin.Addr())
+			// Shutdown order: fetching stops and every batch is stored and
+			// acked (or Nak'ed) by p.Run; only then does the worker leave,
+			// so the next owners of its partitions start after its last
+			// ack.
+			tracker.Attach(p)
+			var wg sync.WaitGroup
+			wg.Go(func() { _ = member.Run(ctx) })
+			wg.Go(func() { _ = tracker.Run(ctx) })
+			err = p.Run(ctx)
+			cancel()
+			wg.Wait()
+			member.Leave(context.WithoutCancel(ctx))
+			return err
 		}, func(error) { cancel() })
 	}
 	{
@@ -224,16 +270,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		// uploads abandoned by a killed worker, reconciliation.
 		ctx, cancel := context.WithCancel(ctx)
 		g.Add(func() error {
-			var cons jetstream.Consumer
 			select {
-			case cons = <-ensured:
+			case <-ensured:
 			case <-ctx.Done():
 				return nil
 			}
 			// A job that fails stops the others and the worker, rather than
 			// leaving it running without, say, its lag metric.
 			eg, ctx := errgroup.WithContext(ctx)
-			eg.Go(func() error { return pipeline.WatchLag(ctx, cons, 5*time.Second, metrics) })
+			eg.Go(func() error { return pipeline.WatchLag(ctx, js, streamCfg.EventsConfig().Name, 5*time.Second, metrics) })
 			eg.Go(func() error { return pipeline.WatchDLQ(ctx, js, 5*time.Second, metrics) })
 			eg.Go(func() error { cleanUploads(ctx, sk, log); return nil })
 			eg.Go(func() error { return watchReconcile(ctx, js, streamCfg.EventsConfig().Name, mismatched, log) })
@@ -248,26 +293,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return err
 }
 
-// ensureConsumer creates the streams and the durable consumer, retrying
-// while NATS is unreachable. It returns an error only when ctx ended first.
-func ensureConsumer(ctx context.Context, js jetstream.JetStream, cfg stream.Config, s settings, log *slog.Logger) (jetstream.Consumer, error) {
+// ensureConsumers creates the streams and one consumer per partition,
+// retrying while NATS is unreachable. It returns the slots the workers
+// share out: partition 0 to N-1, then (while messages stored before
+// partitions existed are left) the unpartitioned consumer. It returns an
+// error only when ctx ended first.
+func ensureConsumers(ctx context.Context, js jetstream.JetStream, cfg stream.Config, s settings, log *slog.Logger) ([]jetstream.Consumer, error) {
 	// Held messages are kept alive with InProgress (see pipeline.Pipeline),
 	// so AckWait need not cover the batch age and upload time: it only says
 	// how soon a dead worker's messages go to another one.
-	var cons jetstream.Consumer
-	err := stream.Retry(ctx, log, "ensure stream and consumer", func(ctx context.Context) error {
+	var slots []jetstream.Consumer
+	err := stream.Retry(ctx, log, "ensure stream and consumers", func(ctx context.Context) error {
 		if err := stream.EnsureStreams(ctx, js, cfg); err != nil {
 			return err
 		}
-		var err error
-		cons, err = stream.EnsureConsumer(ctx, js, cfg.EventsConfig().Name, stream.ConsumerConfig{
+		cons, err := stream.EnsureConsumers(ctx, js, cfg.EventsConfig().Name, cfg.PartitionCount(), stream.ConsumerConfig{
 			Name:          s.consumer,
 			AckWait:       s.ackWait,
 			MaxAckPending: s.maxAckPending,
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		slots = cons
+		return nil
 	})
-	return cons, err
+	return slots, err
 }
 
 // cleanUploads aborts, now and every hour, multipart uploads left behind by

@@ -24,6 +24,10 @@ type Item struct {
 	// Stream is the StreamTag of the stream incarnation the message was
 	// delivered from: messages of two incarnations never share a batch.
 	Stream string
+	// Source is the consumer that delivered it (one per partition):
+	// messages of two consumers never share a batch, so a partition
+	// handed to another worker takes exactly its own batches along.
+	Source string
 	// Landed is set for a redelivered message that falls inside an object
 	// already stored: it is batched only with the other redelivered
 	// messages of that object, so the same batch is formed again.
@@ -48,7 +52,9 @@ const (
 	ReasonAge      Reason = "age"
 	ReasonPressure Reason = "pressure" // in-flight bytes reached their bound
 	ReasonShutdown Reason = "shutdown"
-	ReasonReplay   Reason = "replay" // every message of a stored object is back
+	ReasonRegather Reason = "regather" // every message of a stored object is back
+	// ReasonHandover: the batch's partition goes to another worker.
+	ReasonHandover Reason = "handover"
 )
 
 // Partition identifies where a batch's object goes.
@@ -57,11 +63,13 @@ type Partition struct {
 	Hour   time.Time
 	// Stream is the stream incarnation of the batch's messages (Item.Stream).
 	Stream string
-	// Replay is the key of the stored object whose redelivered messages
+	// Source is the consumer of the batch's messages (Item.Source).
+	Source string
+	// Regather is the key of the stored object whose redelivered messages
 	// this batch gathers; empty for fresh messages. Two objects can share
 	// a first sequence (a split half and the batch it split from), so it
 	// is the whole key.
-	Replay string
+	Regather string
 }
 
 // PartitionOf is the partition of a message of incarnation stream whose
@@ -111,8 +119,9 @@ func New(lim Limits) *Batcher {
 // object's sequence range and event count again.
 func (b *Batcher) Add(it Item, now time.Time) *Batch {
 	p := PartitionOf(it.Meta, it.Stream)
+	p.Source = it.Source
 	if it.Landed != nil {
-		p.Replay = it.Landed.Key
+		p.Regather = it.Landed.Key
 	}
 	bt := b.open[p]
 	if bt == nil {
@@ -122,7 +131,7 @@ func (b *Batcher) Add(it Item, now time.Time) *Batch {
 	bt.add(it)
 	switch l := it.Landed; {
 	case l != nil && bt.FirstSeq == l.FirstSeq && bt.LastSeq == l.LastSeq && bt.Events >= l.Events:
-		bt.Reason = ReasonReplay
+		bt.Reason = ReasonRegather
 	case bt.Bytes >= b.lim.MaxBytes:
 		bt.Reason = ReasonBytes
 	case bt.Events >= b.lim.MaxEvents:
@@ -191,6 +200,19 @@ func (b *Batcher) Each(fn func(*Batch)) {
 	for _, bt := range b.open {
 		fn(bt)
 	}
+}
+
+// From removes and returns every open batch of source, cut for reason.
+func (b *Batcher) From(source string, reason Reason) []*Batch {
+	var out []*Batch
+	for p, bt := range b.open {
+		if p.Source == source {
+			bt.Reason = reason
+			out = append(out, bt)
+			delete(b.open, p)
+		}
+	}
+	return out
 }
 
 // All removes and returns every open batch, cut for reason.

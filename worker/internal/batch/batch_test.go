@@ -66,7 +66,7 @@ func TestAgeFlush(t *testing.T) {
 	}
 }
 
-func TestReplayBatchRegathersALandedObject(t *testing.T) {
+func TestRegatherBatchOfALandedObject(t *testing.T) {
 	b := New(Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
 	landed := &Landed{Key: "k3-9", FirstSeq: 3, LastSeq: 9, Events: 3}
 	fresh := item("a", 10, t0, 1, "x")
@@ -80,8 +80,8 @@ func TestReplayBatchRegathersALandedObject(t *testing.T) {
 		if i < 2 && got != nil {
 			t.Fatalf("cut after %d of 3 messages", i+1)
 		}
-		if i == 2 && (got == nil || got.Reason != ReasonReplay || got.FirstSeq != 3 || got.LastSeq != 9 || len(got.Items) != 3) {
-			t.Fatalf("replay batch: %+v", got)
+		if i == 2 && (got == nil || got.Reason != ReasonRegather || got.FirstSeq != 3 || got.LastSeq != 9 || len(got.Items) != 3) {
+			t.Fatalf("regather batch: %+v", got)
 		}
 	}
 	if b.Len() != 1 {
@@ -89,11 +89,11 @@ func TestReplayBatchRegathersALandedObject(t *testing.T) {
 	}
 }
 
-// TestReplayBatchesOfObjectsWithTheSameFirstSequence: after a split, the
+// TestRegatherBatchesOfObjectsWithTheSameFirstSequence: after a split, the
 // objects 10-11 and 10-20 share a first sequence; their redelivered
 // messages are gathered apart, each batch cut when its own object is
 // whole again.
-func TestReplayBatchesOfObjectsWithTheSameFirstSequence(t *testing.T) {
+func TestRegatherBatchesOfObjectsWithTheSameFirstSequence(t *testing.T) {
 	b := New(Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
 	small := &Landed{Key: "k10-11", FirstSeq: 10, LastSeq: 11, Events: 2}
 	big := &Landed{Key: "k10-20", FirstSeq: 10, LastSeq: 20, Events: 3}
@@ -111,8 +111,8 @@ func TestReplayBatchesOfObjectsWithTheSameFirstSequence(t *testing.T) {
 	if got := add(15, big); got != nil {
 		t.Fatalf("cut %d-%d before 10-20 is whole", got.FirstSeq, got.LastSeq)
 	}
-	if got := add(20, big); got == nil || got.Replay != big.Key || len(got.Items) != 3 || got.FirstSeq != 10 || got.LastSeq != 20 {
-		t.Fatalf("10-20 replay batch: %+v", got)
+	if got := add(20, big); got == nil || got.Regather != big.Key || len(got.Items) != 3 || got.FirstSeq != 10 || got.LastSeq != 20 {
+		t.Fatalf("10-20 regather batch: %+v", got)
 	}
 	if b.Len() != 1 {
 		t.Errorf("open batches %d, want 10-11's", b.Len())

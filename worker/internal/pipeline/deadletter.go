@@ -62,7 +62,7 @@ func (p *Pipeline) deadLetter(ctx context.Context, m jetstream.Msg, deliveries u
 // (tag) and sequence, so two workers dead-lettering the same message store
 // it once, and a recreated stream's message with the same sequence is not
 // taken for it.
-func publishDeadLetter(ctx context.Context, js jetstream.JetStream, subject string, h nats.Header, data []byte, tag string, seq, deliveries uint64, cause error) error {
+func publishDeadLetter(ctx context.Context, js Streams, subject string, h nats.Header, data []byte, tag string, seq, deliveries uint64, cause error) error {
 	tenant, ok := stream.TenantOf(subject)
 	if !ok || !envelope.ValidTenant(tenant) {
 		tenant = "_invalid"
@@ -87,46 +87,4 @@ func publishDeadLetter(ctx context.Context, js jetstream.JetStream, subject stri
 		return fmt.Errorf("publish dead letter of seq %d: %w", seq, errors.Join(err, cause))
 	}
 	return nil
-}
-
-// WatchDLQ sets the dead-letter stream's depth gauges (messages and bytes)
-// from the stream info every interval, until ctx ends.
-func WatchDLQ(ctx context.Context, js jetstream.JetStream, every time.Duration, m *Metrics) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		ictx, cancel := context.WithTimeout(ctx, every)
-		if st, err := js.Stream(ictx, stream.DLQStream); err == nil {
-			info := st.CachedInfo() // js.Stream has just fetched it
-			m.dlqMessages.Set(float64(info.State.Msgs))
-			m.dlqBytes.Set(float64(info.State.Bytes))
-		}
-		cancel()
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
-}
-
-// WatchLag sets the consumer pending gauge (messages not yet delivered plus
-// delivered and not yet acknowledged) from the consumer info every interval,
-// until ctx ends.
-func WatchLag(ctx context.Context, cons jetstream.Consumer, every time.Duration, m *Metrics) error {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		ictx, cancel := context.WithTimeout(ctx, every)
-		info, err := cons.Info(ictx)
-		cancel()
-		if err == nil {
-			m.pending.Set(float64(info.NumPending) + float64(info.NumAckPending))
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
 }

@@ -33,16 +33,18 @@ import (
 // other cause to read it again.
 const incarnationTTL = 30 * time.Second
 
-// incarnation tracks the events stream's incarnation. It belongs to the
-// fetch goroutine.
+// incarnation tracks the events stream's incarnation. The fetch goroutines
+// (one per consumer the worker reads, sources.go) share it under mu.
 type incarnation struct {
-	js     jetstream.JetStream
+	js     Streams
 	stream string
+	mu     sync.Mutex
 	tag    string
 	read   time.Time
-	// lastDelivery is the consumer sequence of the last message tagged;
-	// reconnects is the connection's reconnect count when tag was read.
-	lastDelivery uint64
+	// lastDelivery is, per consumer, the consumer sequence of the last
+	// message tagged; reconnects is the connection's reconnect count when
+	// tag was read.
+	lastDelivery map[string]uint64
 	reconnects   uint64
 	// gone holds the tags of incarnations known to be deleted; uploads
 	// read it.
@@ -71,8 +73,13 @@ func (in *incarnation) isDeleted(tag string) bool {
 // perhaps the stream. The read outlives ctx: the last fetch at shutdown
 // is tagged too.
 func (in *incarnation) of(ctx context.Context, md *jetstream.MsgMetadata) (string, error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.lastDelivery == nil {
+		in.lastDelivery = map[string]uint64{}
+	}
 	reconnects := in.js.Conn().Stats().Reconnects
-	if in.tag == "" || time.Since(in.read) > incarnationTTL || reconnects != in.reconnects || md.Sequence.Consumer <= in.lastDelivery {
+	if in.tag == "" || time.Since(in.read) > incarnationTTL || reconnects != in.reconnects || md.Sequence.Consumer <= in.lastDelivery[md.Consumer] {
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		st, err := in.js.Stream(rctx, in.stream)
 		cancel()
@@ -85,8 +92,15 @@ func (in *incarnation) of(ctx context.Context, md *jetstream.MsgMetadata) (strin
 		}
 		in.tag, in.read, in.reconnects = tag, time.Now(), reconnects
 	}
-	in.lastDelivery = md.Sequence.Consumer
+	in.lastDelivery[md.Consumer] = md.Sequence.Consumer
 	return in.tag, nil
+}
+
+// current is the incarnation last read ("" before the first).
+func (in *incarnation) current() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return in.tag
 }
 
 // streamOf tags a delivered message with its stream incarnation. When the
@@ -94,7 +108,7 @@ func (in *incarnation) of(ctx context.Context, md *jetstream.MsgMetadata) (strin
 // later delivery (its bytes are the caller's to release): a message
 // batched under a wrong incarnation could be taken for a stored object.
 func (p *Pipeline) streamOf(ctx context.Context, m jetstream.Msg, md *jetstream.MsgMetadata) (string, bool) {
-	before := p.inc.tag
+	before := p.inc.current()
 	tag, err := p.inc.of(ctx, md)
 	if err != nil {
 		p.cfg.Log.Warn("stream incarnation unknown; message handed back", "seq", md.Sequence.Stream, "err", err)

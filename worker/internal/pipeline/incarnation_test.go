@@ -98,7 +98,7 @@ func TestRecreatedStreamLosesNothing(t *testing.T) {
 	if len(objs) != 2*requests || tagged != requests {
 		t.Errorf("%d objects, %d keyed with the new incarnation; want %d and %d", len(objs), tagged, 2*requests, requests)
 	}
-	if got := testutil.ToFloat64(cfg.Metrics.flushes.WithLabelValues(string(batch.ReasonReplay))); got != 0 {
+	if got := testutil.ToFloat64(cfg.Metrics.flushes.WithLabelValues(string(batch.ReasonRegather))); got != 0 {
 		t.Errorf("%v batches regathered into objects of the old incarnation", got)
 	}
 }

@@ -46,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "sluice_worker_upload_retries_total", Help: "Failed upload attempts that will be retried.",
 		}),
 		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_worker_batches_cut_total", Help: "Batches cut for upload, by reason: bytes, events, age, pressure, shutdown, replay.",
+			Name: "sluice_worker_batches_cut_total", Help: "Batches cut for upload, by reason: bytes, events, age, pressure, shutdown, regather, handover.",
 		}, []string{"reason"}),
 		batchAge: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_worker_batch_age_seconds", Help: "Age of the oldest open batch (0 when none is open).",
@@ -74,7 +74,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	for _, o := range []string{"acked", "retried", "dead_lettered"} {
 		m.messages.WithLabelValues(o)
 	}
-	for _, r := range []string{"bytes", "events", "age", "pressure", "shutdown", "replay"} {
+	for _, r := range []string{"bytes", "events", "age", "pressure", "shutdown", "regather", "handover"} {
 		m.flushes.WithLabelValues(r)
 	}
 	reg.MustRegister(m.messages, m.events, m.objects, m.objectBytes, m.uploadSeconds, m.uploadRetries,

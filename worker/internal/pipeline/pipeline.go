@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,15 +14,19 @@ import (
 
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/worker/internal/batch"
-	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
 // Config wires the pipeline.
 type Config struct {
+	// Consumer, when set, is read from the start and for good; a worker
+	// with partitions leaves it nil and calls Acquire and Release instead
+	// (sources.go).
 	Consumer jetstream.Consumer
-	JS       jetstream.JetStream // for dead letters
-	Sink     *sink.Sink
-	Limits   batch.Limits
+	// Stream is the events stream's name; empty means Consumer's stream.
+	Stream string
+	JS     Streams // for dead letters and the incarnation
+	Sink   Store
+	Limits batch.Limits
 	// Workers is the number of concurrent uploads (SLUICE_WORKERS).
 	Workers int
 	// MaxInflightBytes bounds the bytes held in open batches and uploads
@@ -55,8 +60,10 @@ type Config struct {
 	// ShutdownTimeout bounds the final flush, counted from the end of the
 	// last fetch (at most a second after the context ends).
 	ShutdownTimeout time.Duration
-	Metrics         *Metrics
-	Log             *slog.Logger
+	// Hours, when set, is told of every tenant-hour fetched (holding.go).
+	Hours   HourWatcher
+	Metrics *Metrics
+	Log     *slog.Logger
 
 	// Record writes receipts and counters before messages are acked or
 	// terminated (record.go); nil records nothing.
@@ -105,14 +112,31 @@ type Pipeline struct {
 	// counts batches handed to uploaders. Both belong to Run's goroutine.
 	queue []*batch.Batch
 	busy  int
-	// inc is the stream's incarnation, kept by the fetch goroutine; replay
+	// inc is the stream's incarnation, kept by the fetch goroutine; regather
 	// looks up redelivered messages among stored objects.
-	inc    *incarnation
-	replay *replay
+	inc      *incarnation
+	regather *regather
 	// writable is whether the worker can write to S3 (writable.go);
 	// refusedLog throttles the log of refused dead letters.
 	writable   writable
+	writeCheck sync.Mutex // one write check at a time (waitWritable)
 	refusedLog logEvery
+	// sources are the consumers read; releases carries their handovers
+	// to Run, which completes them (releasing, busyFrom) and closes
+	// ended when it returns.
+	sources   sources
+	releases  chan release
+	ended     chan struct{}
+	releasing map[string]chan struct{}
+	busyFrom  map[string]int
+	// holding counts the messages held, for manifests (holding.go).
+	holding holding
+}
+
+// uploaded is an uploader's report on one batch.
+type uploaded struct {
+	source string
+	stored bool
 }
 
 // New returns a pipeline.
@@ -121,12 +145,21 @@ func New(cfg Config) *Pipeline {
 	if cfg.MaxInflightBytes <= 0 {
 		cfg.MaxInflightBytes = 256 << 20
 	}
+	if cfg.Stream == "" && cfg.Consumer != nil {
+		cfg.Stream = cfg.Consumer.CachedInfo().Stream
+	}
 	p := &Pipeline{
 		cfg: cfg, b: batch.New(cfg.Limits), budget: newBudget(cfg.MaxInflightBytes),
-		inc:    &incarnation{js: cfg.JS, stream: cfg.Consumer.CachedInfo().Stream},
-		replay: newReplay(cfg.Sink, cfg.KeepAlive, cfg.Log.Warn),
+		inc:      &incarnation{js: cfg.JS, stream: cfg.Stream},
+		regather: newRegather(cfg.Sink, cfg.KeepAlive, cfg.Log.Warn),
+		releases: make(chan release), ended: make(chan struct{}),
+		releasing: map[string]chan struct{}{}, busyFrom: map[string]int{},
 	}
+	p.sources.active = map[string]*source{}
 	p.writable.err, p.writable.log.every, p.refusedLog.every = errNotChecked, time.Minute, time.Minute
+	if cfg.Consumer != nil {
+		p.Acquire(cfg.Consumer.CachedInfo().Name, cfg.Consumer)
+	}
 	return p
 }
 
@@ -146,18 +179,19 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	// counting towards MaxDeliver.
 	uctx, cancelUploads := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelUploads()
+	defer p.endReleases()
 
 	msgs := make(chan []batch.Item)
 	pulled := make(chan error, 1)
 	go func() { pulled <- p.pull(ctx, msgs) }()
 
 	jobs := make(chan *batch.Batch)
-	done := make(chan bool, p.cfg.Workers)
+	done := make(chan uploaded, p.cfg.Workers)
 	var wg sync.WaitGroup
 	for range p.cfg.Workers {
 		wg.Go(func() {
 			for bt := range jobs {
-				done <- p.upload(uctx, bt)
+				done <- uploaded{source: bt.Source, stored: p.upload(uctx, bt)}
 			}
 		})
 	}
@@ -169,6 +203,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer keep.Stop()
 	for in := msgs; in != nil || len(p.queue) > 0 || p.busy > 0; {
 		p.relievePressure()
+		p.settleReleases()
 		p.observe()
 		var (
 			out  chan<- *batch.Batch
@@ -200,11 +235,16 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			p.queue[0] = nil // the uploader owns it now: do not keep it reachable
 			p.queue = p.queue[1:]
 			p.busy++
-		case stored := <-done:
+			p.busyFrom[next.Source]++
+		case u := <-done:
 			p.busy--
-			if !stored {
+			p.busyFrom[u.source]--
+			if !u.stored {
 				failed++
 			}
+		case r := <-p.releases:
+			p.releasing[r.name] = r.done
+			p.cut(p.b.From(r.name, batch.ReasonHandover)...)
 		case <-timer.C:
 			p.cut(p.b.Due(time.Now())...)
 		case <-keep.C:
@@ -224,19 +264,43 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	return nil
 }
 
-// pull fetches messages while the budget has room, checks them and sends
-// the good ones to out, and closes out when ctx ends and the last fetch is
-// delivered. Checking here, off Run's goroutine, runs it in parallel with
-// batching. A fetch asks for half the room left in bodies and half in
-// messages (each charged msgOverhead); with less room than that for a
-// largest message, it asks for one message, so the bytes held pass
-// MaxInflightBytes by at most one message. Redelivered messages go to
-// their lookups, which send them to out; out is closed once they are all
-// sent.
+// pull runs a fetch goroutine per consumer read (sources.go) and closes
+// out when ctx ends, every fetch goroutine has returned and every
+// redelivered message is looked up and sent. A fetch goroutine that meets
+// a deleted consumer stops them all, and pull returns its error.
 func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 	defer close(out)
-	p.replay.start(out)
-	defer p.replay.stop()
+	p.regather.start(out)
+	defer p.regather.stop()
+	fctx, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
+	var (
+		once   sync.Once
+		failed error
+	)
+	p.sources.run(fctx, func(ctx context.Context, s *source) {
+		if err := p.fetchFrom(ctx, s, out); err != nil {
+			once.Do(func() { failed = err })
+			fail(err)
+		}
+	})
+	return failed
+}
+
+// fetchFrom fetches from one consumer while the budget has room, checks
+// the messages and sends the good ones to out, until ctx ends. Checking
+// here, off Run's goroutine, runs it in parallel with batching. A fetch
+// asks for half the room left in bodies, but at least room for one
+// largest message, and half in messages (each charged msgOverhead), and
+// reserves in the budget what it may deliver before it asks, so the
+// fetches of the consumers read (one per partition owned) share the room
+// without each taking a fixed part of it: one busy partition gets large
+// fetches, whatever the number of idle ones. A consumer whose last fetch
+// delivered nothing, or a fetch with less than that room left, asks for
+// one message and reserves nothing, so the bytes held pass
+// MaxInflightBytes by at most one message per consumer read. Redelivered messages go to their lookups,
+// which send them to out.
+func (p *Pipeline) fetchFrom(ctx context.Context, s *source, out chan<- []batch.Item) error {
 	backoff := p.cfg.RetryMin
 	for {
 		room := p.budget.waitRoom(ctx)
@@ -246,22 +310,35 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 		if !p.waitWritable(ctx) {
 			return nil
 		}
-		// Half the room for bodies, half for the per-message overhead.
+		// Half the room for bodies, half for the per-message overhead;
+		// never less than room for one largest message.
+		largest := int64(p.cfg.MaxMessageBytes + fetchSlack)
 		half := min(room/2, 1<<30)
 		fetchMsgs := int(min(max(half/msgOverhead, 1), int64(p.cfg.FetchMessages)))
-		fetchBytes := int(half)
-		if fetchBytes < p.cfg.MaxMessageBytes+fetchSlack {
-			fetchMsgs, fetchBytes = 1, p.cfg.MaxMessageBytes+fetchSlack
+		fetchBytes := int(max(half, largest))
+		if room/2 < largest || s.idle { // nearly full, or idle: one message
+			fetchMsgs = 1
 		}
-		mb, err := p.cfg.Consumer.Fetch(fetchMsgs, jetstream.FetchMaxBytes(fetchBytes), jetstream.FetchMaxWait(time.Second))
+		// A fetch of one message reserves nothing: the bound allows one
+		// message per consumer read, and an idle consumer's long poll
+		// must not hold room the busy ones need.
+		var reserve int64
+		if fetchMsgs > 1 {
+			reserve = min(int64(fetchBytes), int64(fetchMsgs)*int64(p.cfg.MaxMessageBytes)) + int64(fetchMsgs)*msgOverhead
+		}
+		res := p.budget.reserve(reserve)
+		opts := append([]jetstream.FetchOpt{jetstream.FetchMaxBytes(fetchBytes), jetstream.FetchMaxWait(time.Second)}, s.opts...)
+		mb, err := s.cons.Fetch(fetchMsgs, opts...)
+		got := 0
 		if err == nil {
 			// Items go to Run in slices of what has arrived (at most
 			// handoff): one channel operation per slice, not per message.
 			var items []batch.Item
 			in := mb.Messages()
 			for m := range in {
-				p.budget.add(heldBytes(m.Data()))
-				if it, ok := p.check(ctx, m); ok {
+				got++
+				res.take(heldBytes(m.Data()))
+				if it, ok := p.check(ctx, m, s.name); ok {
 					items = append(items, it)
 				}
 				if len(items) > 0 && (len(items) >= handoff || len(in) == 0) {
@@ -274,15 +351,22 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 			}
 			err = mb.Error()
 		}
+		res.end()
+		s.idle = got == 0
 		switch {
 		case err == nil || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded):
 			backoff = p.cfg.RetryMin
 			continue
+		case errors.Is(err, jetstream.ErrPinIDMismatch):
+			// Another worker holds the partition's pin now (this one
+			// stopped pulling for longer than PinnedTTL); the client
+			// forgets its pin, and the next fetch waits its turn.
+			continue
 		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
-			p.inc.deleted(p.inc.tag) // perhaps with its stream: settle nothing of it
-			return fmt.Errorf("fetch: %w", err)
+			p.inc.deleted(p.inc.current()) // perhaps with its stream: settle nothing of it
+			return fmt.Errorf("fetch from %s: %w", s.name, err)
 		}
-		p.cfg.Log.Warn("fetch failed; retrying", "err", err, "in", backoff)
+		p.cfg.Log.Warn("fetch failed; retrying", "consumer", s.name, "err", err, "in", backoff)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -318,7 +402,7 @@ func held(bt *batch.Batch) int64 { return bt.Bytes + int64(len(bt.Items))*msgOve
 // MaxDeliver, goes to the dead-letter stream instead and its bytes are
 // released. ok is false too for a redelivered message: it goes to its
 // lookup, which hands it to Run.
-func (p *Pipeline) check(ctx context.Context, m jetstream.Msg) (batch.Item, bool) {
+func (p *Pipeline) check(ctx context.Context, m jetstream.Msg, source string) (batch.Item, bool) {
 	md, err := m.Metadata()
 	var (
 		deliveries uint64
@@ -349,9 +433,13 @@ func (p *Pipeline) check(ctx context.Context, m jetstream.Msg) (batch.Item, bool
 		p.budget.release(heldBytes(m.Data()))
 		return batch.Item{}, false
 	}
-	it := batch.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m, Stream: tag}
+	it := batch.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m, Stream: tag, Source: source}
+	p.holding.add(it)
+	if p.cfg.Hours != nil {
+		p.cfg.Hours.Seen(meta, source, it.Seq)
+	}
 	if deliveries > 1 {
-		p.replay.add(it)
+		p.regather.add(it)
 		return batch.Item{}, false
 	}
 	return it, true
@@ -394,6 +482,31 @@ func (p *Pipeline) relievePressure() {
 	}
 	if bt := p.b.Largest(batch.ReasonPressure); bt != nil {
 		p.cut(bt)
+	}
+}
+
+// settleReleases completes each handover whose consumer has nothing left
+// here: no open batch (a late redelivery, looked up after the release, is
+// cut at once), none waiting or uploading, none in a lookup.
+func (p *Pipeline) settleReleases() {
+	for name, done := range p.releasing {
+		p.cut(p.b.From(name, batch.ReasonHandover)...)
+		if p.busyFrom[name] > 0 || p.regather.holds(name) || slices.ContainsFunc(p.queue, func(bt *batch.Batch) bool { return bt.Source == name }) {
+			continue
+		}
+		close(done)
+		delete(p.releasing, name)
+		delete(p.busyFrom, name)
+	}
+}
+
+// endReleases closes ended and every handover not yet complete: Run has
+// settled or Nak'ed every message.
+func (p *Pipeline) endReleases() {
+	close(p.ended)
+	for name, done := range p.releasing {
+		close(done)
+		delete(p.releasing, name)
 	}
 }
 

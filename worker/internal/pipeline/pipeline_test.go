@@ -423,8 +423,8 @@ func TestRedeliveredBatchLandsOnce(t *testing.T) {
 	if len(ids) != 16 || len(objs) != 2 {
 		t.Errorf("%d objects with %d events, want 2 objects with 16", len(objs), len(ids))
 	}
-	if got := testutil.ToFloat64(cfgB.Metrics.flushes.WithLabelValues(string(batch.ReasonReplay))); got != 1 {
-		t.Errorf("replay batches: %v, want 1", got)
+	if got := testutil.ToFloat64(cfgB.Metrics.flushes.WithLabelValues(string(batch.ReasonRegather))); got != 1 {
+		t.Errorf("regather batches: %v, want 1", got)
 	}
 }
 
@@ -506,7 +506,7 @@ func TestFailedLookupPausesLookups(t *testing.T) {
 	for i, tenant := range []string{"acme", "beta", "gamma", "delta"} {
 		meta := metaAt(hourAgo, 1)
 		meta.Tenant = tenant
-		if l := p.replay.landed(batch.Item{Meta: meta, Seq: uint64(i + 1), Stream: "s"}); l != nil {
+		if l := p.regather.landed(batch.Item{Meta: meta, Seq: uint64(i + 1), Stream: "s"}); l != nil {
 			t.Errorf("landed object %+v with S3 failing", l)
 		}
 	}

@@ -20,6 +20,7 @@ import (
 // every message was stored, dead-lettered or handed back to other workers.
 func (p *Pipeline) upload(ctx context.Context, bt *batch.Batch) bool {
 	defer p.budget.release(held(bt))
+	defer p.holding.done(bt)
 	stop := keepAlive(bt.Items, p.cfg.KeepAlive)
 	defer stop()
 	return p.store(ctx, bt, stop)

@@ -90,6 +90,11 @@ func (p *Pipeline) canWrite() {
 // lets fetching go on: uploads then retry as in any S3 outage. It returns
 // false when ctx ends first.
 func (p *Pipeline) waitWritable(ctx context.Context) bool {
+	if p.Writable() == nil {
+		return true
+	}
+	p.writeCheck.Lock() // the fetch goroutines of other consumers wait for this check
+	defer p.writeCheck.Unlock()
 	for p.Writable() != nil {
 		if p.refused() {
 			select {
@@ -135,5 +140,6 @@ func (p *Pipeline) handBackOpen() {
 	for _, bt := range p.b.All(batch.ReasonShutdown) { // the reason is not counted: the batch is not cut
 		p.handBack(bt)
 		p.budget.release(held(bt))
+		p.holding.done(bt)
 	}
 }

@@ -45,13 +45,13 @@ func (h *harness) fetchItems(n int) map[uint64]batch.Item {
 	return items
 }
 
-// TestReplayTellsObjectsWithTheSameFirstSequence: the stored objects 10-11
+// TestRegatherTellsObjectsWithTheSameFirstSequence: the stored objects 10-11
 // and 10-20 share a first sequence (message 10 was delivered twice and is
 // in both). A redelivered message of 10-20 looked up first must not give
 // 10-11 its event count, nor gather 10-11's messages into its batch: 10
 // and 11 are regathered into 10-11 again, meet it and are acked without a
 // second copy.
-func TestReplayTellsObjectsWithTheSameFirstSequence(t *testing.T) {
+func TestRegatherTellsObjectsWithTheSameFirstSequence(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	for i := range 20 {
 		h.publish("acme", hourAgo, i, 1, 10)
@@ -106,8 +106,8 @@ func TestReplayTellsObjectsWithTheSameFirstSequence(t *testing.T) {
 	if ids[id(10)] != 2 || ids[id(11)] != 1 || ids[id(15)] != 2 || len(h.objects()) != 3 {
 		t.Errorf("copies of 10, 11, 15: %d, %d, %d in %d objects; want 2, 1, 2 in 3", ids[id(10)], ids[id(11)], ids[id(15)], len(h.objects()))
 	}
-	if got := testutil.ToFloat64(cfg.Metrics.flushes.WithLabelValues(string(batch.ReasonReplay))); got != 1 {
-		t.Errorf("replay batches: %v, want 1 (10-11)", got)
+	if got := testutil.ToFloat64(cfg.Metrics.flushes.WithLabelValues(string(batch.ReasonRegather))); got != 1 {
+		t.Errorf("regather batches: %v, want 1 (10-11)", got)
 	}
 	if got := h.streamMsgs(); got != 0 {
 		t.Errorf("%d messages left unacknowledged", got)

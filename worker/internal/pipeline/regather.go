@@ -50,14 +50,8 @@ const lookupTimeout = 5 * time.Second
 // the cache starts again empty.
 const maxCached = 1024
 
-// storedObjects is what lookups ask S3.
-type storedObjects interface {
-	Stored(ctx context.Context, tenant string, hour time.Time) ([]objkey.Key, error)
-	StoredBatch(ctx context.Context, key string) (sink.Stored, error)
-}
-
-// replay looks up redelivered messages and hands them to Run.
-type replay struct {
+// regather looks up redelivered messages and hands them to Run.
+type regather struct {
 	s3        storedObjects
 	keepAlive time.Duration
 	warn      func(msg string, args ...any)
@@ -68,6 +62,8 @@ type replay struct {
 	// is on. Both are kept alive.
 	queue   []batch.Item
 	looking []jetstream.Msg
+	// pending counts, per source, the messages queued or in a lookup.
+	pending map[string]int
 	closing bool
 	off     time.Time // no lookup before
 	lists   map[listKey]*cached[[]objkey.Key]
@@ -94,16 +90,16 @@ type cached[T any] struct {
 	err   error
 }
 
-func newReplay(s3 storedObjects, keepAlive time.Duration, warn func(string, ...any)) *replay {
-	r := &replay{s3: s3, keepAlive: keepAlive, warn: warn, looking: make([]jetstream.Msg, lookupWorkers),
-		lists: map[listKey]*cached[[]objkey.Key]{}, objects: map[string]*cached[sink.Stored]{}}
+func newRegather(s3 storedObjects, keepAlive time.Duration, warn func(string, ...any)) *regather {
+	r := &regather{s3: s3, keepAlive: keepAlive, warn: warn, looking: make([]jetstream.Msg, lookupWorkers),
+		lists: map[listKey]*cached[[]objkey.Key]{}, objects: map[string]*cached[sink.Stored]{}, pending: map[string]int{}}
 	r.wake = sync.NewCond(&r.mu)
 	return r
 }
 
 // start runs the lookups, which send each message to out once it is looked
 // up.
-func (r *replay) start(out chan<- []batch.Item) {
+func (r *regather) start(out chan<- []batch.Item) {
 	r.out, r.quit, r.closing = out, make(chan struct{}), false
 	for i := range lookupWorkers {
 		r.workers.Go(func() { r.work(i) })
@@ -112,15 +108,16 @@ func (r *replay) start(out chan<- []batch.Item) {
 }
 
 // add queues a redelivered message for its lookup.
-func (r *replay) add(it batch.Item) {
+func (r *regather) add(it batch.Item) {
 	r.mu.Lock()
 	r.queue = append(r.queue, it)
+	r.pending[it.Source]++
 	r.mu.Unlock()
 	r.wake.Signal()
 }
 
 // stop returns once every queued message is looked up and sent.
-func (r *replay) stop() {
+func (r *regather) stop() {
 	r.mu.Lock()
 	r.closing = true
 	r.mu.Unlock()
@@ -132,7 +129,7 @@ func (r *replay) stop() {
 
 // work is lookup worker i: it looks up queued messages until stop and the
 // queue is empty.
-func (r *replay) work(i int) {
+func (r *regather) work(i int) {
 	for {
 		r.mu.Lock()
 		for len(r.queue) == 0 && !r.closing {
@@ -153,12 +150,24 @@ func (r *replay) work(i int) {
 		r.looking[i] = nil
 		r.mu.Unlock()
 		r.out <- []batch.Item{it} // Run keeps it alive from here
+		r.mu.Lock()
+		if r.pending[it.Source]--; r.pending[it.Source] == 0 {
+			delete(r.pending, it.Source)
+		}
+		r.mu.Unlock()
 	}
+}
+
+// holds reports whether messages of source are queued or in a lookup.
+func (r *regather) holds(source string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.pending[source] > 0
 }
 
 // keepWaitingAlive sends InProgress for the messages waiting for or in a
 // lookup, every keepAlive, until stop.
-func (r *replay) keepWaitingAlive() {
+func (r *regather) keepWaitingAlive() {
 	t := time.NewTicker(r.keepAlive)
 	defer t.Stop()
 	for {
@@ -191,7 +200,7 @@ func (r *replay) keepWaitingAlive() {
 // S3 call no lookup asks S3 anything for storedTTL, so an S3 outage costs
 // one failed call (at most lookupTimeout) per storedTTL, not one per
 // partition or object.
-func (r *replay) landed(it batch.Item) *batch.Landed {
+func (r *regather) landed(it batch.Item) *batch.Landed {
 	part := batch.PartitionOf(it.Meta, it.Stream)
 	prefix := objkey.PartitionPrefix("", part.Tenant, part.Hour)
 	keys, ok := lookup(r, r.lists, listKey{part.Tenant, part.Hour}, "list "+prefix, storedTTL, func(ctx context.Context) ([]objkey.Key, error) {
@@ -228,7 +237,7 @@ func (r *replay) landed(it batch.Item) *batch.Landed {
 // lookup answers from cache when it holds an answer for key younger than
 // ttl (0: forever), else asks S3 once for all lookups that need it. ok is
 // false when the call failed, or failed less than storedTTL ago.
-func lookup[K comparable, T any](r *replay, cache map[K]*cached[T], key K, what string, ttl time.Duration, call func(context.Context) (T, error)) (T, bool) {
+func lookup[K comparable, T any](r *regather, cache map[K]*cached[T], key K, what string, ttl time.Duration, call func(context.Context) (T, error)) (T, bool) {
 	var zero T
 	r.mu.Lock()
 	if time.Now().Before(r.off) {

@@ -1,0 +1,191 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Partitions.
+//
+// The events stream assigns every message to one of N partitions as it
+// stores it: a subject transform rewrites sluice.events.<tenant>, the
+// subject the gateway publishes on, to sluice.events.<p>.<tenant>, where
+// p = {{partition(N,1)}} is a stable hash of the tenant (the server's own
+// subject-mapping function). Each partition has its own durable consumer,
+// <consumer>-pNN, filtered on sluice.events.<p>.*, with a pinned-client
+// priority group: the server delivers a partition's messages to one puller
+// at a time. Messages stored before the transform existed keep their
+// subject and are read by the unpartitioned consumer, filtered on their
+// subjects, which exists only while any of them is left
+// (unpartitioned.go); the filters do not overlap, as a work-queue stream
+// requires.
+
+// DefaultPartitions is SLUICE_PARTITIONS' default.
+const DefaultPartitions = 16
+
+// PriorityGroup is the pinned-client priority group of every worker
+// consumer; a fetch names it.
+const PriorityGroup = "sluice"
+
+// MembersBucket is the JetStream KV bucket where each running worker keeps
+// its membership key alive.
+const MembersBucket = "SLUICE_MEMBERS"
+
+// PartitionConsumer is the name of partition p's durable consumer:
+// base-pNN (base is Consumer unless SLUICE_CONSUMER says otherwise).
+func PartitionConsumer(base string, p int) string {
+	if base == "" {
+		base = Consumer
+	}
+	return fmt.Sprintf("%s-p%02d", base, p)
+}
+
+// PartitionSubject is the filter of partition p's consumer.
+func PartitionSubject(p int) string { return eventsSubjectPrefix + strconv.Itoa(p) + ".*" }
+
+// transform is the stream's subject transform for n partitions.
+func transform(n int) *jetstream.SubjectTransformConfig {
+	return &jetstream.SubjectTransformConfig{
+		Source:      eventsSubjectPrefix + "*",
+		Destination: eventsSubjectPrefix + "{{partition(" + strconv.Itoa(n) + ",1)}}.{{wildcard(1)}}",
+	}
+}
+
+// TenantOf is the tenant of an events subject: sluice.events.<tenant> (as
+// published, and as stored before partitions) or sluice.events.<p>.<tenant>
+// (as stored in partition p); ok is false for any other subject. The
+// tenant is not validated.
+func TenantOf(subject string) (tenant string, ok bool) {
+	rest, ok := strings.CutPrefix(subject, eventsSubjectPrefix)
+	if !ok || rest == "" {
+		return "", false
+	}
+	p, tenant, partitioned := strings.Cut(rest, ".")
+	if !partitioned {
+		return rest, true
+	}
+	if _, err := strconv.ParseUint(p, 10, 16); err != nil || tenant == "" || strings.Contains(tenant, ".") {
+		return "", false
+	}
+	return tenant, true
+}
+
+// PartitionOf is the partition token of a stored events subject; ok is
+// false for a subject stored without one.
+func PartitionOf(subject string) (p int, ok bool) {
+	rest, _ := strings.CutPrefix(subject, eventsSubjectPrefix)
+	tok, _, partitioned := strings.Cut(rest, ".")
+	if !partitioned {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(tok, 10, 16)
+	return int(n), err == nil
+}
+
+// EnsureConsumers creates or updates one consumer per partition and
+// returns them, partition 0 to n-1, then any partition consumer beyond n
+// left by a larger partition count, then, only while a version from
+// before partitions has left messages for it, the unpartitioned consumer
+// (unpartitioned.go). That one is ensured first: an unfiltered consumer
+// left by that version must narrow its filter before any partition
+// consumer can exist beside it on the work-queue stream.
+func EnsureConsumers(ctx context.Context, js jetstream.JetStream, streamName string, n int, cc ConsumerConfig) ([]jetstream.Consumer, error) {
+	legacy, err := ensureUnpartitioned(ctx, js, streamName, cc)
+	if err != nil {
+		return nil, err
+	}
+	var out []jetstream.Consumer
+	base := cc.Name
+	cc.pinned = true
+	for p := range n {
+		pc := cc
+		pc.Name, pc.filter = PartitionConsumer(base, p), PartitionSubject(p)
+		c, err := EnsureConsumer(ctx, js, streamName, pc)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	// Partition consumers beyond n are left by a larger SLUICE_PARTITIONS:
+	// what they hold is still read.
+	st, err := js.Stream(ctx, streamNameOr(streamName))
+	if err != nil {
+		return nil, fmt.Errorf("list consumers of %s: %w", streamNameOr(streamName), err)
+	}
+	names := st.ConsumerNames(ctx)
+	var extra []string
+	for name := range names.Name() {
+		if p, ok := partitionOfName(base, name); ok && p >= n {
+			extra = append(extra, name)
+		}
+	}
+	if err := names.Err(); err != nil {
+		return nil, fmt.Errorf("list consumers of %s: %w", streamNameOr(streamName), err)
+	}
+	slices.Sort(extra)
+	for _, name := range extra {
+		c, err := st.Consumer(ctx, name)
+		if err != nil {
+			return nil, fmt.Errorf("consumer %s: %w", name, err)
+		}
+		out = append(out, c)
+	}
+	if legacy != nil {
+		out = append(out, legacy)
+	}
+	return out, nil
+}
+
+func streamNameOr(name string) string {
+	if name == "" {
+		return EventsStream
+	}
+	return name
+}
+
+// partitionOfName is p for a consumer named base-pNN.
+func partitionOfName(base, name string) (int, bool) {
+	if base == "" {
+		base = Consumer
+	}
+	tok, ok := strings.CutPrefix(name, base+"-p")
+	if !ok {
+		return 0, false
+	}
+	p, err := strconv.ParseUint(tok, 10, 16)
+	return int(p), err == nil
+}
+
+// NextStored is the first message of tenant at or after sequence seq in
+// the events stream st, whether stored in its partition or without a
+// partition token; every tenant's when tenant is empty. It returns
+// jetstream.ErrMsgNotFound when there is none.
+func NextStored(ctx context.Context, st jetstream.Stream, seq uint64, tenant string) (*jetstream.RawStreamMsg, error) {
+	subjects := []string{eventsSubjectPrefix + ">"}
+	if tenant != "" {
+		subjects = []string{EventsSubject(tenant), eventsSubjectPrefix + "*." + tenant}
+	}
+	var first *jetstream.RawStreamMsg
+	for _, subject := range subjects {
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if first == nil || m.Sequence < first.Sequence {
+			first = m
+		}
+	}
+	if first == nil {
+		return nil, jetstream.ErrMsgNotFound
+	}
+	return first, nil
+}

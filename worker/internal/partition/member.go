@@ -1,0 +1,312 @@
+package partition
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/sluice-ingest/sluice/pkg/stream"
+	"github.com/sluice-ingest/sluice/worker/internal/pipeline"
+)
+
+// Reader is what a Member drives: the pipeline's sources.
+type Reader interface {
+	Acquire(name string, cons pipeline.Fetcher, opts ...jetstream.FetchOpt)
+	Release(name string) <-chan struct{}
+}
+
+// Config wires a Member.
+type Config struct {
+	JS     jetstream.JetStream
+	Stream string
+	// Slots are the consumers shared out, slot i being Slots[i]: the
+	// partition consumers, then the unpartitioned one while it exists.
+	Slots []jetstream.Consumer
+	// ID names this worker in the bucket; empty means the host name and
+	// a random suffix.
+	ID string
+	// TTL is how long a membership key outlives its last heartbeat: how
+	// soon the others take a dead worker's partitions. Heartbeats go every
+	// TTL/3.
+	TTL time.Duration
+	Log *slog.Logger
+}
+
+// Member is this worker's membership.
+type Member struct {
+	cfg Config
+	kv  jetstream.KeyValue
+	rd  Reader
+
+	mu        sync.Mutex
+	members   map[string]bool
+	owned     map[int]bool // slots being read
+	releasing map[int]bool // slots handed over, not yet unpinned
+	wake      chan struct{}
+}
+
+// Join creates (or updates) the members bucket and puts this worker's key
+// in it. rd reads nothing until Run assigns it partitions.
+func Join(ctx context.Context, cfg Config, rd Reader) (*Member, error) {
+	if cfg.ID == "" {
+		cfg.ID = newID()
+	}
+	kv, err := cfg.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      stream.MembersBucket,
+		Description: "Sluice workers alive, one key each, kept by heartbeats; partitions are shared out over the sorted keys",
+		TTL:         cfg.TTL,
+		// Markers make the watchers see a key removed by the TTL.
+		LimitMarkerTTL: cfg.TTL,
+		History:        1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("members bucket %s: %w", stream.MembersBucket, err)
+	}
+	m := &Member{cfg: cfg, kv: kv, rd: rd, members: map[string]bool{}, owned: map[int]bool{},
+		releasing: map[int]bool{}, wake: make(chan struct{}, 1)}
+	if err := m.heartbeat(ctx); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// ID is this worker's key in the members bucket.
+func (m *Member) ID() string { return m.cfg.ID }
+
+func (m *Member) heartbeat(ctx context.Context) error {
+	if _, err := m.kv.Put(ctx, m.cfg.ID, []byte(time.Now().UTC().Format(time.RFC3339Nano))); err != nil {
+		return fmt.Errorf("heartbeat %s: %w", m.cfg.ID, err)
+	}
+	return nil
+}
+
+// Run keeps the membership alive and the partitions assigned until ctx
+// ends: it heartbeats every TTL/3, watches the bucket (a member joining,
+// leaving or expiring rebalances at once) and lists it again every TTL.
+func (m *Member) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	wg.Go(func() { m.beat(ctx) })
+	wg.Go(func() { m.watch(ctx) })
+	t := time.NewTicker(m.cfg.TTL)
+	defer t.Stop()
+	for {
+		m.rebalance(ctx, &wg)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-m.wake:
+		case <-t.C:
+			m.list(ctx)
+		}
+	}
+}
+
+func (m *Member) beat(ctx context.Context) {
+	t := time.NewTicker(m.cfg.TTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		hctx, cancel := context.WithTimeout(ctx, m.cfg.TTL/3)
+		if err := m.heartbeat(hctx); err != nil && ctx.Err() == nil {
+			m.cfg.Log.Warn("membership heartbeat failed", "err", err)
+		}
+		cancel()
+		m.mu.Lock()
+		joined := !m.members[m.cfg.ID]
+		m.members[m.cfg.ID] = true
+		m.mu.Unlock()
+		if joined { // back after its key expired
+			m.poke()
+		}
+	}
+}
+
+// watch follows the bucket; it restarts after an error.
+func (m *Member) watch(ctx context.Context) {
+	for ctx.Err() == nil {
+		w, err := m.kv.WatchAll(ctx)
+		if err != nil {
+			m.cfg.Log.Warn("watch members", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+			continue
+		}
+		for e := range w.Updates() {
+			if e == nil {
+				continue // the initial values are in
+			}
+			m.mu.Lock()
+			if e.Operation() == jetstream.KeyValuePut {
+				m.members[e.Key()] = true
+			} else {
+				delete(m.members, e.Key())
+			}
+			m.mu.Unlock()
+			m.poke()
+		}
+		_ = w.Stop()
+	}
+}
+
+// list reads the bucket's keys again, in case the watch missed a change.
+func (m *Member) list(ctx context.Context) {
+	lctx, cancel := context.WithTimeout(ctx, m.cfg.TTL)
+	defer cancel()
+	keys, err := m.kv.Keys(lctx)
+	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+		if ctx.Err() == nil {
+			m.cfg.Log.Warn("list members", "err", err)
+		}
+		return
+	}
+	m.mu.Lock()
+	clear(m.members)
+	for _, k := range keys {
+		m.members[k] = true
+	}
+	m.mu.Unlock()
+}
+
+func (m *Member) poke() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// rebalance reads the slots now assigned to this worker that it does not
+// read yet, and hands over those it reads that are no longer its own:
+// each on its own goroutine (on wg), which unpins the consumer once the
+// pipeline has settled its messages. A slot being handed over is taken
+// back only after that.
+func (m *Member) rebalance(ctx context.Context, wg *sync.WaitGroup) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.members[m.cfg.ID] {
+		// Not listed yet (the watch has not delivered our own key), or
+		// expired: keep what it reads until it is listed again, rather
+		// than dropping everything on a missed heartbeat.
+		return
+	}
+	var members []string
+	for k := range m.members {
+		members = append(members, k)
+	}
+	want := Assign(members, m.cfg.ID, len(m.cfg.Slots))
+	for s := range m.owned {
+		if slices.Contains(want, s) {
+			continue
+		}
+		delete(m.owned, s)
+		m.releasing[s] = true
+		cons := m.cfg.Slots[s]
+		name := cons.CachedInfo().Name
+		done := m.rd.Release(name)
+		m.cfg.Log.Info("handing partition over", "consumer", name, "members", len(members))
+		wg.Go(func() {
+			select {
+			case <-done:
+			case <-ctx.Done():
+				return // Leave unpins it after the shutdown flush
+			}
+			m.unpin(ctx, name)
+			m.mu.Lock()
+			delete(m.releasing, s)
+			m.mu.Unlock()
+			m.poke()
+		})
+	}
+	for _, s := range want {
+		if m.owned[s] || m.releasing[s] {
+			continue
+		}
+		m.owned[s] = true
+		cons := m.cfg.Slots[s]
+		m.rd.Acquire(cons.CachedInfo().Name, cons, jetstream.FetchPriorityGroup(stream.PriorityGroup))
+		m.cfg.Log.Info("reading partition", "consumer", cons.CachedInfo().Name, "members", len(members))
+	}
+}
+
+// unpin makes the server pin the consumer's next puller at once, rather
+// than after PinnedTTL.
+func (m *Member) unpin(ctx context.Context, consumer string) {
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	st, err := m.cfg.JS.Stream(uctx, m.cfg.Stream)
+	if err == nil {
+		err = st.UnpinConsumer(uctx, consumer, stream.PriorityGroup)
+	}
+	if err != nil {
+		m.cfg.Log.Warn("unpin consumer; the next owner is served after the pinned TTL", "consumer", consumer, "err", err)
+	}
+}
+
+// Owned is the consumers this worker reads now, sorted.
+func (m *Member) Owned() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var names []string
+	for s := range m.owned {
+		names = append(names, m.cfg.Slots[s].CachedInfo().Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Leave deletes this worker's membership key, so the others take its
+// partitions at once, and unpins every consumer it read or was handing
+// over. Call it after the pipeline has stopped: its messages are then
+// stored and acked, or handed back.
+func (m *Member) Leave(ctx context.Context) {
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := m.kv.Delete(lctx, m.cfg.ID); err != nil {
+		m.cfg.Log.Warn("leave members; the others take this worker's partitions when its key expires", "err", err)
+	}
+	m.mu.Lock()
+	var names []string
+	for s := range m.owned {
+		names = append(names, m.cfg.Slots[s].CachedInfo().Name)
+	}
+	for s := range m.releasing {
+		names = append(names, m.cfg.Slots[s].CachedInfo().Name)
+	}
+	m.mu.Unlock()
+	for _, n := range names {
+		m.unpin(lctx, n)
+	}
+}
+
+// newID is the host name (in the characters a KV key allows) and 8 random
+// hex digits: a restarted worker is a new member.
+func newID() string {
+	host, _ := os.Hostname()
+	host = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '-'
+	}, host)
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return strings.Trim(host+"-"+hex.EncodeToString(b[:]), "-")
+}

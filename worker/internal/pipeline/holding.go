@@ -1,0 +1,62 @@
+package pipeline
+
+import (
+	"sync"
+	"time"
+
+	"github.com/sluice-ingest/sluice/pkg/envelope"
+	"github.com/sluice-ingest/sluice/worker/internal/batch"
+)
+
+// What the pipeline holds, for the manifest writer (worker/internal/
+// manifest), which may close a tenant's hour only when no message of it is
+// held here and the hour's consumer has nothing older left to deliver.
+//
+// A message counts as held from the moment it is checked (batched, or sent
+// to its lookup) until its batch's upload ends (stored and acked,
+// dead-lettered, handed back or Nak'ed) or its open batch is handed back.
+
+// HourWatcher is told of every message fetched: its metadata, the
+// consumer that delivered it and its stream sequence.
+type HourWatcher interface {
+	Seen(m envelope.Meta, source string, seq uint64)
+}
+
+type hourKey struct {
+	tenant string
+	hour   time.Time
+}
+
+type holding struct {
+	mu     sync.Mutex
+	byHour map[hourKey]int
+}
+
+func (h *holding) add(it batch.Item) {
+	hk := hourKey{it.Meta.Tenant, it.Meta.ReceivedAt.UTC().Truncate(time.Hour)}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.byHour == nil {
+		h.byHour = map[hourKey]int{}
+	}
+	h.byHour[hk]++
+}
+
+// done counts a settled batch's messages out.
+func (h *holding) done(bt *batch.Batch) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, it := range bt.Items {
+		hk := hourKey{it.Meta.Tenant, it.Meta.ReceivedAt.UTC().Truncate(time.Hour)}
+		if h.byHour[hk]--; h.byHour[hk] <= 0 {
+			delete(h.byHour, hk)
+		}
+	}
+}
+
+// Holding reports whether the pipeline holds a message of tenant's hour.
+func (p *Pipeline) Holding(tenant string, hour time.Time) bool {
+	p.holding.mu.Lock()
+	defer p.holding.mu.Unlock()
+	return p.holding.byHour[hourKey{tenant, hour.UTC().Truncate(time.Hour)}] > 0
+}

@@ -1,0 +1,139 @@
+package pipeline
+
+import (
+	"context"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// The consumers the pipeline reads.
+//
+// A worker reads the consumers of the partitions it owns (worker/internal/
+// partition decides which), each on its own fetch goroutine, all sharing
+// the byte budget, the batcher and the uploaders. Acquire starts reading a
+// consumer; Release stops it and hands the partition over: fetching ends
+// (the fetch under way delivers what it has, within a second), the open
+// batches of its messages are cut (reason handover), and Release's channel
+// is closed once every message it delivered is settled (stored and acked,
+// dead-lettered, or handed back), so the next owner starts where this one
+// stopped, without one of its messages still held here.
+
+// Fetcher is the one call the pipeline makes on a consumer.
+type Fetcher interface {
+	Fetch(batch int, opts ...jetstream.FetchOpt) (jetstream.MessageBatch, error)
+}
+
+// source is one consumer being read.
+type source struct {
+	name   string
+	cons   Fetcher
+	opts   []jetstream.FetchOpt
+	cancel context.CancelFunc
+	done   chan struct{} // closed when its fetch goroutine returned
+	// idle is whether its last fetch delivered nothing; only its fetch
+	// goroutine uses it.
+	idle bool
+}
+
+// release is a handover that Run completes.
+type release struct {
+	name string
+	done chan struct{}
+}
+
+// sources holds the consumers being read. The fetch goroutines start when
+// pull runs (or at Acquire, after that), and stop at Release or when pull's
+// context ends.
+type sources struct {
+	mu     sync.Mutex
+	ctx    context.Context // pull's; nil before pull runs
+	ended  bool
+	start  func(ctx context.Context, s *source)
+	active map[string]*source
+	wg     sync.WaitGroup
+}
+
+// Acquire starts reading cons, named name, with the fetch options opts
+// (the priority group of a partition consumer). Acquiring a consumer
+// already read does nothing.
+func (p *Pipeline) Acquire(name string, cons Fetcher, opts ...jetstream.FetchOpt) {
+	ss := &p.sources
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.ended || ss.active[name] != nil {
+		return
+	}
+	s := &source{name: name, cons: cons, opts: opts, done: make(chan struct{})}
+	ss.active[name] = s
+	if ss.ctx != nil {
+		ss.launch(s)
+	}
+}
+
+// launch starts s's fetch goroutine. ss.mu is held.
+func (ss *sources) launch(s *source) {
+	ctx, cancel := context.WithCancel(ss.ctx)
+	s.cancel = cancel
+	ss.wg.Go(func() {
+		defer close(s.done)
+		ss.start(ctx, s)
+	})
+}
+
+// Release stops reading the consumer named name and hands its partition
+// over; the channel is closed once every message it delivered is settled,
+// or the pipeline has stopped (its shutdown settles them). A consumer not
+// being read is released at once.
+func (p *Pipeline) Release(name string) <-chan struct{} {
+	done := make(chan struct{})
+	ss := &p.sources
+	ss.mu.Lock()
+	s := ss.active[name]
+	delete(ss.active, name)
+	running := ss.ctx != nil && !ss.ended
+	ss.mu.Unlock()
+	if s == nil || !running {
+		close(done)
+		return done
+	}
+	go func() {
+		s.cancel()
+		<-s.done
+		select {
+		case p.releases <- release{name: name, done: done}:
+		case <-p.ended:
+			close(done)
+		}
+	}()
+	return done
+}
+
+// Reading is the names of the consumers being read.
+func (p *Pipeline) Reading() []string {
+	ss := &p.sources
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	names := make([]string, 0, len(ss.active))
+	for n := range ss.active {
+		names = append(names, n)
+	}
+	return names
+}
+
+// run starts the fetch goroutine of every consumer acquired so far, and
+// of those acquired later, until ctx ends; it returns once they have all
+// returned.
+func (ss *sources) run(ctx context.Context, start func(ctx context.Context, s *source)) {
+	ss.mu.Lock()
+	ss.ctx, ss.start = ctx, start
+	for _, s := range ss.active {
+		ss.launch(s)
+	}
+	ss.mu.Unlock()
+	<-ctx.Done()
+	ss.mu.Lock()
+	ss.ended = true
+	ss.mu.Unlock()
+	ss.wg.Wait()
+}
