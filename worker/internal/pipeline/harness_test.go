@@ -156,6 +156,21 @@ func (h *harness) start(cfg Config) *running {
 	return r
 }
 
+// startHolding publishes msgs one-event messages of an hour ago, starts a
+// pipeline whose batches are cut only after an hour, and returns once it
+// holds every message in its open batch.
+func (h *harness) startHolding(msgs int) (Config, *running) {
+	h.t.Helper()
+	for i := range msgs {
+		h.publish("acme", hourAgo, i, 1, 10)
+	}
+	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
+	r := h.start(cfg)
+	devtest.Eventually(h.t, 10*time.Second, 10*time.Millisecond, func() bool { return r.p.InflightBytes() >= int64(msgs)*msgOverhead },
+		"messages not fetched")
+	return cfg, r
+}
+
 // stop ends the pipeline's context and returns what Run returned.
 func (r *running) stop(t *testing.T) error {
 	t.Helper()

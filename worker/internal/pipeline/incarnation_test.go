@@ -133,13 +133,7 @@ func TestIncarnationFollowsARecreatedStream(t *testing.T) {
 func TestAcksNeverReachARecreatedStream(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	const msgs = 5
-	for i := range msgs {
-		h.publish("acme", hourAgo, i, 1, 10)
-	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
-	r := h.start(cfg)
-	devtest.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool { return r.p.InflightBytes() >= msgs*msgOverhead },
-		"messages not fetched")
+	cfg, r := h.startHolding(msgs)
 	h.s3.down.Store(true) // the final flush waits for S3
 	h.recreateStream()
 	for i := range msgs {

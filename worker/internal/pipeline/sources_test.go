@@ -20,13 +20,7 @@ import (
 func TestReleaseHandsOverSettled(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	const msgs = 20
-	for i := range msgs {
-		h.publish("acme", hourAgo, i, 1, 10)
-	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
-	r := h.start(cfg)
-	devtest.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool { return r.p.InflightBytes() >= msgs*msgOverhead },
-		"messages not fetched")
+	cfg, r := h.startHolding(msgs)
 	h.s3.down.Store(true)
 	done := r.p.Release(stream.Consumer)
 	devtest.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool { return testutil.ToFloat64(cfg.Metrics.uploadRetries) >= 1 },
