@@ -141,7 +141,8 @@ func TestCoalescedRequestsLand(t *testing.T) {
 		devtest.Eventually(t, 30*time.Second, 100*time.Millisecond, func() bool {
 			return getReceipt(t, client, gw+id, "key-a", &r) == http.StatusOK
 		}, "no receipt for "+id)
-		if r.Status != receipts.StatusDeadLettered || r.Events != events || !strings.Contains(r.Error, "undecodable body") {
+		if r.Status != receipts.StatusDeadLettered || r.Events != events || !strings.Contains(r.Error, "undecodable body") ||
+			!strings.Contains(r.Error, "header "+stream.HeaderRequests+" says 3") {
 			t.Errorf("%s: %+v", id, r)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-ingest/sluice/pkg/envelope"
+	"github.com/sluice-ingest/sluice/pkg/stream"
 	"github.com/sluice-ingest/sluice/worker/internal/batch"
 )
 
@@ -426,7 +427,7 @@ func (p *Pipeline) check(ctx context.Context, m jetstream.Msg, source string) (b
 		meta, err = envelope.MetaOf(m.Subject(), m.Headers())
 	}
 	if err == nil {
-		err = checkBody(m.Data(), meta.EventCount)
+		err = checkBody(m.Data(), meta)
 	}
 	if err != nil {
 		p.deadLetter(ctx, m, deliveries, err, tag)
@@ -449,8 +450,9 @@ func (p *Pipeline) check(ctx context.Context, m jetstream.Msg, source string) (b
 var errBadBody = errors.New("undecodable body")
 
 // checkBody makes sure a body is NDJSON of JSON objects with as many lines
-// as its Sluice-Event-Count header says, so it cannot corrupt an object.
-func checkBody(body []byte, want int) error {
+// as its headers say (Sluice-Event-Count, or Sluice-Requests of a coalesced
+// message), so it cannot corrupt an object.
+func checkBody(body []byte, meta envelope.Meta) error {
 	n := 0
 	err := envelope.EachEvent(body, func(i int, ev []byte) error {
 		n++
@@ -459,8 +461,12 @@ func checkBody(body []byte, want int) error {
 		}
 		return nil
 	})
-	if err == nil && n != want {
-		err = fmt.Errorf("%w: %d events, header %s says %d", errBadBody, n, "Sluice-Event-Count", want)
+	if err == nil && n != meta.EventCount {
+		header := stream.HeaderEventCount
+		if meta.Coalesced() {
+			header = stream.HeaderRequests
+		}
+		err = fmt.Errorf("%w: %d events, header %s says %d", errBadBody, n, header, meta.EventCount)
 	}
 	return err
 }
