@@ -76,6 +76,16 @@ func (e entry) lines() int {
 	return 1
 }
 
+// count is how many decisions e's line stands for: one per call, and the
+// units of its refills.
+func (e entry) count() int {
+	n := 0
+	for _, c := range e {
+		n += max(c.extra, 1)
+	}
+	return n
+}
+
 func countLines(entries []entry) int {
 	n := 0
 	for _, e := range entries {
@@ -109,7 +119,7 @@ func compose(entries []entry, refund bool) ([]string, []any) {
 			if refund {
 				cost = -cost
 			}
-			lines = append(lines, g, index(c.lims[k]), cost, len(e))
+			lines = append(lines, g, index(c.lims[k]), cost, e.count())
 		}
 	}
 	args := make([]any, 0, 1+4*len(limits)+len(lines))
@@ -139,13 +149,14 @@ func (l *Limiter) distribute(entries []entry, out []int64, err error) {
 			for _, c := range e {
 				c.finish(nil, err)
 			}
+			l.allotRefills(e, -1, nil)
 			continue
 		}
 		n := 4 * e.lines()
-		if len(e) == 1 {
+		if len(e) == 1 && e[0].extra == 0 {
 			e[0].finish(out[off:off+n:off+n], nil)
 		} else {
-			e.expand(out[off : off+n])
+			l.allotRefills(e, e.expand(out[off:off+n]), out[off:off+n])
 		}
 		off += n
 	}
@@ -154,21 +165,29 @@ func (l *Limiter) distribute(entries []entry, out []int64, err error) {
 // expand gives each call of an aggregated entry its own answer from the
 // line's (allowed, remaining, retry, reset): the first allowed calls were
 // admitted one after the other, so each saw the remaining capacity the line
-// ended with plus the cost of the allowed calls after it (and, for GCRA,
+// ended with plus the cost of the allowed units after it (and, for GCRA,
 // the key full that much sooner); the others were denied on the state the
-// allowed ones left, all alike.
-func (e entry) expand(line []int64) {
+// allowed ones left, all alike. The callers' calls come first, in arrival
+// order; what was allowed beyond them goes to the refills, whose units it
+// returns.
+func (e entry) expand(line []int64) (refilled int) {
 	allowed, remaining, retry, reset := line[0], line[1], line[2], line[3]
 	lim, cost := e[0].lims[0], int64(e[0].costs[0])
-	for i, c := range e {
-		later := allowed - int64(i) - 1 // allowed calls after c
+	var i int64
+	for _, c := range e {
+		if c.extra > 0 {
+			continue
+		}
+		later := allowed - i - 1 // allowed units after c
 		if later < 0 {
 			c.out1 = [4]int64{0, remaining, retry, reset}
 		} else {
 			c.out1 = [4]int64{1, remaining + later*cost, 0, reset - lim.fillMicros(later*cost)}
 		}
 		c.finish(c.out1[:], nil)
+		i++
 	}
+	return int(max(allowed-i, 0))
 }
 
 // fillMicros is how much sooner (µs) a key is back to full capacity with

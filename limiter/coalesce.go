@@ -27,6 +27,11 @@ type call struct {
 	// queued: c was handed to the flushers; answered: the caller then
 	// received done, so no flusher holds c any more.
 	queued, answered bool
+	// ukey is the caller's key of a single-request call (allotments are
+	// kept by it). extra > 0 makes c a refill of that many units for the
+	// allotment of its key (allot.go), which no caller waits for.
+	ukey  string
+	extra int
 
 	// Storage for the common single-request call: one allocation. out1
 	// holds its answer when it was decided in an aggregated entry.
@@ -67,7 +72,7 @@ func (l *Limiter) recycle(c *call) {
 	if c.queued && !c.answered || len(c.keys) != 1 {
 		return
 	}
-	c.out, c.err, c.queued, c.answered, c.slot = nil, nil, false, false, 0
+	c.out, c.err, c.queued, c.answered, c.slot, c.ukey = nil, nil, false, false, 0, ""
 	c.state.Store(callQueued)
 	c.sentAt.Store(0)
 	c.key1, c.lim1, c.cost1, c.slot1 = [1]string{}, [1]Limit{}, [1]int{}, [1]uint16{}
@@ -263,7 +268,7 @@ func (l *Limiter) flush(batch []*call) {
 		for k, i := range idx {
 			calls[k] = live[i]
 		}
-		parts[g] = aggregate(calls)
+		parts[g] = l.attach(aggregate(calls), now)
 		invs[g].keys, invs[g].args = compose(parts[g], false)
 	}
 	for g, r := range evalAll(ctx, l.rdb, l.s.decide, invs) {
@@ -272,7 +277,7 @@ func (l *Limiter) flush(batch []*call) {
 }
 
 func (l *Limiter) flushGroup(ctx context.Context, calls []*call, rdb redis.Scripter) {
-	entries := aggregate(calls)
+	entries := l.attach(aggregate(calls), time.Now())
 	keys, args := compose(entries, false)
 	out, err := runScript(ctx, rdb, l.s.decide, keys, args...)
 	l.distribute(entries, out, err)

@@ -32,6 +32,8 @@ type hammerReport struct {
 	FirstDone int64 `json:"first_done"` // earliest call return
 	LastStart int64 `json:"last_start"` // latest call start
 	Last      int64 `json:"last"`       // latest call return
+	// Allotted counts the admissions answered from an allotment.
+	Allotted int `json:"allotted"`
 	// PerWindow counts admissions by the local time they returned, in
 	// periods since First's period (diagnostics for a failure).
 	PerWindow map[int64]int `json:"per_window"`
@@ -47,6 +49,8 @@ type hammerSpec struct {
 	End        time.Time     `json:"end"`
 	Lease      bool          `json:"lease"`
 	LeaseHold  time.Duration `json:"lease_hold"`
+	// Allot, when set, is the helpers' WithAllotment hold.
+	Allot time.Duration `json:"allot"`
 }
 
 func TestHelperProcess(t *testing.T) {
@@ -67,12 +71,18 @@ func TestHelperProcess(t *testing.T) {
 	defer rdb.Close()
 	// ModeClosed and a roomy deadline: an answer Redis did not give is a
 	// denial, so nothing can be over-admitted by a fallback.
-	l := mustNew(t, rdb, WithMode(ModeClosed), WithDeadline(2*time.Second))
+	opts := []Option{WithMode(ModeClosed), WithDeadline(2 * time.Second)}
+	rec := newRecorder()
+	if spec.Allot > 0 {
+		opts = append(opts, WithAllotment(spec.Allot), WithObserver(rec))
+	}
+	l := mustNew(t, rdb, opts...)
 	if spec.Lease {
 		holdLeases(t, l, spec)
 		return
 	}
 	rep := hammer(l, spec)
+	rep.Allotted = rec.count(OutcomeAllowed, SourceAllotment)
 	out, _ := json.Marshal(rep)
 	fmt.Fprintf(os.Stdout, "\nREPORT %s\n", out)
 }
@@ -176,6 +186,7 @@ func runHammer(t *testing.T, procs int, spec hammerSpec) hammerReport {
 			}
 			total.Errors += rep.Errors
 			total.Calls += rep.Calls
+			total.Allotted += rep.Allotted
 			total.First = min(total.First, rep.First)
 			total.FirstDone = min(total.FirstDone, rep.FirstDone)
 			total.LastStart = max(total.LastStart, rep.LastStart)
@@ -273,14 +284,17 @@ func exactly(t *testing.T, lim Limit, run func() hammerReport) {
 	}
 }
 
+// fourProcessLimits are the limits the four-process exactness tests run,
+// one per algorithm.
+var fourProcessLimits = []Limit{
+	{Algorithm: GCRA, Rate: 500, Period: 100 * time.Millisecond, Burst: 100},
+	{Algorithm: SlidingWindow, Rate: 500, Period: 100 * time.Millisecond},
+	{Algorithm: FixedWindow, Rate: 500, Period: 100 * time.Millisecond},
+}
+
 func TestExactnessFourProcesses(t *testing.T) {
 	srv, _ := startRedis(t)
-	limits := []Limit{
-		{Algorithm: GCRA, Rate: 500, Period: 100 * time.Millisecond, Burst: 100},
-		{Algorithm: SlidingWindow, Rate: 500, Period: 100 * time.Millisecond},
-		{Algorithm: FixedWindow, Rate: 500, Period: 100 * time.Millisecond},
-	}
-	for _, lim := range limits {
+	for _, lim := range fourProcessLimits {
 		t.Run(lim.Algorithm.String(), func(t *testing.T) {
 			exactly(t, lim, func() hammerReport {
 				spec := exactnessSpec(lim, []string{"exact:" + lim.Algorithm.String() + ":" + strconv.Itoa(int(time.Now().UnixNano()))}, 12)

@@ -22,6 +22,9 @@ func (l *Limiter) janitor() {
 				l.deny.sweep(now)
 			}
 			l.local.sweep(now)
+			if l.allot != nil {
+				l.allot.sweep(now)
+			}
 			if l.local.owes() && l.br.State() == BreakerClosed {
 				l.repay()
 			}

@@ -48,6 +48,7 @@ type Limiter struct {
 	br      *breaker
 	deny    *denyCache
 	local   *local
+	allot   *allotments // nil without WithAllotment
 	queue   chan *call
 	// turn is held by the flusher collecting the next batch; inflight
 	// counts round trips of batches under way, and landed gets a token
@@ -92,6 +93,12 @@ func New(rdb redis.UniversalClient, opts ...Option) (*Limiter, error) {
 	}
 	if cfg.denyCache {
 		l.deny = &denyCache{}
+	}
+	if cfg.allotHold > 0 {
+		if !cfg.coalesce {
+			return nil, invalid("allotments need coalescing (WithCoalescing(true))")
+		}
+		l.allot = newAllotments(cfg.allotHold, l.local.instances.Load)
 	}
 	obs := cfg.observer
 	l.br = newBreaker(cfg.breakerFailures, cfg.breakerCooldown, func(from, to BreakerState) {
@@ -142,6 +149,11 @@ func (l *Limiter) Instances() int { return int(l.local.instances.Load()) }
 // under limit lim. An error means no decision was made: an invalid limit or
 // cost, ctx ended, or (ModeClosed) ErrUnavailable.
 func (l *Limiter) Allow(ctx context.Context, key string, lim Limit, cost int) (Result, error) {
+	if l.allot != nil && !l.closed.Load() {
+		if res, ok := l.allotted(key, lim, cost); ok {
+			return res, nil
+		}
+	}
 	reqs := [1]Request{{Key: key, Limit: lim, Cost: cost}}
 	res, err := l.AllowAll(ctx, reqs[:])
 	if len(res) == 0 {
@@ -167,6 +179,9 @@ func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) ([]Result, error
 	}
 	results := make([]Result, len(reqs))
 	c := l.newCall(len(reqs))
+	if len(reqs) == 1 {
+		c.ukey = reqs[0].Key
+	}
 	keys, slots := c.keys, c.slots
 	over := false
 	for i, r := range reqs {

@@ -22,7 +22,8 @@ const (
 	SourceRedis     Source = "redis"
 	SourceDenyCache Source = "deny_cache"
 	SourceFallback  Source = "fallback"
-	SourceLocal     Source = "local" // answered without Redis: cost over capacity
+	SourceLocal     Source = "local"     // answered without Redis: cost over capacity
+	SourceAllotment Source = "allotment" // from units Redis granted ahead (WithAllotment)
 )
 
 // Decision describes one Allow, AllowAll or Acquire call for an Observer.

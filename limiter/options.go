@@ -73,6 +73,7 @@ type config struct {
 	localMaxKeys     int
 	janitorInterval  time.Duration
 	closeHeartbeatTO time.Duration
+	allotHold        time.Duration
 }
 
 func defaultConfig() config {
@@ -202,6 +203,22 @@ func WithBatching(maxBatch int, maxDelay time.Duration, flushers int) Option {
 // WithCoalescing(false) makes every decision its own EVALSHA from the
 // calling goroutine (the deadline still holds). Default true.
 func WithCoalescing(on bool) Option { return func(c *config) error { c.coalesce = on; return nil } }
+
+// WithAllotment lets a key decided often be given units ahead by Redis,
+// held for at most hold and spent by its next Allow calls without a round
+// trip (default off; see allot.go for how they are sized). A key never gets
+// more than its limit in total; a unit may be used up to hold after Redis
+// counted it, and units left when their hold ends are dropped. It needs
+// coalescing (the default).
+func WithAllotment(hold time.Duration) Option {
+	return func(c *config) error {
+		if hold <= 0 {
+			return invalid("allotment hold %s must be positive", hold)
+		}
+		c.allotHold = hold
+		return nil
+	}
+}
 
 // WithDenyCache(false) disables the local cache that answers a key known to
 // be over its limit until its RetryAfter without asking Redis. Default true.

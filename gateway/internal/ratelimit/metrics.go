@@ -22,7 +22,7 @@ func newObserver(reg prometheus.Registerer) *observer {
 	o := &observer{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "sluice_gateway_limiter_decisions_total",
-			Help: "Rate limit decisions by result (allowed, denied, shadow_denied, error) and source (redis, deny_cache, fallback, local).",
+			Help: "Rate limit decisions by result (allowed, denied, shadow_denied, error) and source (redis, allotment, deny_cache, fallback, local).",
 		}, []string{"result", "source"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "sluice_gateway_limiter_decision_duration_seconds",

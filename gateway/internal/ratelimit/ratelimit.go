@@ -67,6 +67,9 @@ func New(s Settings, reg prometheus.Registerer, log *slog.Logger, opts ...limite
 		limiter.WithShadow(s.Shadow),
 		limiter.WithObserver(newObserver(reg)),
 	}
+	if s.Allot > 0 {
+		base = append(base, limiter.WithAllotment(s.Allot))
+	}
 	lim, err := limiter.New(a.rdb, append(base, opts...)...)
 	if err != nil {
 		_ = a.rdb.Close()
@@ -78,7 +81,7 @@ func New(s Settings, reg prometheus.Registerer, log *slog.Logger, opts ...limite
 		def = s.Default.String()
 	}
 	log.Info("rate limiting", "default", def, "cost", a.costName(), "on_error", s.Mode.String(),
-		"deadline", s.Deadline, "redis", redactURL(s.RedisURL))
+		"deadline", s.Deadline, "allot", s.Allot, "redis", redactURL(s.RedisURL))
 	return a, nil
 }
 

@@ -29,10 +29,16 @@ type Settings struct {
 	Shadow bool
 	// RedisURL is SLUICE_REDIS_URL (see parseRedisURL); Check checks it.
 	RedisURL string
+	// Allot is how long a tenant's units granted ahead by Redis may be held
+	// (limiter.WithAllotment); 0 decides every request in Redis.
+	Allot time.Duration
 }
 
 // DefaultDeadline is the default of SLUICE_LIMITER_DEADLINE.
 const DefaultDeadline = 5 * time.Millisecond
+
+// DefaultAllot is the default of SLUICE_LIMITER_ALLOT.
+const DefaultAllot = 10 * time.Millisecond
 
 // Declare adds the settings to cs.
 func (s *Settings) Declare(cs *config.Set) {
@@ -52,6 +58,7 @@ func (s *Settings) Declare(cs *config.Set) {
 	})
 	cs.Bool(&s.Shadow, "SLUICE_LIMITER_SHADOW", false, "decide and count (sluice_gateway_limiter_decisions_total) but never refuse: for trying a new policy")
 	cs.Duration(&s.Deadline, "SLUICE_LIMITER_DEADLINE", DefaultDeadline, 100*time.Microsecond, "how soon after a decision is sent Redis should answer; a late answer from a healthy Redis is still awaited (up to 250ms), one from a Redis that just failed is not, and SLUICE_LIMITER_ON_ERROR decides")
+	cs.Duration(&s.Allot, "SLUICE_LIMITER_ALLOT", DefaultAllot, 0, "how long a busy tenant's units granted ahead by Redis may be held and spent without a round trip (never more than the policy in total; a unit is used at most this long after Redis counted it); 0: Redis decides every request")
 	cs.String(&s.RedisURL, "SLUICE_REDIS_URL", "redis://127.0.0.1:6379", "Redis for rate limits: redis:// or rediss:// (TLS); redis://h1:6379,h2:6379 or redis+cluster:// for a cluster; redis+sentinel://h1:26379,h2:26379/<master> for Sentinel")
 }
 
