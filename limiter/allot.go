@@ -27,7 +27,7 @@ import (
 // by Redis one by one, as without allotments.
 
 // minAllotment is the least demand per hold time that makes a key's
-// decisions allotted (with the default hold of the gateway, 10ms, 1,600
+// decisions allotted (with the default hold of the gateway, 20ms, 800
 // decisions a second).
 const minAllotment = 16
 
@@ -156,7 +156,7 @@ func (a *allotments) take(k lineKey, now time.Time) (out [4]int64, refill int, o
 	} else {
 		out = [4]int64{1, 0, 0, 0}
 	}
-	if t := a.target(al, k); !al.asking && left*2 < t && !now.Before(al.quietUntil) {
+	if t := a.target(al, k); !al.asking && left*4 < t*3 && !now.Before(al.quietUntil) {
 		al.asking = true
 		refill = t - left
 	}

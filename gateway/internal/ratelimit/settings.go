@@ -38,7 +38,7 @@ type Settings struct {
 const DefaultDeadline = 5 * time.Millisecond
 
 // DefaultAllot is the default of SLUICE_LIMITER_ALLOT.
-const DefaultAllot = 10 * time.Millisecond
+const DefaultAllot = 20 * time.Millisecond
 
 // Declare adds the settings to cs.
 func (s *Settings) Declare(cs *config.Set) {
