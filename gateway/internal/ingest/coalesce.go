@@ -216,6 +216,7 @@ func (c *coalescer) fly(subject string, g *group) {
 	}
 	g.meta.SetHeaders(msg.Header)
 	close(g.built)
+	c.h.cfg.Metrics.requestsPerMessage.Observe(float64(len(g.waiters)))
 	// Bounded by PublishTimeout (see publish): nobody cancels a message
 	// that holds other requests' events.
 	g.ack, g.err = c.h.publish(context.Background(), msg)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
@@ -150,6 +151,14 @@ func TestConcurrentRequestsCoalesce(t *testing.T) {
 			msgs := g.messages()
 			if len(msgs) != tc.messages {
 				t.Fatalf("%d messages for %d requests, want %d", len(msgs), n+PublishesPerSubject, tc.messages)
+			}
+			var per dto.Metric
+			if err := g.handler.cfg.Metrics.requestsPerMessage.Write(&per); err != nil {
+				t.Fatal(err)
+			}
+			if h := per.GetHistogram(); h.GetSampleCount() != uint64(tc.messages) || h.GetSampleSum() != n+PublishesPerSubject {
+				t.Errorf("sluice_gateway_requests_per_message: %d messages holding %.0f requests, want %d holding %d",
+					h.GetSampleCount(), h.GetSampleSum(), tc.messages, n+PublishesPerSubject)
 			}
 			metas := map[string]envelope.Meta{}
 			bodies := map[string][]byte{}

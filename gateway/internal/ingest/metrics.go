@@ -11,6 +11,9 @@ type Metrics struct {
 	publishSeconds    prometheus.Histogram
 	inflightRequests  prometheus.Gauge
 	inflightPublishes prometheus.Gauge
+	// requestsPerMessage is how many requests each published message
+	// holds (1 unless coalesced).
+	requestsPerMessage prometheus.Histogram
 }
 
 // NewMetrics registers the ingest metrics on reg.
@@ -36,8 +39,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		inflightPublishes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_gateway_inflight_publishes", Help: "Publishes waiting for their JetStream acknowledgement.",
 		}),
+		requestsPerMessage: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "sluice_gateway_requests_per_message", Help: "Requests held by each message published (1 unless coalesced, at most 64).",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+		}),
 	}
 	m.accepted = m.requests.WithLabelValues("202")
-	reg.MustRegister(m.requests, m.eventsAccepted, m.requestSeconds, m.publishSeconds, m.inflightRequests, m.inflightPublishes)
+	reg.MustRegister(m.requests, m.eventsAccepted, m.requestSeconds, m.publishSeconds, m.inflightRequests, m.inflightPublishes,
+		m.requestsPerMessage)
 	return m
 }

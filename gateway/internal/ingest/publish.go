@@ -66,5 +66,6 @@ func (h *Handler) publishAlone(ctx context.Context, subject string, meta envelop
 	msg := nats.NewMsg(subject)
 	meta.SetHeaders(msg.Header)
 	msg.Data = body
+	h.cfg.Metrics.requestsPerMessage.Observe(1)
 	return h.publish(ctx, msg)
 }

@@ -1,6 +1,8 @@
 package ratelimit
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-ingest/sluice/limiter"
@@ -11,10 +13,14 @@ import (
 // key.
 type observer struct {
 	decisions *prometheus.CounterVec
-	latency   prometheus.Histogram
-	errors    *prometheus.CounterVec
-	breaker   *prometheus.GaugeVec
-	fallback  prometheus.Gauge
+	// counters caches decisions' children by (outcome, source): every
+	// request reports one decision, and the label lookup costs more than
+	// the count.
+	counters sync.Map // decisionLabels -> prometheus.Counter
+	latency  prometheus.Histogram
+	errors   *prometheus.CounterVec
+	breaker  *prometheus.GaugeVec
+	fallback prometheus.Gauge
 }
 
 // newObserver registers the limiter metrics on reg.
@@ -47,8 +53,18 @@ func newObserver(reg prometheus.Registerer) *observer {
 	return o
 }
 
+type decisionLabels struct {
+	outcome limiter.Outcome
+	source  limiter.Source
+}
+
 func (o *observer) ObserveDecision(d limiter.Decision) {
-	o.decisions.WithLabelValues(string(d.Outcome), string(d.Source)).Inc()
+	k := decisionLabels{d.Outcome, d.Source}
+	c, ok := o.counters.Load(k)
+	if !ok {
+		c, _ = o.counters.LoadOrStore(k, o.decisions.WithLabelValues(string(d.Outcome), string(d.Source)))
+	}
+	c.(prometheus.Counter).Inc()
 	o.latency.Observe(d.Latency.Seconds())
 }
 
