@@ -141,7 +141,8 @@ func (st *stack) startGateway(ctx context.Context) error {
 		"SLUICE_ADMIN_ADDR":    st.gatewayAdmin,
 		"SLUICE_AUTH":          "keys",
 		"SLUICE_API_KEYS_FILE": keys,
-		// The limiter decides every request in Redis and never refuses one.
+		// The limiter decides every request (by Redis, or from the
+		// tenant's allotment) and never refuses one.
 		"SLUICE_RATE_LIMIT": "1000000/s,burst=1000000",
 		"SLUICE_REDIS_URL":  st.redis.URL(),
 		"SLUICE_PPROF":      "true",
