@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sluice-ingest/sluice/limiter/redistest"
 )
 
 // Four processes with allotments on one key admit no more than the limit
@@ -129,6 +131,30 @@ func TestAllotmentBoundedByCapacity(t *testing.T) {
 	eventually(t, 2*time.Second, "units held", func() bool { return heldUnits(l, k, time.Now()) > 0 })
 	if n := heldUnits(l, k, time.Now()); n > 160/8 {
 		t.Errorf("%d units held, more than 160/8", n)
+	}
+}
+
+// On a cluster, refills go to the node of their key's slot: busy keys on
+// every master are answered mostly from their allotments.
+func TestAllotmentOnCluster(t *testing.T) {
+	cl := redistest.StartCluster(t, 3)
+	rdb := cl.Client(t)
+	rec := newRecorder()
+	l := newTestLimiter(t, rdb, WithAllotment(50*time.Millisecond), WithObserver(rec))
+	lim := Limit{Rate: 1_000_000, Period: time.Second}
+	keys := keysOnEveryNode("allot:cluster:", 3)
+	var wg sync.WaitGroup
+	for _, k := range keys {
+		wg.Go(func() { decideConcurrently(l, k, lim, 4, 400) })
+	}
+	wg.Wait()
+	local, remote := rec.count(OutcomeAllowed, SourceAllotment), rec.count(OutcomeAllowed, SourceRedis)
+	t.Logf("4800 decisions on 3 masters: %d from allotments, %d by Redis", local, remote)
+	if local+remote != 4800 {
+		t.Fatalf("%d of 4800 decisions allowed", local+remote)
+	}
+	if local < 2400 {
+		t.Errorf("only %d of 4800 decisions from allotments", local)
 	}
 }
 
