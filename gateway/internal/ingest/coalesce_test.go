@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
@@ -289,6 +292,47 @@ func TestKeyedRequestsStayAlone(t *testing.T) {
 		if id := m.Header.Get(stream.HeaderMsgID); id != "" && m.Header.Get(stream.HeaderRequests) != "" {
 			t.Errorf("a keyed request (%s) in a coalesced message", id)
 		}
+	}
+}
+
+// A request whose client goes away while it waits to be coalesced leaves
+// its group, is published with nothing, and is counted as code 499, not as
+// a 503 of the gateway's.
+func TestClientGoneIsNotA503(t *testing.T) {
+	g, gate, held := startHeld(t, gatewayOptions{})
+	// Released before the servers stop (cleanups run last first), so that
+	// a failing check does not leave the held requests hanging.
+	release := sync.OnceFunc(func() { close(gate.release) })
+	t.Cleanup(release)
+	ctx, cancel := context.WithCancel(t.Context())
+	gone := make(chan error, 1)
+	go func() {
+		_, err := g.do(req{key: "key-a", ct: "application/json", body: strings.NewReader(`{"gone":1}`), ctx: ctx})
+		gone <- err
+	}()
+	c := g.handler.coalesce
+	devtest.Eventually(t, 10*time.Second, 5*time.Millisecond, func() bool {
+		return c.waiting(stream.EventsSubject("acme")) == 1
+	}, "the request never waited to be coalesced")
+	cancel()
+	if err := <-gone; !errors.Is(err, context.Canceled) {
+		t.Fatalf("the cancelled request returned %v", err)
+	}
+	m := g.handler.cfg.Metrics
+	devtest.Eventually(t, 10*time.Second, 5*time.Millisecond, func() bool {
+		return testutil.ToFloat64(m.requests.WithLabelValues(clientClosed)) == 1
+	}, "the request whose client went away was not counted as 499")
+	release()
+	for range PublishesPerSubject {
+		if a := <-held; a.status != http.StatusAccepted {
+			t.Fatalf("held request: %+v", a)
+		}
+	}
+	if n := testutil.ToFloat64(m.requests.WithLabelValues("503")); n != 0 {
+		t.Errorf("%v requests counted as 503", n)
+	}
+	if msgs := g.messages(); len(msgs) != PublishesPerSubject {
+		t.Errorf("%d messages, want the %d held ones: the cancelled request was published", len(msgs), PublishesPerSubject)
 	}
 }
 

@@ -114,9 +114,19 @@ func (h *Handler) refusal(w http.ResponseWriter, r *http.Request, err error) *ap
 		level = h.cfg.Log.Error
 	}
 	level("request refused", "path", r.URL.Path, "status", ae.status, "code", ae.code, "err", err)
-	h.cfg.Metrics.requests.WithLabelValues(strconv.Itoa(ae.status)).Inc()
+	code := strconv.Itoa(ae.status)
+	if r.Context().Err() != nil {
+		// The client went away (closed its connection): nobody reads this
+		// answer, and a 503 would be counted as the gateway's refusal.
+		code = clientClosed
+	}
+	h.cfg.Metrics.requests.WithLabelValues(code).Inc()
 	return ae
 }
+
+// clientClosed is the requests_total code of a request whose client went
+// away before its answer (nginx's 499, "client closed request").
+const clientClosed = "499"
 
 type errorBody struct {
 	Error   apierror.Code `json:"error"`

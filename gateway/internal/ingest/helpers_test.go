@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -111,6 +112,8 @@ type req struct {
 	idemKey      string
 	body         io.Reader
 	length       int64 // Content-Length; 0 means the body's own, -1 chunked
+	// ctx, when set, is the request's context (the test's otherwise).
+	ctx context.Context
 }
 
 // answer is what the gateway said.
@@ -132,7 +135,11 @@ func (g *gateway) do(r req) (answer, error) {
 	if r.path != "" {
 		url = strings.TrimSuffix(g.url, "/v1/events") + r.path
 	}
-	hr, err := http.NewRequestWithContext(g.t.Context(), r.method, url, r.body)
+	ctx := r.ctx
+	if ctx == nil {
+		ctx = g.t.Context()
+	}
+	hr, err := http.NewRequestWithContext(ctx, r.method, url, r.body)
 	if err != nil {
 		return answer{}, err
 	}
