@@ -76,6 +76,17 @@ func (e entry) lines() int {
 	return 1
 }
 
+// decisions is how many of e's calls are callers' (not refills).
+func (e entry) decisions() int {
+	n := 0
+	for _, c := range e {
+		if c.extra == 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // count is how many decisions e's line stands for: one per call, and the
 // units of its refills.
 func (e entry) count() int {
@@ -145,19 +156,25 @@ func (l *Limiter) distribute(entries []entry, out []int64, err error) {
 	}
 	off := 0
 	for _, e := range entries {
-		if err != nil {
-			for _, c := range e {
+		// Counted before e's callers are answered: each may reuse its call
+		// at once. Refills come last in an entry (see attach).
+		nd := e.decisions()
+		n := 4 * e.lines()
+		var line []int64
+		switch {
+		case err != nil:
+			for _, c := range e[:nd] {
 				c.finish(nil, err)
 			}
-			l.allotRefills(e, -1, nil)
-			continue
-		}
-		n := 4 * e.lines()
-		if len(e) == 1 && e[0].extra == 0 {
+		case len(e) == 1 && nd == 1:
 			e[0].finish(out[off:off+n:off+n], nil)
-		} else {
-			l.allotRefills(e, e.expand(out[off:off+n]), out[off:off+n])
+		default:
+			line = out[off : off+n]
+			if nd > 0 {
+				e[:nd].expand(line)
+			}
 		}
+		l.allotRefills(e[nd:], nd, line)
 		off += n
 	}
 }
@@ -167,27 +184,20 @@ func (l *Limiter) distribute(entries []entry, out []int64, err error) {
 // admitted one after the other, so each saw the remaining capacity the line
 // ended with plus the cost of the allowed units after it (and, for GCRA,
 // the key full that much sooner); the others were denied on the state the
-// allowed ones left, all alike. The callers' calls come first, in arrival
-// order; what was allowed beyond them goes to the refills, whose units it
-// returns.
-func (e entry) expand(line []int64) (refilled int) {
+// allowed ones left, all alike. e holds the callers' calls only, in arrival
+// order; what the line allowed beyond them went to its refills.
+func (e entry) expand(line []int64) {
 	allowed, remaining, retry, reset := line[0], line[1], line[2], line[3]
 	lim, cost := e[0].lims[0], int64(e[0].costs[0])
-	var i int64
-	for _, c := range e {
-		if c.extra > 0 {
-			continue
-		}
-		later := allowed - i - 1 // allowed units after c
+	for i, c := range e {
+		later := allowed - int64(i) - 1 // allowed units after c
 		if later < 0 {
 			c.out1 = [4]int64{0, remaining, retry, reset}
 		} else {
 			c.out1 = [4]int64{1, remaining + later*cost, 0, reset - lim.fillMicros(later*cost)}
 		}
 		c.finish(c.out1[:], nil)
-		i++
 	}
-	return int(max(allowed-i, 0))
 }
 
 // fillMicros is how much sooner (µs) a key is back to full capacity with

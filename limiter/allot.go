@@ -1,7 +1,9 @@
 package limiter
 
 import (
+	"cmp"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"time"
 )
@@ -268,9 +270,11 @@ func (l *Limiter) refill(k lineKey, units int, now time.Time) {
 	}
 }
 
+// refillCall is a call for units more of k. It is never recycled: no
+// caller receives its answer.
 func (l *Limiter) refillCall(k lineKey, units int) *call {
-	c := &call{done: make(chan struct{}, 1), ukey: k.key, extra: units}
-	c.keys, c.lims, c.costs, c.slots = c.key1[:], c.lim1[:], c.cost1[:], c.slot1[:]
+	c := l.newCall(1)
+	c.ukey, c.extra = k.key, units
 	var tag string
 	c.keys[0], tag = redisKey(l.cfg.prefix, k.lim.Algorithm, k.lim, k.key)
 	c.lims[0], c.costs[0] = k.lim, k.cost
@@ -282,7 +286,9 @@ func (l *Limiter) refillCall(k lineKey, units int) *call {
 }
 
 // attach adds a refill to each line of single-request calls on a key
-// busy enough for an allotment, unless one is on its way already.
+// busy enough for an allotment, unless one is on its way already, and
+// puts each line's refills after its callers' calls, where distribute
+// expects them.
 func (l *Limiter) attach(entries []entry, now time.Time) []entry {
 	if l.allot == nil {
 		return entries
@@ -292,11 +298,9 @@ func (l *Limiter) attach(entries []entry, now time.Time) []entry {
 		if len(c.keys) != 1 || c.ukey == "" {
 			continue
 		}
-		decisions := 0
-		for _, d := range e {
-			if d.extra == 0 {
-				decisions++
-			}
+		decisions := e.decisions()
+		if decisions < len(e) {
+			slices.SortStableFunc(e, func(a, b *call) int { return cmp.Compare(min(a.extra, 1), min(b.extra, 1)) })
 		}
 		if decisions == 0 {
 			continue // a refill alone
@@ -311,21 +315,23 @@ func (l *Limiter) attach(entries []entry, now time.Time) []entry {
 	return entries
 }
 
-// allotRefills hands the refills of e the units granted to them (-1: the
-// line failed).
-func (l *Limiter) allotRefills(e entry, granted int, line []int64) {
-	for _, c := range e {
-		if c.extra == 0 {
-			continue
-		}
+// allotRefills hands refills, the refills of a line that decided
+// decisions callers' calls, the units the line granted beyond those (line
+// nil: it failed).
+func (l *Limiter) allotRefills(refills entry, decisions int, line []int64) {
+	granted := -1
+	if line != nil {
+		granted = max(int(line[0])-decisions, 0)
+	}
+	for _, c := range refills {
 		k := lineKey{key: c.ukey, lim: c.lims[0], cost: c.costs[0]}
-		sent, _ := c.sent()
 		if granted < 0 {
 			l.allot.failed(k, time.Now())
 			continue
 		}
 		g := min(granted, c.extra)
 		granted -= g
+		sent, _ := c.sent()
 		l.allot.granted(k, g, line[1], line[3], sent)
 	}
 }

@@ -72,7 +72,7 @@ func (l *Limiter) recycle(c *call) {
 	if c.queued && !c.answered || len(c.keys) != 1 {
 		return
 	}
-	c.out, c.err, c.queued, c.answered, c.slot, c.ukey = nil, nil, false, false, 0, ""
+	c.out, c.err, c.queued, c.answered, c.slot, c.ukey, c.extra = nil, nil, false, false, 0, "", 0
 	c.state.Store(callQueued)
 	c.sentAt.Store(0)
 	c.key1, c.lim1, c.cost1, c.slot1 = [1]string{}, [1]Limit{}, [1]int{}, [1]uint16{}
