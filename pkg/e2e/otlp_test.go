@@ -1,19 +1,15 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
-	"errors"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
 	otellog "go.opentelemetry.io/otel/log"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
-	"go.opentelemetry.io/otel/sdk/resource"
 
 	"github.com/sluice-ingest/sluice/pkg/devstack"
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
@@ -87,38 +83,15 @@ func TestOTLPLogsLand(t *testing.T) {
 // reports are returned.
 func exportOTLP(t *testing.T, url, key string, n int) error {
 	t.Helper()
-	var mu sync.Mutex
-	var errs []error
-	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-		mu.Lock()
-		errs = append(errs, err)
-		mu.Unlock()
-	}))
-	defer otel.SetErrorHandler(otel.ErrorHandlerFunc(func(error) {}))
-	exp, err := otlploghttp.New(t.Context(),
-		otlploghttp.WithEndpointURL(url),
-		otlploghttp.WithHeaders(map[string]string{"Authorization": "Bearer " + key}),
-		otlploghttp.WithCompression(otlploghttp.GzipCompression))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := resource.NewWithAttributes("https://opentelemetry.io/schemas/1.26.0", attribute.String("service.name", "checkout"))
-	lp := sdklog.NewLoggerProvider(sdklog.WithResource(res),
-		sdklog.WithProcessor(sdklog.NewBatchProcessor(exp, sdklog.WithExportMaxBatchSize(50), sdklog.WithExportInterval(time.Hour))))
-	logger := lp.Logger("app/log")
-	for i := range n {
-		var r otellog.Record
-		r.SetTimestamp(time.Unix(1700000000, int64(i)))
-		r.SetSeverity(otellog.SeverityInfo)
-		r.SetBody(attribute.StringValue("order placed"))
-		r.AddAttributes(attribute.Int("i", i))
-		logger.Emit(t.Context(), r)
-	}
-	err = lp.ForceFlush(t.Context())
-	if serr := lp.Shutdown(t.Context()); err == nil {
-		err = serr
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	return errors.Join(append(errs, err)...)
+	return devtest.ExportLogs(t, url, key, 50, func(ctx context.Context, lp *sdklog.LoggerProvider) {
+		logger := lp.Logger("app/log")
+		for i := range n {
+			var r otellog.Record
+			r.SetTimestamp(time.Unix(1700000000, int64(i)))
+			r.SetSeverity(otellog.SeverityInfo)
+			r.SetBody(attribute.StringValue("order placed"))
+			r.AddAttributes(attribute.Int("i", i))
+			logger.Emit(ctx, r)
+		}
+	})
 }

@@ -13,12 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
 	otellog "go.opentelemetry.io/otel/log"
 	sdklog "go.opentelemetry.io/otel/sdk/log"
-	"go.opentelemetry.io/otel/sdk/resource"
 	"go.opentelemetry.io/otel/trace"
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -28,6 +26,7 @@ import (
 
 	"github.com/sluice-ingest/sluice/gateway/internal/auth"
 	"github.com/sluice-ingest/sluice/gateway/internal/decode"
+	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/stream"
 )
@@ -40,54 +39,31 @@ func (g *gateway) logsURL() string { return strings.TrimSuffix(g.url, "/v1/event
 // Export errors the SDK reports are returned.
 func exportLogs(t *testing.T, g *gateway, n int) error {
 	t.Helper()
-	var mu sync.Mutex
-	var errs []error
-	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-		mu.Lock()
-		errs = append(errs, err)
-		mu.Unlock()
-	}))
-	exp, err := otlploghttp.New(t.Context(),
-		otlploghttp.WithEndpointURL(g.logsURL()),
-		otlploghttp.WithHeaders(map[string]string{"Authorization": "Bearer key-a"}),
-		otlploghttp.WithCompression(otlploghttp.GzipCompression),
-		// Short backoff: the delays come from the answers' Retry-After.
-		otlploghttp.WithRetry(otlploghttp.RetryConfig{Enabled: true, InitialInterval: 10 * time.Millisecond,
-			MaxInterval: 100 * time.Millisecond, MaxElapsedTime: 20 * time.Second}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	res := resource.NewWithAttributes("https://opentelemetry.io/schemas/1.26.0", attribute.String("service.name", "checkout"))
-	lp := sdklog.NewLoggerProvider(sdklog.WithResource(res),
-		sdklog.WithProcessor(sdklog.NewBatchProcessor(exp, sdklog.WithExportMaxBatchSize(100), sdklog.WithExportInterval(time.Hour))))
-	logger := lp.Logger("app/log", otellog.WithInstrumentationVersion("1.2.3"))
-	span := trace.NewSpanContext(trace.SpanContextConfig{
-		TraceID:    trace.TraceID{0x5b, 0x8e, 0xff, 0xf7, 0x98, 0x03, 0x81, 0x03, 0xd2, 0x69, 0xb6, 0x33, 0x81, 0x3f, 0xc6, 0x0c},
-		SpanID:     trace.SpanID{0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x74},
-		TraceFlags: trace.FlagsSampled,
-	})
-	ctx := trace.ContextWithSpanContext(t.Context(), span)
-	t0 := time.Unix(1700000000, 0)
-	for i := range n {
-		var r otellog.Record
-		r.SetTimestamp(t0.Add(time.Duration(i)))
-		r.SetObservedTimestamp(t0.Add(time.Second))
-		r.SetSeverity(otellog.SeverityWarn)
-		r.SetSeverityText("WARN")
-		r.SetBody(attribute.MapValue( // keys sorted: attempt, msg
-			attribute.String("msg", "payment declined"), attribute.Int("attempt", i)))
-		r.AddAttributes(attribute.Int("i", i), attribute.Bool("retry", true))
-		r.SetEventName("checkout.failed")
-		logger.Emit(ctx, r)
-	}
-	err = lp.ForceFlush(t.Context())
-	if serr := lp.Shutdown(t.Context()); err == nil {
-		err = serr
-	}
-	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(error) {}))
-	mu.Lock()
-	defer mu.Unlock()
-	return errors.Join(append(errs, err)...)
+	// Short backoff: the delays come from the answers' Retry-After.
+	retry := otlploghttp.WithRetry(otlploghttp.RetryConfig{Enabled: true, InitialInterval: 10 * time.Millisecond,
+		MaxInterval: 100 * time.Millisecond, MaxElapsedTime: 20 * time.Second})
+	return devtest.ExportLogs(t, g.logsURL(), "key-a", 100, func(ctx context.Context, lp *sdklog.LoggerProvider) {
+		logger := lp.Logger("app/log", otellog.WithInstrumentationVersion("1.2.3"))
+		span := trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID:    trace.TraceID{0x5b, 0x8e, 0xff, 0xf7, 0x98, 0x03, 0x81, 0x03, 0xd2, 0x69, 0xb6, 0x33, 0x81, 0x3f, 0xc6, 0x0c},
+			SpanID:     trace.SpanID{0xee, 0xe1, 0x9b, 0x7e, 0xc3, 0xc1, 0xb1, 0x74},
+			TraceFlags: trace.FlagsSampled,
+		})
+		ctx = trace.ContextWithSpanContext(ctx, span)
+		t0 := time.Unix(1700000000, 0)
+		for i := range n {
+			var r otellog.Record
+			r.SetTimestamp(t0.Add(time.Duration(i)))
+			r.SetObservedTimestamp(t0.Add(time.Second))
+			r.SetSeverity(otellog.SeverityWarn)
+			r.SetSeverityText("WARN")
+			r.SetBody(attribute.MapValue( // keys sorted: attempt, msg
+				attribute.String("msg", "payment declined"), attribute.Int("attempt", i)))
+			r.AddAttributes(attribute.Int("i", i), attribute.Bool("retry", true))
+			r.SetEventName("checkout.failed")
+			logger.Emit(ctx, r)
+		}
+	}, retry)
 }
 
 // logEvent is what the tests read back of a mapped record.
