@@ -5,6 +5,7 @@ import (
 	"hash/maphash"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -41,6 +42,8 @@ type allotments struct {
 	shards [allotShards]allotShard
 	// instances divides a key's capacity among the live instances.
 	instances func() int64
+	// dropped counts the units whose hold ended before they were used.
+	dropped atomic.Int64
 }
 
 type allotShard struct {
@@ -95,15 +98,17 @@ func (al *allotment) count(n int, now time.Time, hold time.Duration) {
 	al.demand[0] += n
 }
 
-// expire drops the chunks whose hold ended.
-func (al *allotment) expire(now time.Time) {
-	n := 0
+// expire drops the chunks whose hold ended and returns their units.
+func (al *allotment) expire(now time.Time) int {
+	n, units := 0, 0
 	for n < len(al.chunks) && !now.Before(al.chunks[n].expires) {
+		units += al.chunks[n].units
 		n++
 	}
 	if n > 0 {
 		al.chunks = append(al.chunks[:0], al.chunks[n:]...)
 	}
+	return units
 }
 
 func (al *allotment) held() int {
@@ -137,7 +142,7 @@ func (a *allotments) take(k lineKey, now time.Time) (out [4]int64, refill int, o
 	if al == nil {
 		return out, 0, false
 	}
-	al.expire(now)
+	a.drop(al.expire(now))
 	if len(al.chunks) == 0 {
 		return out, 0, false // counted as demand when it reaches a flush
 	}
@@ -181,7 +186,7 @@ func (a *allotments) extra(k lineKey, decisions int, now time.Time) int {
 	if al.asking || now.Before(al.quietUntil) {
 		return 0
 	}
-	al.expire(now)
+	a.drop(al.expire(now))
 	n := a.target(al, k) - al.held()
 	if n <= 0 {
 		return 0
@@ -221,6 +226,25 @@ func (a *allotments) failed(k lineKey, now time.Time) {
 	}
 }
 
+func (a *allotments) drop(units int) {
+	if units > 0 {
+		a.dropped.Add(int64(units))
+	}
+}
+
+// dropAll drops every unit held, as if every hold ended now.
+func (a *allotments) dropAll() {
+	for i := range a.shards {
+		s := &a.shards[i]
+		s.mu.Lock()
+		for _, al := range s.keys {
+			a.drop(al.held())
+			al.chunks = al.chunks[:0]
+		}
+		s.mu.Unlock()
+	}
+}
+
 // sweep forgets keys that hold nothing and were not decided for two hold
 // periods.
 func (a *allotments) sweep(now time.Time) {
@@ -228,7 +252,7 @@ func (a *allotments) sweep(now time.Time) {
 		s := &a.shards[i]
 		s.mu.Lock()
 		for k, al := range s.keys {
-			al.expire(now)
+			a.drop(al.expire(now))
 			if len(al.chunks) == 0 && !al.asking && now.Sub(al.epoch) >= 2*a.hold {
 				delete(s.keys, k)
 			}

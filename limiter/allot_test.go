@@ -12,9 +12,9 @@ import (
 	"github.com/sluice-ingest/sluice/limiter/redistest"
 )
 
-// Four processes with allotments on one key admit no more than the limit
-// and nearly all of it, as without them, and most admissions come from
-// allotments (so the test exercises them).
+// Four processes with allotments on one key admit no more than the limit,
+// Redis grants nearly all of it (admitted, or dropped unused), and most
+// admissions come from allotments (so the test exercises them).
 func TestAllotmentExactFourProcesses(t *testing.T) {
 	srv, _ := startRedis(t)
 	for _, lim := range fourProcessLimits {
@@ -96,7 +96,8 @@ func TestAllotmentNotForQuietKey(t *testing.T) {
 }
 
 // Units are never used past their hold: once it ends, what is left is
-// dropped and the next decision goes to Redis.
+// dropped (and counted: AllotmentDropped) and the next decision goes to
+// Redis.
 func TestAllotmentExpires(t *testing.T) {
 	_, rdb := startRedis(t)
 	rec := newRecorder()
@@ -106,10 +107,14 @@ func TestAllotmentExpires(t *testing.T) {
 	k := lineKey{key: "expiring", lim: lim.normalize(), cost: 1}
 	decideConcurrently(l, k.key, lim, 8, 50)
 	// Wait until a grant has landed, then until its hold has ended.
-	eventually(t, 2*time.Second, "units held", func() bool { return heldUnits(l, k, time.Now()) > 0 })
+	var held int
+	eventually(t, 2*time.Second, "units held", func() bool { held = heldUnits(l, k, time.Now()); return held > 0 })
 	time.Sleep(hold + 10*time.Millisecond)
 	if n := heldUnits(l, k, time.Now()); n != 0 {
 		t.Fatalf("%d units held after their hold", n)
+	}
+	if d := l.AllotmentDropped(); d < int64(held) {
+		t.Errorf("%d units dropped, want at least the %d held when the decisions stopped", d, held)
 	}
 	before := rec.count(OutcomeAllowed, SourceRedis)
 	if _, err := l.Allow(context.Background(), k.key, lim, 1); err != nil {
@@ -180,7 +185,7 @@ func heldUnits(l *Limiter, k lineKey, now time.Time) int {
 	if al == nil {
 		return 0
 	}
-	al.expire(now)
+	l.allot.drop(al.expire(now))
 	return al.held()
 }
 

@@ -130,6 +130,9 @@ func (l *Limiter) Close() error {
 		close(l.stop)
 	})
 	l.wg.Wait()
+	if l.allot != nil {
+		l.allot.dropAll()
+	}
 	if l.keepsLocal() {
 		ctx, cancel := context.WithTimeout(context.Background(), l.cfg.closeHeartbeatTO)
 		defer cancel()
@@ -144,6 +147,18 @@ func (l *Limiter) Breaker() BreakerState { return l.br.State() }
 // Instances returns the number of live instances last learned from the
 // heartbeat set (ModeLocal only; 1 before the first heartbeat).
 func (l *Limiter) Instances() int { return int(l.local.instances.Load()) }
+
+// AllotmentDropped returns how many units Redis granted to allotments
+// (WithAllotment) that were never used: their hold ended first, or the
+// Limiter closed while holding them. They count against their keys' limits
+// as if admitted; a steadily busy key drops few, a key whose traffic
+// stops drops what it held.
+func (l *Limiter) AllotmentDropped() int64 {
+	if l.allot == nil {
+		return 0
+	}
+	return l.allot.dropped.Load()
+}
 
 // Allow decides whether a request of the given cost on key may proceed
 // under limit lim. An error means no decision was made: an invalid limit or

@@ -76,6 +76,12 @@ func New(s Settings, reg prometheus.Registerer, log *slog.Logger, opts ...limite
 		return nil, fmt.Errorf("rate limiter: %w", err)
 	}
 	a.lim = lim
+	if s.Allot > 0 {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "sluice_gateway_limiter_allotment_dropped_total",
+			Help: "Rate limit units Redis granted ahead (SLUICE_LIMITER_ALLOT) that were never spent: their hold ended first. They count against the tenant's policy as if admitted.",
+		}, func() float64 { return float64(lim.AllotmentDropped()) }))
+	}
 	def := "none (only keys with a policy are limited)"
 	if !s.Default.IsZero() {
 		def = s.Default.String()

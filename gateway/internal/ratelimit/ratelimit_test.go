@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -324,5 +325,36 @@ func TestShadow(t *testing.T) {
 	}
 	if shadowDenied != 97 {
 		t.Errorf("decisions_total{result=shadow_denied} = %v, want 97", shadowDenied)
+	}
+}
+
+// A busy tenant is decided from allotments (the default SLUICE_LIMITER_ALLOT),
+// and the units left when its traffic stops are counted as dropped.
+func TestAllotmentMetrics(t *testing.T) {
+	r := redistest.Start(t)
+	a, reg := newAdmitter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_RATE_LIMIT": "1000000/s"})
+	key := auth.Key{Tenant: "acme"}
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for range 200 {
+				if adm, err := a.Admit(t.Context(), key, 1); err != nil || !adm.Allowed {
+					t.Errorf("admit: %+v, %v", adm, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := counter(t, reg, "sluice_gateway_limiter_decisions_total", map[string]string{"result": "allowed", "source": "allotment"}); got == 0 {
+		t.Errorf("no decision of 3200 came from an allotment")
+	}
+	// The limiter's janitor expires held units every second.
+	deadline := time.Now().Add(5 * time.Second)
+	for counter(t, reg, "sluice_gateway_limiter_allotment_dropped_total", nil) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no allotment unit counted as dropped 5s after the traffic stopped")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
