@@ -42,7 +42,8 @@ type allotments struct {
 	shards [allotShards]allotShard
 	// instances divides a key's capacity among the live instances.
 	instances func() int64
-	// dropped counts the units whose hold ended before they were used.
+	// dropped counts the units (of the limits, cost included) whose hold
+	// ended before they were used.
 	dropped atomic.Int64
 }
 
@@ -98,17 +99,22 @@ func (al *allotment) count(n int, now time.Time, hold time.Duration) {
 	al.demand[0] += n
 }
 
-// expire drops the chunks whose hold ended and returns their units.
-func (al *allotment) expire(now time.Time) int {
+// expire drops k's chunks whose hold ended (all of them with every)
+// and counts their units, in the limit's units, as dropped. The
+// caller holds k's shard lock.
+func (a *allotments) expire(al *allotment, k lineKey, now time.Time, every bool) {
 	n, units := 0, 0
-	for n < len(al.chunks) && !now.Before(al.chunks[n].expires) {
+	for n < len(al.chunks) && (every || !now.Before(al.chunks[n].expires)) {
 		units += al.chunks[n].units
 		n++
 	}
-	if n > 0 {
-		al.chunks = append(al.chunks[:0], al.chunks[n:]...)
+	if n == 0 {
+		return
 	}
-	return units
+	al.chunks = append(al.chunks[:0], al.chunks[n:]...)
+	if units > 0 {
+		a.dropped.Add(int64(units * k.cost))
+	}
 }
 
 func (al *allotment) held() int {
@@ -142,7 +148,7 @@ func (a *allotments) take(k lineKey, now time.Time) (out [4]int64, refill int, o
 	if al == nil {
 		return out, 0, false
 	}
-	a.drop(al.expire(now))
+	a.expire(al, k, now, false)
 	if len(al.chunks) == 0 {
 		return out, 0, false // counted as demand when it reaches a flush
 	}
@@ -186,7 +192,7 @@ func (a *allotments) extra(k lineKey, decisions int, now time.Time) int {
 	if al.asking || now.Before(al.quietUntil) {
 		return 0
 	}
-	a.drop(al.expire(now))
+	a.expire(al, k, now, false)
 	n := a.target(al, k) - al.held()
 	if n <= 0 {
 		return 0
@@ -226,20 +232,13 @@ func (a *allotments) failed(k lineKey, now time.Time) {
 	}
 }
 
-func (a *allotments) drop(units int) {
-	if units > 0 {
-		a.dropped.Add(int64(units))
-	}
-}
-
 // dropAll drops every unit held, as if every hold ended now.
 func (a *allotments) dropAll() {
 	for i := range a.shards {
 		s := &a.shards[i]
 		s.mu.Lock()
-		for _, al := range s.keys {
-			a.drop(al.held())
-			al.chunks = al.chunks[:0]
+		for k, al := range s.keys {
+			a.expire(al, k, time.Time{}, true)
 		}
 		s.mu.Unlock()
 	}
@@ -252,7 +251,7 @@ func (a *allotments) sweep(now time.Time) {
 		s := &a.shards[i]
 		s.mu.Lock()
 		for k, al := range s.keys {
-			a.drop(al.expire(now))
+			a.expire(al, k, now, false)
 			if len(al.chunks) == 0 && !al.asking && now.Sub(al.epoch) >= 2*a.hold {
 				delete(s.keys, k)
 			}

@@ -185,7 +185,7 @@ func heldUnits(l *Limiter, k lineKey, now time.Time) int {
 	if al == nil {
 		return 0
 	}
-	l.allot.drop(al.expire(now))
+	l.allot.expire(al, k, now, false)
 	return al.held()
 }
 
@@ -200,4 +200,22 @@ func decideConcurrently(l *Limiter, key string, lim Limit, goroutines, each int)
 		})
 	}
 	wg.Wait()
+}
+
+// A dropped unit counts its decision's cost: what Redis counted against
+// the limit.
+func TestAllotmentDroppedCountsCost(t *testing.T) {
+	a := newAllotments(time.Millisecond, func() int64 { return 1 })
+	now := time.Now()
+	k := lineKey{key: "k", lim: Limit{Rate: 100, Period: time.Second}.normalize(), cost: 3}
+	al := &allotment{epoch: now, chunks: []chunk{{units: 4, expires: now}, {units: 5, expires: now.Add(time.Hour)}}}
+	a.shard(k).keys[k] = al
+	a.expire(al, k, now, false)
+	if got := a.dropped.Load(); got != 12 {
+		t.Fatalf("dropped %d after the first hold ended, want 4 units × cost 3", got)
+	}
+	a.dropAll()
+	if got := a.dropped.Load(); got != 27 || al.held() != 0 {
+		t.Fatalf("dropped %d and %d held after dropAll, want 27 and 0", got, al.held())
+	}
 }

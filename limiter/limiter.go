@@ -148,8 +148,9 @@ func (l *Limiter) Breaker() BreakerState { return l.br.State() }
 // heartbeat set (ModeLocal only; 1 before the first heartbeat).
 func (l *Limiter) Instances() int { return int(l.local.instances.Load()) }
 
-// AllotmentDropped returns how many units Redis granted to allotments
-// (WithAllotment) that were never used: their hold ended first, or the
+// AllotmentDropped returns how many units of their limits (a decision
+// counts its cost) Redis granted to allotments (WithAllotment) that were
+// never used: their hold ended first, or the
 // Limiter closed while holding them. They count against their keys' limits
 // as if admitted; a steadily busy key drops few, a key whose traffic
 // stops drops what it held.
