@@ -6,11 +6,12 @@ import (
 	"github.com/sluice-ingest/sluice/client/apierror"
 )
 
-// limitReader reads at most limit bytes from r; reading more fails with
-// body_too_large (wire) or decoded_too_large. The first failure sticks, so
-// the parser can tell a limit or a failing client from a corrupt compressed
-// stream whatever the decompressor makes of the error it was handed.
-type limitReader struct {
+// LimitReader reads at most limit bytes from r; reading more fails with
+// body_too_large (wire) or decoded_too_large. The first failure sticks
+// (Err), so a decoder can tell a limit or a failing client from a corrupt
+// compressed stream whatever the decompressor makes of the error it was
+// handed. The OTLP decoder reads its bodies through it too.
+type LimitReader struct {
 	r           io.Reader
 	limit, left int64
 	// wire marks the reader of the request body itself: its read errors are
@@ -19,11 +20,18 @@ type limitReader struct {
 	err  *Error
 }
 
-func newLimitReader(r io.Reader, limit int64, wire bool) limitReader {
-	return limitReader{r: r, limit: limit, left: limit, wire: wire}
+// NewLimitReader returns a LimitReader of r: of the request body itself
+// when wire is set (its read errors are the client's: request_timeout,
+// malformed_body), else of its decompressed bytes.
+func NewLimitReader(r io.Reader, limit int64, wire bool) LimitReader {
+	return LimitReader{r: r, limit: limit, left: limit, wire: wire}
 }
 
-func (l *limitReader) over() *Error {
+// Err is the failure that stuck: the limit passed, or (wire) the client's
+// read error; nil if none.
+func (l *LimitReader) Err() *Error { return l.err }
+
+func (l *LimitReader) over() *Error {
 	if l.wire {
 		return BodyTooLarge(l.limit)
 	}
@@ -31,7 +39,7 @@ func (l *limitReader) over() *Error {
 		"request body exceeds the limit of %d bytes after decompression", l.limit)
 }
 
-func (l *limitReader) Read(b []byte) (int, error) {
+func (l *LimitReader) Read(b []byte) (int, error) {
 	if l.err != nil {
 		return 0, l.err
 	}

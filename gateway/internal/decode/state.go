@@ -15,7 +15,7 @@ type state struct {
 	parser
 	envelope
 
-	wire, dec limitReader
+	wire, dec LimitReader
 	enc       contentEncoding
 	gz        *gzip.Reader
 	// zs is the pooled zstd decoder (windows up to zstdPooledWindow);
@@ -67,7 +67,7 @@ func (st *state) decode(r io.Reader, enc contentEncoding, ndjson bool) error {
 // the decompressor, limited again.
 func (st *state) source(r io.Reader, enc contentEncoding) error {
 	st.enc = enc
-	st.wire = newLimitReader(r, st.d.lim.MaxBodyBytes, true)
+	st.wire = NewLimitReader(r, st.d.lim.MaxBodyBytes, true)
 	var plain io.Reader = &st.wire
 	switch enc {
 	case gzipped:
@@ -88,7 +88,7 @@ func (st *state) source(r io.Reader, enc contentEncoding) error {
 		}
 		plain = zs
 	}
-	st.dec = newLimitReader(plain, st.d.maxDecoded.Load(), false)
+	st.dec = NewLimitReader(plain, st.d.maxDecoded.Load(), false)
 	st.src = &st.dec
 	return nil
 }

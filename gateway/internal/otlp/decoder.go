@@ -4,8 +4,6 @@ import (
 	"errors"
 	"io"
 	"mime"
-	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -13,6 +11,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/sluice-ingest/sluice/client/apierror"
+	"github.com/sluice-ingest/sluice/gateway/internal/decode"
 )
 
 // Encoding is an OTLP/HTTP body encoding.
@@ -163,32 +162,26 @@ func (st *state) decode(r io.Reader, enc Encoding, contentEncoding string) error
 // MaxBodyBytes, decompressed at most MaxDecodedBytes. The buffer grows
 // with what arrives, never with what a header announces.
 func (st *state) read(r io.Reader, contentEncoding string, lim Limits) error {
-	wire := &limitReader{r: r, left: lim.MaxBodyBytes, over: func() *Error {
-		return errorf(apierror.BodyTooLarge,
-			"request body exceeds the limit of %d bytes on the wire", lim.MaxBodyBytes)
-	}}
-	src, what := io.Reader(wire), ""
+	wire := decode.NewLimitReader(r, lim.MaxBodyBytes, true)
+	src, what := io.Reader(&wire), ""
 	switch ce := strings.TrimSpace(contentEncoding); {
 	case ce == "" || strings.EqualFold(ce, "identity"):
 	case strings.EqualFold(ce, "gzip") || strings.EqualFold(ce, "x-gzip"):
 		if st.gz == nil {
 			st.gz = new(gzip.Reader)
 		}
-		if err := st.gz.Reset(wire); err != nil {
+		if err := st.gz.Reset(&wire); err != nil {
 			if err == io.EOF {
 				return errorf(apierror.EmptyBody, "request body is empty")
 			}
-			return readError(wire, err, "gzip ")
+			return readError(err, "gzip ", &wire)
 		}
 		src, what = st.gz, "gzip "
 	default:
 		return errorf(apierror.UnsupportedEncoding,
 			"Content-Encoding %q is not accepted on /v1/logs; send gzip or identity", ce)
 	}
-	plain := &limitReader{r: src, left: lim.MaxDecodedBytes, over: func() *Error {
-		return errorf(apierror.DecodedTooLarge,
-			"request body exceeds the limit of %d bytes after decompression", lim.MaxDecodedBytes)
-	}}
+	plain := decode.NewLimitReader(src, lim.MaxDecodedBytes, false)
 	b := st.body[:0]
 	if cap(b) == 0 {
 		b = make([]byte, 0, 16<<10)
@@ -208,13 +201,7 @@ func (st *state) read(r io.Reader, contentEncoding string, lim Limits) error {
 		}
 		if err != nil {
 			st.body = b
-			if wire.err != nil {
-				return wire.err
-			}
-			if plain.err != nil {
-				return plain.err
-			}
-			return readError(wire, err, what)
+			return readError(err, what, &wire, &plain)
 		}
 	}
 	st.body = b
@@ -222,43 +209,16 @@ func (st *state) read(r io.Reader, contentEncoding string, lim Limits) error {
 }
 
 // readError maps a failure to read or decompress (what: "gzip ") the
-// body.
-func readError(wire *limitReader, err error, what string) *Error {
-	var mbe *http.MaxBytesError
-	switch {
-	case wire.err != nil:
-		return wire.err
-	case errors.As(err, &mbe):
-		return wire.over()
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return errorf(apierror.RequestTimeout, "the request body was not received in time")
-	case errors.Is(err, io.ErrUnexpectedEOF):
+// body: the failure that stuck in one of the readers (the wire's first:
+// its limit, or the client's read error), else err.
+func readError(err error, what string, readers ...*decode.LimitReader) *Error {
+	for _, r := range readers {
+		if e := r.Err(); e != nil {
+			return e
+		}
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
 		return malformed("the %sbody is truncated", what)
 	}
 	return malformed("reading the %sbody: %v", what, err)
-}
-
-// limitReader reads at most left bytes from r; one more fails with over().
-// The failure sticks, so it is told from what a decompressor makes of it.
-type limitReader struct {
-	r    io.Reader
-	left int64
-	over func() *Error
-	err  *Error
-}
-
-func (l *limitReader) Read(b []byte) (int, error) {
-	if l.err != nil {
-		return 0, l.err
-	}
-	if int64(len(b)) > l.left+1 {
-		b = b[:l.left+1]
-	}
-	n, err := l.r.Read(b)
-	l.left -= int64(n)
-	if l.left < 0 {
-		l.err = l.over()
-		return 0, l.err
-	}
-	return n, err
 }
