@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/sluice-ingest/sluice/client/apierror"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/ledger"
 	"github.com/sluice-ingest/sluice/pkg/receipts"
@@ -35,12 +36,12 @@ const receiptTimeout = 2 * time.Second
 func (h *Handler) receipt(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", http.MethodGet)
-		h.fail(w, r, &apiError{http.StatusMethodNotAllowed, "method_not_allowed", r.Method + " is not allowed; use GET", 0})
+		h.fail(w, r, newAPIError(apierror.MethodNotAllowed, r.Method+" is not allowed; use GET", 0))
 		return
 	}
 	key, err := h.cfg.Auth.Authenticate(r)
 	if err != nil {
-		h.fail(w, r, &apiError{http.StatusUnauthorized, "unauthorized", err.Error(), 0})
+		h.fail(w, r, newAPIError(apierror.Unauthorized, err.Error(), 0))
 		return
 	}
 	id := r.PathValue("batch_id")
@@ -65,8 +66,8 @@ func (h *Handler) receipt(w http.ResponseWriter, r *http.Request) {
 }
 
 func notFound(id string) *apiError {
-	return &apiError{http.StatusNotFound, "not_found",
-		"no receipt for batch id " + quoteID(id) + " of this tenant: unknown, expired, or accepted and not landed yet", 0}
+	return newAPIError(apierror.NotFound,
+		"no receipt for batch id "+quoteID(id)+" of this tenant: unknown, expired, or accepted and not landed yet", 0)
 }
 
 // quoteID shows at most 128 bytes of what the client sent.
