@@ -37,6 +37,12 @@ const PriorityGroup = "sluice"
 // its membership key alive.
 const MembersBucket = "SLUICE_MEMBERS"
 
+// HoursBucket is the JetStream KV bucket of the tenant-hours whose
+// manifest is not written yet: one key per tenant-hour and consumer that
+// delivered a message of it, <tenant>.<YYYYMMDDHH>.<consumer>, so that
+// whoever reads the consumer next closes them (worker/internal/manifest).
+const HoursBucket = "SLUICE_HOURS"
+
 // PartitionConsumer is the name of partition p's durable consumer:
 // base-pNN (base is Consumer unless SLUICE_CONSUMER says otherwise).
 func PartitionConsumer(base string, p int) string {

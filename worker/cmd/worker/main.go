@@ -198,24 +198,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				return nil // ctx ended first
 			}
 			close(ensured)
-			byName := map[string]jetstream.Consumer{}
-			for _, c := range slots {
-				byName[c.CachedInfo().Name] = c
+			tracker, err := ensureTracker(ctx, js, streamCfg.EventsConfig().Name, s, s3c, log)
+			if err != nil {
+				return nil // ctx ended first
 			}
-			tracker := manifest.NewTracker(manifest.TrackerConfig{
-				Writer: &manifest.Writer{S3: s3c, Bucket: s.s3Bucket, Prefix: s.s3Prefix},
-				Grace:  s.manifestGrace,
-				Info: func(ctx context.Context, name string) (*jetstream.ConsumerInfo, error) {
-					info, err := byName[name].Info(ctx)
-					if errors.Is(err, jetstream.ErrConsumerNotFound) && name == s.consumer {
-						// The unpartitioned consumer is deleted only once
-						// nothing is left for it (stream.EnsureConsumers).
-						return &jetstream.ConsumerInfo{Name: name}, nil
-					}
-					return info, err
-				},
-				Log: log,
-			})
 			rec, err := ensureProof(ctx, js, s.nats, log)
 			if err != nil {
 				return nil // ctx ended first
@@ -319,6 +305,33 @@ func ensureConsumers(ctx context.Context, js jetstream.JetStream, cfg stream.Con
 		return nil
 	})
 	return slots, err
+}
+
+// ensureTracker creates the open hours' bucket and returns the manifest
+// tracker, retrying while NATS is unreachable. It returns an error only
+// when ctx ended first.
+func ensureTracker(ctx context.Context, js jetstream.JetStream, events string, s settings, s3c *s3.Client, log *slog.Logger) (*manifest.Tracker, error) {
+	var (
+		hours *manifest.Hours
+		st    jetstream.Stream
+	)
+	err := stream.Retry(ctx, log, "ensure the hours bucket", func(ctx context.Context) error {
+		var err error
+		if hours, err = manifest.OpenHours(ctx, js, s.manifestGrace, s.nats.Replicas); err != nil {
+			return err
+		}
+		if st, err = js.Stream(ctx, events); err != nil {
+			return fmt.Errorf("stream %s: %w", events, err)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return manifest.NewTracker(manifest.TrackerConfig{
+		Writer: &manifest.Writer{S3: s3c, Bucket: s.s3Bucket, Prefix: s.s3Prefix},
+		Stream: st, Hours: hours, Grace: s.manifestGrace, Log: log,
+	}), nil
 }
 
 // cleanUploads aborts, now and every hour, multipart uploads left behind by

@@ -60,7 +60,7 @@ func TestManifestOncePerHourAndAmended(t *testing.T) {
 	clk := &clock{now: hour.Add(20 * time.Minute)}
 	w := &Writer{S3: s3srv.Client(), Bucket: devstack.S3Bucket, Prefix: "raw"}
 	tr := NewTracker(TrackerConfig{Writer: w, Grace: grace, Now: clk.Now, Log: log,
-		Info: func(ctx context.Context, name string) (*jetstream.ConsumerInfo, error) { return cons.Info(ctx) }})
+		Stream: eventsStream(t, js), Hours: openHours(t, js, grace)})
 	p := pipeline.New(pipeline.Config{
 		Consumer: cons, JS: js, Sink: sk, Limits: batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond},
 		Workers: 2, MaxMessageBytes: int(nc.MaxPayload()), KeepAlive: time.Second, ShutdownTimeout: 10 * time.Second,
@@ -153,6 +153,26 @@ func TestManifestOncePerHourAndAmended(t *testing.T) {
 	if again := got[first]; again.Events != 60 {
 		t.Errorf("the first manifest changed: %d events", again.Events)
 	}
+}
+
+// eventsStream is the events stream's handle.
+func eventsStream(t *testing.T, js jetstream.JetStream) jetstream.Stream {
+	t.Helper()
+	st, err := js.Stream(t.Context(), stream.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// openHours creates the open hours' bucket.
+func openHours(t *testing.T, js jetstream.JetStream, grace time.Duration) *Hours {
+	t.Helper()
+	h, err := OpenHours(t.Context(), js, grace, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 // checkManifest compares a manifest with the stored objects of its hour.

@@ -15,19 +15,15 @@ import (
 
 // When an hour is closed.
 //
-// The gateway stamps Sluice-Received-At just before it publishes, so a
-// partition's messages are in the stream in received order, give or take
-// a publish (at most SLUICE_PUBLISH_TIMEOUT, well under any sensible
-// grace). So once this worker has fetched from a tenant's partition a
-// message received at or after the hour's end plus the grace, at sequence
-// cut, every message of the hour has a sequence below cut, and the hour
-// can receive nothing more once the consumer's ack floor reaches cut-1
-// (every message below it stored and acked, or dead-lettered) and the
-// pipeline holds no message of it. A partition that has delivered
-// everything (nothing pending, nothing unacknowledged) is caught up as
-// well. The partition's owner then writes the manifest; a worker that no
-// longer reads the partition leaves the hour to the next owner, which
-// takes up the hour before each hour it sees.
+// The hour plus the grace has passed, the events stream holds no message
+// of it (settled.go: every one is stored and acked, or dead-lettered,
+// whichever consumers delivered them) and the pipeline holds none either.
+// The hours checked are those recorded as open (hours.go) for the
+// consumers this worker reads, and those it saw open itself: so the hours
+// a former reader of a consumer left open, handed over or killed, are
+// closed by its next reader, and an hour read from two consumers (a
+// partition count changed, or the unpartitioned consumer) is closed only
+// once the messages of both are settled.
 
 // Pipeline is what the tracker asks the pipeline.
 type Pipeline interface {
@@ -35,14 +31,15 @@ type Pipeline interface {
 	Reading() []string
 }
 
-// ConsumerInfo reads a consumer's state by name.
-type ConsumerInfo func(ctx context.Context, name string) (*jetstream.ConsumerInfo, error)
-
 // TrackerConfig wires a Tracker.
 type TrackerConfig struct {
 	Writer   *Writer
 	Pipeline Pipeline
-	Info     ConsumerInfo
+	// Stream is the events stream, asked whether an hour's messages are
+	// settled.
+	Stream jetstream.Stream
+	// Hours records the open hours (OpenHours).
+	Hours *Hours
 	// Grace is SLUICE_MANIFEST_GRACE: how long after an hour's end a
 	// message of it may still arrive.
 	Grace time.Duration
@@ -59,26 +56,32 @@ type hourKey struct {
 	hour   time.Time
 }
 
-// openHour is an hour to close: the consumer it came from, and how many
-// of its messages were fetched (an hour that got one while its manifest
-// was being written stays open).
+// openHour is an hour this worker saw open: the consumers it came from,
+// and how many of its messages were fetched (an hour that got one while
+// its manifest was being written stays open).
 type openHour struct {
-	source string
-	seen   uint64
+	sources map[string]*seenFrom
+	seen    uint64
 }
 
-// Tracker follows the tenant-hours this worker fetches and writes their
-// manifests once they are closed.
+// seenFrom is an open hour's consumer: the sequence of the first message
+// of the hour it delivered, and whether the hour is recorded for it.
+type seenFrom struct {
+	seq      uint64
+	recorded bool
+}
+
+// Tracker follows the tenant-hours this worker fetches and those recorded
+// open for the consumers it reads, and writes their manifests once they
+// are closed.
 type Tracker struct {
 	cfg TrackerConfig
 
-	mu sync.Mutex
-	// open are the hours to close; closed have their manifest.
-	open   map[hourKey]*openHour
-	closed map[hourKey]bool
-	// cuts holds, per consumer and per hour P, the lowest sequence fetched
-	// of a message received in [P+grace, P+1h+grace).
-	cuts map[string]map[time.Time]uint64
+	mu   sync.Mutex
+	open map[hourKey]*openHour
+	// unrecorded is set while Hours refuses records: Seen then leaves them
+	// to CloseHours, rather than have every new hour wait for a refusal.
+	unrecorded bool
 }
 
 // Attach sets the pipeline the tracker asks, when it could not be in cfg
@@ -94,38 +97,49 @@ func NewTracker(cfg TrackerConfig) *Tracker {
 	if cfg.Every <= 0 {
 		cfg.Every = min(max(cfg.Grace/2, time.Second), 30*time.Second)
 	}
-	return &Tracker{cfg: cfg, open: map[hourKey]*openHour{}, closed: map[hourKey]bool{}, cuts: map[string]map[time.Time]uint64{}}
+	return &Tracker{cfg: cfg, open: map[hourKey]*openHour{}}
 }
 
+// recordTimeout bounds a record's wait for the bucket.
+const recordTimeout = 5 * time.Second
+
 // Seen records a message fetched from consumer source at stream sequence
-// seq. The pipeline calls it for every message.
+// seq. The pipeline calls it for every message, before batching it; only
+// the first message of a tenant-hour from a consumer costs a call to
+// NATS, which records the hour open before any of its messages can be
+// acked.
 func (t *Tracker) Seen(m envelope.Meta, source string, seq uint64) {
-	hour := m.ReceivedAt.UTC().Truncate(time.Hour)
-	p := m.ReceivedAt.UTC().Add(-t.cfg.Grace).Truncate(time.Hour)
+	k := hourKey{m.Tenant, m.ReceivedAt.UTC().Truncate(time.Hour)}
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	cuts := t.cuts[source]
-	if cuts == nil {
-		cuts = map[time.Time]uint64{}
-		t.cuts[source] = cuts
+	o := t.open[k]
+	if o == nil {
+		// A message of a closed hour (a late redelivery) reopens it: the
+		// objects stored for it get an amended manifest.
+		o = &openHour{sources: map[string]*seenFrom{}}
+		t.open[k] = o
 	}
-	if c, ok := cuts[p]; !ok || seq < c {
-		cuts[p] = seq
+	o.seen++
+	from, known := o.sources[source]
+	if !known {
+		from = &seenFrom{seq: seq}
+		o.sources[source] = from
 	}
-	k := hourKey{m.Tenant, hour}
-	if o := t.open[k]; o != nil {
-		o.seen++
+	skip := known || t.unrecorded
+	t.mu.Unlock()
+	if skip {
 		return
 	}
-	// A message of a closed hour (a late redelivery) reopens it: the
-	// objects stored for it get an amended manifest.
-	t.open[k] = &openHour{source: source, seen: 1}
-	delete(t.closed, k)
-	// The hour before may have been left by the partition's former owner.
-	prev := hourKey{m.Tenant, hour.Add(-time.Hour)}
-	if t.open[prev] == nil && !t.closed[prev] {
-		t.open[prev] = &openHour{source: source}
+	ctx, cancel := context.WithTimeout(context.Background(), recordTimeout)
+	err := t.cfg.Hours.record(ctx, k, source, seq)
+	cancel()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if err != nil {
+		t.unrecorded = true
+		t.cfg.Log.Warn("open hour not recorded; retried with the manifests", "tenant", k.tenant, "hour", k.hour, "err", err)
+		return
 	}
+	from.recorded = true
 }
 
 // Run checks the open hours every Every and writes the manifests of those
@@ -147,48 +161,49 @@ func (t *Tracker) Run(ctx context.Context) error {
 func (t *Tracker) CloseHours(ctx context.Context) {
 	now := t.cfg.Now()
 	reading := t.cfg.Pipeline.Reading()
-	t.mu.Lock()
+	t.recordAgain(ctx, reading)
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	listed, err := t.cfg.Hours.list(lctx, reading)
+	cancel()
+	if err != nil {
+		t.cfg.Log.Warn("list open hours", "err", err)
+	}
+
 	type candidate struct {
-		k      hourKey
-		source string
-		seen   uint64
-		cut    uint64
-		hasCut bool
+		k    hourKey
+		seen uint64
 	}
-	var due []candidate
+	due := map[hourKey]candidate{}
+	t.mu.Lock()
+	for k := range listed {
+		due[k] = candidate{k: k}
+	}
 	for k, o := range t.open {
-		source := o.source
-		if !slices.Contains(reading, source) {
-			delete(t.open, k) // the partition's next owner closes it
+		if k.hour.Before(now.Add(-hoursTTL - t.cfg.Grace)) {
+			delete(t.open, k) // given up, as its key in Hours is
 			continue
 		}
-		if now.Before(k.hour.Add(time.Hour + t.cfg.Grace)) {
-			continue
-		}
-		c := candidate{k: k, source: source, seen: o.seen}
-		for p, seq := range t.cuts[source] {
-			if !p.Before(k.hour.Add(time.Hour)) && (!c.hasCut || seq < c.cut) {
-				c.cut, c.hasCut = seq, true
-			}
-		}
-		due = append(due, c)
+		due[k] = candidate{k: k, seen: o.seen}
 	}
-	t.prune(now)
 	t.mu.Unlock()
+	for k := range due {
+		if now.Before(k.hour.Add(time.Hour + t.cfg.Grace)) {
+			delete(due, k)
+		}
+	}
 
 	for _, c := range due {
 		if t.cfg.Pipeline.Holding(c.k.tenant, c.k.hour) {
 			continue
 		}
-		ictx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		info, err := t.cfg.Info(ictx, c.source)
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		ok, err := settled(sctx, t.cfg.Stream, c.k.tenant, c.k.hour, t.cfg.Grace)
 		cancel()
 		if err != nil {
-			t.cfg.Log.Warn("read consumer for a manifest", "consumer", c.source, "err", err)
+			t.cfg.Log.Warn("read the events stream for a manifest", "tenant", c.k.tenant, "hour", c.k.hour, "err", err)
 			continue
 		}
-		caughtUp := info.NumPending == 0 && info.NumAckPending == 0
-		if !caughtUp && (!c.hasCut || info.AckFloor.Stream+1 < c.cut) {
+		if !ok {
 			continue
 		}
 		wctx, cancel := context.WithTimeout(ctx, time.Minute)
@@ -204,27 +219,64 @@ func (t *Tracker) CloseHours(ctx context.Context) {
 			t.cfg.Log.Info("manifest written", "key", key)
 		}
 		t.mu.Lock()
-		if o := t.open[c.k]; o != nil && o.seen == c.seen {
+		o := t.open[c.k]
+		again := o != nil && o.seen != c.seen
+		if o != nil && !again {
 			delete(t.open, c.k)
-			t.closed[c.k] = true
 		}
 		t.mu.Unlock()
+		if again {
+			continue // a message of it was fetched meanwhile
+		}
+		for source, rev := range listed[c.k] {
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if err := t.cfg.Hours.remove(rctx, c.k, source, rev); err != nil {
+				t.cfg.Log.Warn("closed hour left open", "tenant", c.k.tenant, "hour", c.k.hour, "err", err)
+			}
+			cancel()
+		}
 	}
 }
 
-// prune forgets closed hours and cuts older than two days. t.mu is held.
-func (t *Tracker) prune(now time.Time) {
-	old := now.Add(-48 * time.Hour)
-	for k := range t.closed {
-		if k.hour.Before(old) {
-			delete(t.closed, k)
+// recordAgain forgets the sources no longer read (their next reader closes
+// the hours recorded for them) and records the hours that Seen could not.
+func (t *Tracker) recordAgain(ctx context.Context, reading []string) {
+	type rec struct {
+		k      hourKey
+		source string
+		from   *seenFrom
+	}
+	var todo []rec
+	t.mu.Lock()
+	for k, o := range t.open {
+		for s, from := range o.sources {
+			switch {
+			case !slices.Contains(reading, s):
+				delete(o.sources, s)
+			case !from.recorded:
+				todo = append(todo, rec{k, s, from})
+			}
+		}
+		if len(o.sources) == 0 {
+			delete(t.open, k)
 		}
 	}
-	for _, cuts := range t.cuts {
-		for p := range cuts {
-			if p.Before(old) {
-				delete(cuts, p)
-			}
+	t.unrecorded = false
+	t.mu.Unlock()
+	for _, r := range todo {
+		rctx, cancel := context.WithTimeout(ctx, recordTimeout)
+		err := t.cfg.Hours.record(rctx, r.k, r.source, r.from.seq)
+		cancel()
+		t.mu.Lock()
+		if err != nil {
+			t.unrecorded = true
+		} else {
+			r.from.recorded = true
+		}
+		t.mu.Unlock()
+		if err != nil {
+			t.cfg.Log.Warn("open hour not recorded", "tenant", r.k.tenant, "hour", r.k.hour, "err", err)
+			return // the next round tries again
 		}
 	}
 }
