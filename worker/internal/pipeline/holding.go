@@ -10,14 +10,16 @@ import (
 
 // What the pipeline holds, for the manifest writer (worker/internal/
 // manifest), which may close a tenant's hour only when no message of it is
-// held here and the hour's consumer has nothing older left to deliver.
+// held here and none is left in the events stream.
 //
 // A message counts as held from the moment it is checked (batched, or sent
 // to its lookup) until its batch's upload ends (stored and acked,
 // dead-lettered, handed back or Nak'ed) or its open batch is handed back.
 
-// HourWatcher is told of every message fetched: its metadata, the
-// consumer that delivered it and its stream sequence.
+// HourWatcher is told of every message fetched, before it is batched: its
+// metadata, the consumer that delivered it and its stream sequence. It
+// may record the tenant-hour somewhere durable on its first message from
+// that consumer, so that the record precedes any ack of the hour.
 type HourWatcher interface {
 	Seen(m envelope.Meta, source string, seq uint64)
 }
