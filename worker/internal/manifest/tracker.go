@@ -100,8 +100,10 @@ func NewTracker(cfg TrackerConfig) *Tracker {
 	return &Tracker{cfg: cfg, open: map[hourKey]*openHour{}}
 }
 
-// recordTimeout bounds a record's wait for the bucket.
-const recordTimeout = 5 * time.Second
+// recordTimeout bounds a record's wait for the bucket. Seen waits for it
+// in the fetch loop, so it stays well under SLUICE_ACK_WAIT's minimum (3s):
+// a put takes milliseconds, and a refused one is retried by CloseHours.
+const recordTimeout = 2 * time.Second
 
 // Seen records a message fetched from consumer source at stream sequence
 // seq. The pipeline calls it for every message, before batching it; only
