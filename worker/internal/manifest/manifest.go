@@ -133,8 +133,9 @@ func (w *Writer) Write(ctx context.Context, tenant string, hour time.Time, now t
 		IfNoneMatch: aws.String("*"),
 	})
 	if errorCode(err) == "PreconditionFailed" {
-		// Written meanwhile (a former owner of the partition): the next
-		// round compares with it.
+		// Written meanwhile (the reader of another consumer of the hour,
+		// or a former owner of the partition): the next round compares
+		// with it.
 		return "", fmt.Errorf("put manifest %s: %w", key, ErrWrittenMeanwhile)
 	}
 	if err != nil {
