@@ -258,6 +258,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			var wg sync.WaitGroup
 			wg.Go(func() { _ = member.Run(ctx) })
 			wg.Go(func() { _ = tracker.Run(ctx) })
+			wg.Go(func() { _ = p.WatchStalls(ctx, 2*s.ackWait) })
 			err = p.Run(ctx)
 			cancel()
 			wg.Wait()
