@@ -240,7 +240,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			var member *partition.Member
 			err = stream.Retry(ctx, log, "join the workers", func(ctx context.Context) error {
 				member, err = partition.Join(ctx, partition.Config{
-					JS: js, Stream: streamCfg.EventsConfig().Name, Slots: slots, TTL: s.ackWait, Log: log,
+					JS: js, Stream: streamCfg.EventsConfig().Name, Slots: slots, TTL: s.ackWait, Replicas: streamCfg.Replicas, Log: log,
 				}, p)
 				return err
 			})
