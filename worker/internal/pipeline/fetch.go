@@ -11,25 +11,17 @@ import (
 	"github.com/sluice-ingest/sluice/worker/internal/batch"
 )
 
-// Fetching.
+// Fetching. A fetch asks for half the budget's room and reserves what it
+// may deliver, so the consumers read share the room: one busy partition
+// gets large fetches, whatever the number of idle ones. An idle consumer,
+// or one with less room than a largest message, fetches one message and
+// reserves nothing (the bound's overshoot: one message per consumer).
 //
-// A fetch asks for half the room left in the budget, and reserves what it
-// may deliver before it asks, so the fetches of the consumers read (one per
-// partition owned) share the room without each taking a fixed part of it:
-// one busy partition gets large fetches, whatever the number of idle ones.
-// A consumer whose last fetch delivered nothing, or a fetch with less room
-// than one largest message, asks for one message and reserves nothing, so
-// the bytes held pass MaxInflightBytes by at most one message per consumer.
-//
-// A replicated consumer (R3) is fetched by message count alone. Its server
-// sends a delivery only once its replicas agree on it, but a request's
-// "409 Batch Completed" or "409 Message Size Exceeds MaxBytes" at once, so
-// either can overtake the request's last messages; the client ends the
-// fetch at the status and those messages reach an inbox nobody reads. They
-// are then redelivered after AckWait, and lost the same way, and the pin id
-// they carried never reaches the worker: the partition stalls. Without
-// MaxBytes the server sends neither status (only 408 at expiry, which it
-// orders after the deliveries), and the count is sized for largest messages.
+// A replicated consumer is fetched by count alone: its server sends a
+// delivery once the replicas agree on it but "409 Batch Completed" at once,
+// so the status can overtake the fetch's last messages, which then reach a
+// closed inbox at every redelivery and the partition stalls. Without a byte
+// limit the server sends no such status.
 
 // fetchReq is one fetch: how many messages, the byte limit (0: none) and
 // what it reserves in the budget.
