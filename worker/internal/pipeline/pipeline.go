@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -339,15 +340,24 @@ func (p *Pipeline) check(ctx context.Context, m jetstream.Msg, source string) (b
 // errBadBody marks a body that can never be written as NDJSON lines.
 var errBadBody = errors.New("undecodable body")
 
-// checkBody makes sure a body is NDJSON of JSON objects with as many lines
-// as its headers say (Sluice-Event-Count, or Sluice-Requests of a coalesced
-// message), so it cannot corrupt an object.
+// checkBody makes sure a body is NDJSON of JSON objects in valid UTF-8 with
+// as many lines as its headers say (Sluice-Event-Count, or Sluice-Requests
+// of a coalesced message), so it cannot corrupt an object. json.Valid
+// accepts invalid UTF-8 inside strings, which a Parquet string column or a
+// JSON reader downstream would not; the gateway refuses it, but another
+// publisher or a replay need not. The whole body is checked at once (a
+// fast scan next to json.Valid's), each event only when that fails, to
+// name it.
 func checkBody(body []byte, meta envelope.Meta) error {
+	valid := utf8.Valid(body)
 	n := 0
 	err := envelope.EachEvent(body, func(i int, ev []byte) error {
 		n++
 		if ev[0] != '{' || !json.Valid(ev) {
 			return fmt.Errorf("%w: event %d is not a JSON object", errBadBody, i)
+		}
+		if !valid && !utf8.Valid(ev) {
+			return fmt.Errorf("%w: event %d is not valid UTF-8", errBadBody, i)
 		}
 		return nil
 	})
