@@ -24,6 +24,10 @@ type Replayer struct {
 	// deleted and created again (its sequences start at 1 again) never
 	// reuses a replayed message's id.
 	idPrefix string
+	// receipts is the receipts bucket, once looked up (receiptsFound);
+	// nil when it does not exist.
+	receipts      jetstream.KeyValue
+	receiptsFound bool
 }
 
 // Replayer returns a Replayer publishing into the events stream named
@@ -44,16 +48,23 @@ func (r *Replayer) MsgID(dl DeadLetter) string {
 }
 
 // Message is what replaying dl publishes: on sluice.events.<tenant>, the
-// same body, every original header (tenant, batch id, received-at, event
-// count), without Sluice-Error, Sluice-Deliveries and the Nats-* headers,
-// and with the replay's own Nats-Msg-Id. A dead letter whose headers could
-// never be stored is ErrNotReplayable.
-func (r *Replayer) Message(dl DeadLetter) (*nats.Msg, error) {
+// tenant of its DLQ subject (sluice.dlq.<tenant>, which the worker took from
+// the subject the message was published on, what NATS permissions grant),
+// the same body, every original header (tenant, batch id, received-at,
+// event count), without Sluice-Error, Sluice-Deliveries and the Nats-*
+// headers, and with the replay's own Nats-Msg-Id. A dead letter whose
+// headers could never be stored is ErrNotReplayable; one whose headers
+// name another tenant, or whose batch id is another tenant's, is
+// ErrRefused (foreign.go).
+func (r *Replayer) Message(ctx context.Context, dl DeadLetter) (*nats.Msg, error) {
 	meta, err := envelope.MetaFromHeaders(dl.Header)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotReplayable, err)
 	}
-	m := nats.NewMsg(stream.EventsSubject(meta.Tenant))
+	if err := r.checkForeign(ctx, dl, meta); err != nil {
+		return nil, err
+	}
+	m := nats.NewMsg(stream.EventsSubject(dl.Tenant))
 	for k, v := range dl.Header {
 		switch k = textproto.CanonicalMIMEHeaderKey(k); {
 		case k == stream.HeaderError, k == stream.HeaderDeliveries, strings.HasPrefix(k, "Nats-"):
@@ -70,10 +81,14 @@ func (r *Replayer) Message(dl DeadLetter) (*nats.Msg, error) {
 // PubAck.Duplicate means it had been published already, inside the
 // duplicate window (a replay that stopped before removing it).
 func (r *Replayer) Publish(ctx context.Context, dl DeadLetter) (*jetstream.PubAck, error) {
-	m, err := r.Message(dl)
+	m, err := r.Message(ctx, dl)
 	if err != nil {
 		return nil, err
 	}
+	return r.publish(ctx, dl, m)
+}
+
+func (r *Replayer) publish(ctx context.Context, dl DeadLetter, m *nats.Msg) (*jetstream.PubAck, error) {
 	// No Nats-Expected-Stream header: the stream would keep it with the
 	// message, and the worker copies headers into a dead letter, whose
 	// publish to another stream it would then fail.
@@ -100,9 +115,13 @@ func (r *Replayer) Remove(ctx context.Context, dl DeadLetter) error {
 // Replayed is the outcome of one dead letter of Replay.
 type Replayed struct {
 	DeadLetter
+	// Msg is what is (or, in a dry run, would be) published; nil when
+	// skipped.
+	Msg *nats.Msg
 	// Ack is the events stream's PubAck; nil in a dry run or when skipped.
 	Ack *jetstream.PubAck
-	// Skipped says why the dead letter stayed in the DLQ (ErrNotReplayable).
+	// Skipped says why the dead letter stayed in the DLQ (ErrNotReplayable,
+	// ErrRefused).
 	Skipped error
 }
 
@@ -117,17 +136,22 @@ func (r *Replayer) Replay(ctx context.Context, f Filter, dryRun bool, timeout ti
 			return err
 		}
 		out := Replayed{DeadLetter: dl}
-		if _, err := r.Message(dl); err != nil {
-			out.Skipped = err
-			return report(out)
-		}
-		if dryRun {
-			return report(out)
-		}
 		// An interrupt must not fall between the PubAck and the delete.
 		octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
 		defer cancel()
-		ack, err := r.Publish(octx, dl)
+		m, err := r.Message(octx, dl)
+		switch {
+		case errors.Is(err, ErrNotReplayable), errors.Is(err, ErrRefused):
+			out.Skipped = err
+			return report(out)
+		case err != nil:
+			return err
+		}
+		out.Msg = m
+		if dryRun {
+			return report(out)
+		}
+		ack, err := r.publish(octx, dl, m)
 		if err != nil {
 			return err
 		}

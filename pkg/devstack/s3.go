@@ -126,6 +126,15 @@ func (s *S3) Stop() {
 	}
 }
 
+// Kill ends the server with SIGKILL and waits for it; its files stay.
+func (s *S3) Kill() {
+	if s.cmd != nil {
+		_ = s.cmd.Process.Kill()
+		<-s.done
+		s.cmd = nil
+	}
+}
+
 // Restart starts the server again on the same port and directory.
 func (s *S3) Restart(ctx context.Context) error {
 	s.Stop()

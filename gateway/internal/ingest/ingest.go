@@ -192,6 +192,8 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 
 // intake is a request that passed the checks made before its body is read.
 type intake struct {
+	// start is when its handling began, for the request duration; its
+	// events are stamped later (commit).
 	start   time.Time
 	key     auth.Key
 	idemKey string
@@ -240,7 +242,14 @@ func (h *Handler) commit(w http.ResponseWriter, r *http.Request, in intake, body
 			return envelope.Meta{}, nil, err
 		}
 	}
-	meta := envelope.Meta{Tenant: in.key.Tenant, ReceivedAt: in.start.UTC(), EventCount: events}
+	// Received now, with the whole body read and decoded and the request
+	// admitted, right before it is published (or joins its tenant's
+	// coalescing group, which splits by this hour): not when the request
+	// began, so a slow body never dates its events up to the read timeout
+	// before they were all here, and the stamp-to-store delay the manifest's
+	// cut allows for (SLUICE_MANIFEST_GRACE, worker/internal/manifest) is
+	// the coalescing wait and the publish alone.
+	meta := envelope.Meta{Tenant: in.key.Tenant, ReceivedAt: h.cfg.Now().UTC(), EventCount: events}
 	subject := stream.EventsSubject(in.key.Tenant)
 	var (
 		ack *jetstream.PubAck

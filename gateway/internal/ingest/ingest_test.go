@@ -86,6 +86,7 @@ func TestBadInputsPublishNothing(t *testing.T) {
 		{"ndjson with one bad line", req{ct: "application/x-ndjson", body: strings.NewReader("{\"a\":1}\n{\"a\":2}\n{\"a\":\n{\"a\":4}\n")}, 400, "malformed_body"},
 		{"ndjson line not an object", req{ct: "application/x-ndjson", body: strings.NewReader("{\"a\":1}\n[1]\n")}, 400, "invalid_event"},
 		{"invalid utf-8", req{body: strings.NewReader("{\"a\":\"caf\xe9\"}")}, 400, "malformed_body"},
+		{"invalid utf-8, ndjson", req{ct: "application/x-ndjson", body: strings.NewReader("{\"a\":1}\n{\"a\":\"caf\xe9\"}\n")}, 400, "malformed_body"},
 		{"control character", req{body: strings.NewReader("{\"a\":\"\x00\"}")}, 400, "malformed_body"},
 		{"trailing garbage", req{body: strings.NewReader(`{"a":1}}`)}, 400, "malformed_body"},
 		{"truncated json", req{body: strings.NewReader(`{"events":[{"a":1},{"b":`)}, 400, "malformed_body"},

@@ -6,8 +6,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/sluice-ingest/sluice/pkg/admin"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
@@ -83,29 +88,32 @@ func numOrDash[T int | uint64](p *T) string {
 func dlqReplayCmd(fs *flag.FlagSet) action {
 	var f admin.Filter
 	filterFlags(fs, &f)
-	dryRun := fs.Bool("dry-run", false, "print what would be replayed; publish and delete nothing")
+	dryRun := fs.Bool("dry-run", false, "print what would be published (subject, headers); publish and delete nothing")
 	return action{run: func(ctx context.Context, a *app, _ []string) error {
 		dlq, err := admin.OpenDLQ(ctx, a.js)
 		if err != nil {
 			return err
 		}
-		var replayed, skipped int
+		var replayed, skipped, refused int
 		err = dlq.Replayer(a.stream).Replay(ctx, f, *dryRun, a.timeout, func(r admin.Replayed) error {
 			line := fmt.Sprintf("seq=%d tenant=%s batch_id=%s events=%s", r.Seq, orDash(r.Tenant), orDash(r.BatchID), numOrDash(r.Events))
 			switch {
+			case errors.Is(r.Skipped, admin.ErrRefused):
+				refused++
+				fmt.Fprintf(a.out, "refused %s: %v\n", line, r.Skipped)
 			case r.Skipped != nil:
 				skipped++
 				fmt.Fprintf(a.out, "skipped %s: %v\n", line, r.Skipped)
 			case *dryRun:
 				replayed++
-				fmt.Fprintf(a.out, "would replay %s to %s\n", line, stream.EventsSubject(r.Tenant))
+				fmt.Fprintf(a.out, "would replay %s to %s with %s\n", line, r.Msg.Subject, headerList(r.Msg.Header))
 			default:
 				replayed++
 				dup := ""
 				if r.Ack.Duplicate {
 					dup = " (already there: published by an earlier replay)"
 				}
-				fmt.Fprintf(a.out, "replayed %s -> %s seq=%d%s\n", line, r.Ack.Stream, r.Ack.Sequence, dup)
+				fmt.Fprintf(a.out, "replayed %s to %s -> %s seq=%d%s\n", line, r.Msg.Subject, r.Ack.Stream, r.Ack.Sequence, dup)
 			}
 			return nil
 		})
@@ -119,9 +127,28 @@ func dlqReplayCmd(fs *flag.FlagSet) action {
 		if *dryRun {
 			verb = "would replay"
 		}
-		fmt.Fprintf(a.out, "%s %d, skipped %d (they stay in %s)\n", verb, replayed, skipped, stream.DLQStream)
+		fmt.Fprintf(a.out, "%s %d, skipped %d, refused %d (they stay in %s)\n", verb, replayed, skipped, refused, stream.DLQStream)
 		return nil
 	}}
+}
+
+// headerList is a message's headers as Key=value, sorted by key; a value
+// holding a space or a quote is quoted.
+func headerList(h nats.Header) string {
+	keys := slices.Sorted(maps.Keys(h))
+	var b strings.Builder
+	for _, k := range keys {
+		for _, v := range h[k] {
+			if b.Len() > 0 {
+				b.WriteByte(' ')
+			}
+			if strings.ContainsAny(v, " \"") {
+				v = strconv.Quote(v)
+			}
+			b.WriteString(k + "=" + v)
+		}
+	}
+	return b.String()
 }
 
 func dlqPurgeCmd(fs *flag.FlagSet) action {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/sluice-ingest/sluice/pkg/admin"
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
+	"github.com/sluice-ingest/sluice/pkg/envelope"
+	"github.com/sluice-ingest/sluice/pkg/receipts"
 	"github.com/sluice-ingest/sluice/pkg/stream"
 )
 
@@ -126,8 +128,8 @@ func TestDLQReplay(t *testing.T) {
 	c.deadLetter(t, a2, "S3 refused the object: EntityTooLarge", 1)
 
 	out := c.mustSluice(t, "dlq", "replay", "--tenant", "acme", "--dry-run")
-	if !strings.Contains(out, "would replay seq=1 tenant=acme batch_id="+a1.meta.BatchID+" events=2 to sluice.events.acme") ||
-		!strings.HasSuffix(out, "would replay 2, skipped 0 (they stay in SLUICE_DLQ)\n") {
+	if !strings.Contains(out, "would replay seq=1 tenant=acme batch_id="+a1.meta.BatchID+" events=2 to sluice.events.acme with ") ||
+		!strings.HasSuffix(out, "would replay 2, skipped 0, refused 0 (they stay in SLUICE_DLQ)\n") {
 		t.Errorf("dry run:\n%s", out)
 	}
 	if ev, dl := c.info(t, stream.EventsStream).State, c.info(t, stream.DLQStream).State; ev.Msgs != 0 || dl.Msgs != 3 {
@@ -135,8 +137,8 @@ func TestDLQReplay(t *testing.T) {
 	}
 
 	out = c.mustSluice(t, "dlq", "replay", "--tenant", "acme")
-	if !strings.Contains(out, "replayed seq=3 tenant=acme batch_id="+a2.meta.BatchID+" events=3 -> SLUICE_EVENTS seq=2\n") ||
-		!strings.HasSuffix(out, "replayed 2, skipped 0 (they stay in SLUICE_DLQ)\n") {
+	if !strings.Contains(out, "replayed seq=3 tenant=acme batch_id="+a2.meta.BatchID+" events=3 to sluice.events.acme -> SLUICE_EVENTS seq=2\n") ||
+		!strings.HasSuffix(out, "replayed 2, skipped 0, refused 0 (they stay in SLUICE_DLQ)\n") {
 		t.Errorf("replay:\n%s", out)
 	}
 	if n := c.info(t, stream.EventsStream).State.Msgs; n != 2 {
@@ -150,7 +152,7 @@ func TestDLQReplay(t *testing.T) {
 	}
 
 	out = c.mustSluice(t, "dlq", "replay", "--limit", "5")
-	if !strings.HasSuffix(out, "replayed 1, skipped 0 (they stay in SLUICE_DLQ)\n") {
+	if !strings.HasSuffix(out, "replayed 1, skipped 0, refused 0 (they stay in SLUICE_DLQ)\n") {
 		t.Errorf("replay of the rest:\n%s", out)
 	}
 	checkReplayed(t, c.eventsMsg(t, 3), b1)
@@ -182,7 +184,7 @@ func TestDLQReplayAgainAfterInterruption(t *testing.T) {
 	}
 
 	out := c.mustSluice(t, "dlq", "replay")
-	if strings.Count(out, "(already there: published by an earlier replay)") != 2 || !strings.HasSuffix(out, "replayed 3, skipped 0 (they stay in SLUICE_DLQ)\n") {
+	if strings.Count(out, "(already there: published by an earlier replay)") != 2 || !strings.HasSuffix(out, "replayed 3, skipped 0, refused 0 (they stay in SLUICE_DLQ)\n") {
 		t.Errorf("second run:\n%s", out)
 	}
 	if n := c.info(t, stream.EventsStream).State.Msgs; n != 3 {
@@ -195,7 +197,7 @@ func TestDLQReplayAgainAfterInterruption(t *testing.T) {
 		t.Errorf("DLQ holds %d after the second run", n)
 	}
 	// A third run finds nothing to do.
-	if out := c.mustSluice(t, "dlq", "replay"); out != "replayed 0, skipped 0 (they stay in SLUICE_DLQ)\n" {
+	if out := c.mustSluice(t, "dlq", "replay"); out != "replayed 0, skipped 0, refused 0 (they stay in SLUICE_DLQ)\n" {
 		t.Errorf("third run:\n%s", out)
 	}
 }
@@ -211,7 +213,7 @@ func TestDLQReplaySkipsUnstorable(t *testing.T) {
 
 	out := c.mustSluice(t, "dlq", "replay")
 	if !strings.Contains(out, "skipped seq=1 tenant=acme batch_id="+bad.meta.BatchID+" events=0: not replayable: bad message metadata: Sluice-Event-Count \"0\"\n") ||
-		!strings.HasSuffix(out, "replayed 1, skipped 1 (they stay in SLUICE_DLQ)\n") {
+		!strings.HasSuffix(out, "replayed 1, skipped 1, refused 0 (they stay in SLUICE_DLQ)\n") {
 		t.Errorf("replay:\n%s", out)
 	}
 	if ev, dl := c.info(t, stream.EventsStream).State, c.info(t, stream.DLQStream).State; ev.Msgs != 1 || dl.Msgs != 1 || dl.FirstSeq != 1 {
@@ -241,5 +243,84 @@ func TestDLQPurge(t *testing.T) {
 	}
 	if dl := c.info(t, stream.DLQStream).State; dl.Msgs != 0 {
 		t.Errorf("after --all: %d dead letters", dl.Msgs)
+	}
+}
+
+// A dead letter of tenant evil is replayed as evil's, or not at all: one
+// whose headers name the victim, or that carries the victim's batch id,
+// is refused and stays in the DLQ, the victim's receipt is untouched, and
+// nothing is published for the victim. The dry run prints what is
+// published, subject and headers, exactly.
+func TestDLQReplayRefusesAnotherTenant(t *testing.T) {
+	c := newCluster(t)
+	w := c.proof(t)
+	victim := newRequest("victim", 2)
+	key := "raw/tenant=victim/dt=2026-12-01/hour=14/00000000000000000001-00000000000000000001.ndjson.gz"
+	if _, err := w.Record(t.Context(), []receipts.Batch{{Tenant: "victim", BatchID: victim.meta.BatchID, Events: 2}},
+		receipts.Outcome{ID: receipts.ObjectOutcome(key), Key: key, At: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := c.js.KeyValue(t.Context(), receipts.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := kv.Get(t.Context(), receipts.Key("victim", victim.meta.BatchID))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Published on sluice.events.evil with Sluice-Tenant: victim (and the
+	// victim's batch id), dead-lettered by the worker on sluice.dlq.evil.
+	forged := newRequest("victim", 1)
+	forged.meta.BatchID = victim.meta.BatchID
+	c.deadLetterOf(t, "evil", forged, "bad message metadata: Sluice-Tenant \"victim\" disagrees with the subject sluice.events.evil", 1)
+	// Evil's own tenant, the victim's batch id.
+	copied := newRequest("evil", 1)
+	copied.meta.BatchID = victim.meta.BatchID
+	c.deadLetterOf(t, "evil", copied, "undecodable body: 2 events, header Sluice-Event-Count says 1", 1)
+	// A coalesced message naming the victim.
+	coalesced := request{meta: envelope.Coalesce("victim", []envelope.Request{{Events: 1, ReceivedAt: time.Now()}, {Events: 1, ReceivedAt: time.Now()}}),
+		body: []byte(`{"a":1}` + "\n" + `{"a":2}` + "\n")}
+	c.deadLetterOf(t, "evil", coalesced, "S3 refused the object: EntityTooLarge", 1)
+	own := newRequest("evil", 1)
+	own.meta.ReceivedAt = time.Date(2026, 12, 1, 14, 0, 0, 0, time.UTC)
+	ownSeq := c.deadLetterOf(t, "evil", own, "S3 refused the object: EntityTooLarge", 1)
+
+	refusals := "refused seq=1 tenant=evil batch_id=" + victim.meta.BatchID + " events=1: another tenant's: its Sluice-Tenant \"victim\" is not the tenant of its subject sluice.dlq.evil\n" +
+		"refused seq=2 tenant=evil batch_id=" + victim.meta.BatchID + " events=1: another tenant's: its batch id " + victim.meta.BatchID +
+		" is tenant victim's (SLUICE_RECEIPTS holds its receipt victim." + victim.meta.BatchID + ")\n" +
+		"refused seq=3 tenant=evil batch_id=" + coalesced.meta.BatchID + " events=2: another tenant's: its Sluice-Tenant \"victim\" is not the tenant of its subject sluice.dlq.evil\n"
+	dlq, err := admin.OpenDLQ(t.Context(), c.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgID := dlq.Replayer("").MsgID(admin.DeadLetter{Seq: ownSeq})
+	want := refusals +
+		"would replay seq=4 tenant=evil batch_id=" + own.meta.BatchID + " events=1 to sluice.events.evil with Nats-Msg-Id=" + msgID +
+		" Sluice-Batch-Id=" + own.meta.BatchID + " Sluice-Event-Count=1 Sluice-Received-At=2026-12-01T14:00:00Z Sluice-Tenant=evil\n" +
+		"would replay 1, skipped 0, refused 3 (they stay in SLUICE_DLQ)\n"
+	if out := c.mustSluice(t, "dlq", "replay", "--dry-run"); out != want {
+		t.Errorf("dry run:\n%s\nwant:\n%s", out, want)
+	}
+
+	want = refusals +
+		"replayed seq=4 tenant=evil batch_id=" + own.meta.BatchID + " events=1 to sluice.events.evil -> SLUICE_EVENTS seq=1\n" +
+		"replayed 1, skipped 0, refused 3 (they stay in SLUICE_DLQ)\n"
+	if out := c.mustSluice(t, "dlq", "replay"); out != want {
+		t.Errorf("replay:\n%s\nwant:\n%s", out, want)
+	}
+	if ev := c.info(t, stream.EventsStream).State; ev.Msgs != 1 {
+		t.Fatalf("events stream holds %d messages, want evil's own alone", ev.Msgs)
+	}
+	checkReplayed(t, c.eventsMsg(t, 1), own)
+	if dl := c.info(t, stream.DLQStream).State; dl.Msgs != 3 || dl.FirstSeq != 1 || dl.LastSeq != 4 {
+		t.Errorf("DLQ holds %d from seq %d to %d, want the 3 refused", dl.Msgs, dl.FirstSeq, dl.LastSeq)
+	}
+	after, err := kv.Get(t.Context(), receipts.Key("victim", victim.meta.BatchID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Revision() != before.Revision() || string(after.Value()) != string(before.Value()) {
+		t.Errorf("the victim's receipt changed: %s, was %s", after.Value(), before.Value())
 	}
 }

@@ -57,7 +57,7 @@ func commands() []command {
 	return []command{
 		{"status", "[--json]", "The events stream, its consumers and their lag, the dead-letter stream", 0, statusCmd},
 		{"dlq list", "[--tenant T] [--limit N] [--json]", "Dead letters, the oldest first, one per line", 0, dlqListCmd},
-		{"dlq replay", "[--tenant T] [--limit N] [--dry-run]", "Publish dead letters back into the events stream, then remove them", 0, dlqReplayCmd},
+		{"dlq replay", "[--tenant T] [--limit N] [--dry-run]", "Publish dead letters back into the events stream under the tenant of their DLQ subject, then remove them; refuse those naming another tenant", 0, dlqReplayCmd},
 		{"dlq purge", "[--tenant T] [--older-than D] [--all]", "Delete dead letters by tenant and/or age", 0, dlqPurgeCmd},
 		{"receipt", "<batch_id> [--tenant T] [--json]", "What became of a batch: landed (in which objects), dead-lettered, or pending in the stream", 1, receiptCmd},
 		{"reconcile", "--tenant T --from H [--to H] [--grace D] [--json]", "Events accepted, landed, dead-lettered and pending per hour; exits 1 when a closed hour differs", 0, reconcileCmd},

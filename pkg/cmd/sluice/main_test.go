@@ -79,9 +79,17 @@ func newRequest(tenant string, events int) request {
 // Sluice-Deliveries. It returns the DLQ sequence.
 func (c cluster) deadLetter(t *testing.T, r request, cause string, deliveries int) uint64 {
 	t.Helper()
-	m := nats.NewMsg(stream.DLQSubject(r.meta.Tenant))
+	return c.deadLetterOf(t, r.meta.Tenant, r, cause, deliveries)
+}
+
+// deadLetterOf is deadLetter of a message published on
+// sluice.events.<tenant>: the worker dead-letters it on sluice.dlq.<tenant>
+// whatever its headers say.
+func (c cluster) deadLetterOf(t *testing.T, tenant string, r request, cause string, deliveries int) uint64 {
+	t.Helper()
+	m := nats.NewMsg(stream.DLQSubject(tenant))
 	r.meta.SetHeaders(m.Header)
-	m.Header.Set(stream.HeaderMsgID, "dlq-"+r.meta.BatchID)
+	m.Header.Set(stream.HeaderMsgID, "dlq-"+envelope.NewBatchID()) // the worker's names the events stream's sequence
 	m.Header.Set(stream.HeaderError, cause)
 	m.Header.Set(stream.HeaderDeliveries, strconv.Itoa(deliveries))
 	m.Data = r.body

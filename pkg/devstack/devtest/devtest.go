@@ -58,6 +58,28 @@ func S3(t testing.TB) *devstack.S3 {
 	return s
 }
 
+// NATSCluster starts a cluster of n nats-server processes (the server of the
+// module the workspace requires, built without the race detector: it is not
+// code under test) under t.TempDir(), stopped at cleanup; their logs are
+// printed when the test failed.
+func NATSCluster(t testing.TB, n int) *devstack.NATSCluster {
+	t.Helper()
+	bin := PlainBinary(t, "github.com/nats-io/nats-server/v2")
+	c, err := devstack.StartNATSCluster(t.Context(), devstack.NATSClusterOptions{Binary: bin, Dir: t.TempDir(), Nodes: n})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c.Stop()
+		if t.Failed() {
+			for _, node := range c.Nodes() {
+				t.Logf("--- log of nats node %s (last lines):\n%s", node.Name, Tail(node.Log(), 60))
+			}
+		}
+	})
+	return c
+}
+
 var (
 	buildMu sync.Mutex
 	built   = map[string]string{}
@@ -105,6 +127,9 @@ func build(t testing.TB, pkg string, race bool) string {
 		t.Fatal(err)
 	}
 	name := filepath.Base(pkg)
+	if major := strings.TrimPrefix(name, "v"); major != name && strings.Trim(major, "0123456789") == "" {
+		name = filepath.Base(filepath.Dir(pkg)) // a module's major version suffix: name it by the module
+	}
 	tmp, err := os.CreateTemp(dir, name+".tmp*")
 	if err != nil {
 		t.Fatal(err)

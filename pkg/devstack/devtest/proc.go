@@ -20,9 +20,13 @@ import (
 // Proc is a program started by a test, with its output captured.
 type Proc struct {
 	Name string
+	bin  string
+	env  []string
+	out  *syncBuffer
+
+	mu   sync.Mutex // guards the current run, which Restart replaces
 	cmd  *exec.Cmd
 	done chan struct{}
-	out  *syncBuffer
 	err  error
 }
 
@@ -47,14 +51,10 @@ func (s *syncBuffer) String() string {
 // its output is logged when the test failed.
 func Start(t testing.TB, name, bin string, env map[string]string) *Proc {
 	t.Helper()
-	p := &Proc{Name: name, cmd: exec.Command(bin), done: make(chan struct{}), out: &syncBuffer{}}
-	p.cmd.Env = Env(env)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	devstack.DieWithParent(p.cmd)
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+	p := &Proc{Name: name, bin: bin, env: Env(env), out: &syncBuffer{}}
+	if err := p.start(); err != nil {
+		t.Fatal(err)
 	}
-	go func() { p.err = p.cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
 		p.Stop(10 * time.Second)
 		if t.Failed() {
@@ -64,39 +64,105 @@ func Start(t testing.TB, name, bin string, env map[string]string) *Proc {
 	return p
 }
 
+func (p *Proc) start() error {
+	cmd := exec.Command(p.bin)
+	cmd.Env = p.env
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	devstack.DieWithParent(cmd)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", p.Name, err)
+	}
+	done := make(chan struct{})
+	p.mu.Lock()
+	p.cmd, p.done, p.err = cmd, done, nil
+	p.mu.Unlock()
+	go func() {
+		err := cmd.Wait()
+		p.mu.Lock()
+		if p.cmd == cmd {
+			p.err = err
+		}
+		p.mu.Unlock()
+		close(done)
+	}()
+	return nil
+}
+
+// run is the current run: its process and the channel closed when it
+// exits.
+func (p *Proc) run() (*exec.Cmd, chan struct{}) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd, p.done
+}
+
+// Restart kills the process if it still runs and starts the program again
+// with the same environment (so on the same ports and files); its output
+// goes on in the same log, after a line saying so. The caller waits for it
+// to be ready (WaitReady).
+func (p *Proc) Restart(t testing.TB) {
+	t.Helper()
+	p.Kill()
+	fmt.Fprintf(p.out, "--- %s restarted at %s\n", p.Name, time.Now().UTC().Format(time.RFC3339Nano))
+	if err := p.start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // Output is what the process printed so far.
 func (p *Proc) Output() string { return p.out.String() }
 
+// Tail is the last n lines of a log.
+func Tail(log string, n int) string {
+	lines := strings.Split(strings.TrimRight(log, "\n"), "\n")
+	if len(lines) > n {
+		lines = append([]string{fmt.Sprintf("[%d earlier lines]", len(lines)-n)}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
+}
+
 // Signal sends sig to the process.
-func (p *Proc) Signal(sig os.Signal) { _ = p.cmd.Process.Signal(sig) }
+func (p *Proc) Signal(sig os.Signal) {
+	cmd, _ := p.run()
+	_ = cmd.Process.Signal(sig)
+}
 
 // Kill ends the process with SIGKILL and waits for it.
 func (p *Proc) Kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
+	cmd, done := p.run()
+	_ = cmd.Process.Kill()
+	<-done
 }
 
 // Stop sends SIGTERM and waits up to grace before killing. It returns the
 // process's exit error (nil for a clean exit).
 func (p *Proc) Stop(grace time.Duration) error {
+	_, done := p.run()
 	select {
-	case <-p.done:
-		return p.err
+	case <-done:
+		return p.exitErr()
 	default:
 	}
 	p.Signal(syscall.SIGTERM)
 	select {
-	case <-p.done:
+	case <-done:
 	case <-time.After(grace):
 		p.Kill()
 	}
+	return p.exitErr()
+}
+
+func (p *Proc) exitErr() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	return p.err
 }
 
 // PeakRSS is the process's peak resident set so far (VmHWM in
 // /proc/<pid>/status), in bytes.
 func (p *Proc) PeakRSS() (int64, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.cmd.Process.Pid) + "/status")
+	cmd, _ := p.run()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/status")
 	if err != nil {
 		return 0, fmt.Errorf("peak RSS of %s: %w", p.Name, err)
 	}
@@ -109,11 +175,14 @@ func (p *Proc) PeakRSS() (int64, error) {
 			return kb << 10, nil
 		}
 	}
-	return 0, fmt.Errorf("peak RSS of %s: no VmHWM in /proc/%d/status", p.Name, p.cmd.Process.Pid)
+	return 0, fmt.Errorf("peak RSS of %s: no VmHWM in /proc/%d/status", p.Name, cmd.Process.Pid)
 }
 
-// Done is closed when the process has exited.
-func (p *Proc) Done() <-chan struct{} { return p.done }
+// Done is closed when the process (its current run) has exited.
+func (p *Proc) Done() <-chan struct{} {
+	_, done := p.run()
+	return done
+}
 
 // WaitReady polls url until it answers 200, the process exits or 30s pass.
 func WaitReady(t testing.TB, p *Proc, url string) {
@@ -132,8 +201,8 @@ func WaitReady(t testing.TB, p *Proc, url string) {
 			last = resp.Status
 		}
 		select {
-		case <-p.done:
-			t.Fatalf("%s exited before it was ready: %v\n%s", p.Name, p.err, p.Output())
+		case <-p.Done():
+			t.Fatalf("%s exited before it was ready: %v\n%s", p.Name, p.exitErr(), p.Output())
 		case <-ctx.Done():
 			t.Fatalf("%s not ready at %s: %s\n%s", p.Name, url, last, p.Output())
 		case <-time.After(50 * time.Millisecond):

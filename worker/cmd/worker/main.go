@@ -226,7 +226,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			var member *partition.Member
 			err = stream.Retry(ctx, log, "join the workers", func(ctx context.Context) error {
 				member, err = partition.Join(ctx, partition.Config{
-					JS: js, Stream: streamCfg.EventsConfig().Name, Slots: slots, TTL: s.ackWait, Log: log,
+					JS: js, Stream: streamCfg.EventsConfig().Name, Slots: slots, TTL: s.ackWait, Replicas: streamCfg.Replicas, Log: log,
 				}, p)
 				return err
 			})
@@ -244,6 +244,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			var wg sync.WaitGroup
 			wg.Go(func() { _ = member.Run(ctx) })
 			wg.Go(func() { _ = tracker.Run(ctx) })
+			wg.Go(func() { _ = p.WatchStalls(ctx, 2*s.ackWait) })
 			err = p.Run(ctx)
 			cancel()
 			wg.Wait()

@@ -39,7 +39,10 @@ type Config struct {
 	// soon the others take a dead worker's partitions. Heartbeats go every
 	// TTL/3.
 	TTL time.Duration
-	Log *slog.Logger
+	// Replicas of the members bucket: the events stream's, so that
+	// membership outlives a NATS node as the stream does.
+	Replicas int
+	Log      *slog.Logger
 }
 
 // Member is this worker's membership.
@@ -68,6 +71,7 @@ func Join(ctx context.Context, cfg Config, rd Reader) (*Member, error) {
 		// Markers make the watchers see a key removed by the TTL.
 		LimitMarkerTTL: cfg.TTL,
 		History:        1,
+		Replicas:       max(cfg.Replicas, 1),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("members bucket %s: %w", stream.MembersBucket, err)

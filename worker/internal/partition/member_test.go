@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
@@ -108,4 +109,47 @@ func TestMembersShareThePartitions(t *testing.T) {
 	c.cancel() // dies: no Leave, its key expires
 	<-c.done
 	devtest.Eventually(t, 15*time.Second, 20*time.Millisecond, reads(a, all), "a dead member's partitions did not come back")
+}
+
+// TestMembershipOutlivesANATSNode: the members bucket has the stream's
+// replicas, so with the node that leads it killed, heartbeats go on once
+// the other two elect a leader (a bucket of one replica would be gone
+// until that node is back).
+func TestMembershipOutlivesANATSNode(t *testing.T) {
+	cl := devtest.NATSCluster(t, 3)
+	nc, err := nats.Connect(cl.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	m, err := Join(t.Context(), Config{JS: js, ID: "w1", TTL: 10 * time.Second, Replicas: 3, Log: log}, &reader{reading: map[string]bool{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(t.Context(), "KV_"+stream.MembersBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Config.Replicas != 3 || info.Cluster == nil {
+		t.Fatalf("members bucket has %d replicas, want 3", info.Config.Replicas)
+	}
+	for _, node := range cl.Nodes() {
+		if node.Name == info.Cluster.Leader {
+			node.Kill()
+		}
+	}
+	devtest.Eventually(t, 30*time.Second, 200*time.Millisecond, func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		return m.heartbeat(ctx) == nil
+	}, "no heartbeat went through after the bucket's leader was killed")
 }

@@ -191,3 +191,32 @@ func TestDeadLettersOfTwoIncarnations(t *testing.T) {
 	h.start(h.config(lim))
 	h.dlq(2)
 }
+
+// TestInvalidUTF8GoesToDLQ: an event that json.Valid accepts but that is
+// not valid UTF-8 (a stray byte inside a string, as a non-gateway
+// publisher may send) is dead-lettered with the reason, and never stored;
+// the valid message beside it lands.
+func TestInvalidUTF8GoesToDLQ(t *testing.T) {
+	h := newHarness(t, stream.ConsumerConfig{})
+	h.publish("acme", hourAgo, 1, 1, 10)
+	bad := nats.NewMsg(stream.EventsSubject("acme"))
+	meta := envelope.Meta{Tenant: "acme", BatchID: envelope.NewBatchID(), ReceivedAt: hourAgo, EventCount: 2}
+	meta.SetHeaders(bad.Header)
+	bad.Data = []byte(`{"msg":"caf` + "\xc3\xa9" + `"}` + "\n" + `{"msg":"caf` + "\xe9" + `"}` + "\n") // é in UTF-8, then in Latin-1
+	if _, err := h.js.PublishMsg(t.Context(), bad); err != nil {
+		t.Fatal(err)
+	}
+
+	h.start(h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond}))
+	dl := h.dlq(1)
+	if got := dl[0].Header.Get(stream.HeaderError); got != "undecodable body: event 1 is not valid UTF-8" || dl[0].Header.Get(stream.HeaderBatchID) != meta.BatchID {
+		t.Errorf("dead letter %s with reason %q", dl[0].Header.Get(stream.HeaderBatchID), got)
+	}
+	ids := checkObjects(t, h.waitEvents(1, 15*time.Second))
+	for id := range ids {
+		if strings.HasPrefix(id, meta.BatchID) {
+			t.Errorf("event %s of the invalid body stored", id)
+		}
+	}
+	devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool { return h.streamMsgs() == 0 }, "stream not empty")
+}

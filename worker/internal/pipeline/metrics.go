@@ -20,6 +20,8 @@ type Metrics struct {
 	dlqBytes           prometheus.Gauge
 	// whether this worker can write to its bucket (writable.go)
 	s3Writable prometheus.Gauge
+	// consumers found stalled (stall.go)
+	stalls prometheus.Counter
 }
 
 // NewMetrics registers the pipeline metrics on reg.
@@ -70,7 +72,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.s3Writable = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "sluice_worker_s3_writable", Help: "1 while this worker can write to its bucket; 0 while S3 refuses it (credentials, permissions, bucket, region): it then fetches nothing and is not ready.",
 	})
-	reg.MustRegister(m.deadLettersRefused, m.dlqMessages, m.dlqBytes, m.s3Writable)
+	m.stalls = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sluice_worker_partition_stalls_total", Help: "Consumers read by this worker that had messages for it but delivered none for twice SLUICE_ACK_WAIT while it fetched; each was unpinned and fetched afresh.",
+	})
+	reg.MustRegister(m.deadLettersRefused, m.dlqMessages, m.dlqBytes, m.s3Writable, m.stalls)
 	for _, o := range []string{"acked", "retried", "dead_lettered"} {
 		m.messages.WithLabelValues(o)
 	}

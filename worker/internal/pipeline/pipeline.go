@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -288,116 +289,6 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 	return failed
 }
 
-// fetchFrom fetches from one consumer while the budget has room, checks
-// the messages and sends the good ones to out, until ctx ends. Checking
-// here, off Run's goroutine, runs it in parallel with batching. A fetch
-// asks for half the room left in bodies, but at least room for one
-// largest message, and half in messages (each charged msgOverhead), and
-// reserves in the budget what it may deliver before it asks, so the
-// fetches of the consumers read (one per partition owned) share the room
-// without each taking a fixed part of it: one busy partition gets large
-// fetches, whatever the number of idle ones. A consumer whose last fetch
-// delivered nothing, or a fetch with less than that room left, asks for
-// one message and reserves nothing, so the bytes held pass
-// MaxInflightBytes by at most one message per consumer read. Redelivered messages go to their lookups,
-// which send them to out.
-func (p *Pipeline) fetchFrom(ctx context.Context, s *source, out chan<- []batch.Item) error {
-	backoff := p.cfg.RetryMin
-	for {
-		room := p.budget.waitRoom(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if !p.waitWritable(ctx) {
-			return nil
-		}
-		// Half the room for bodies, half for the per-message overhead;
-		// never less than room for one largest message.
-		largest := int64(p.cfg.MaxMessageBytes + fetchSlack)
-		half := min(room/2, 1<<30)
-		fetchMsgs := int(min(max(half/msgOverhead, 1), int64(p.cfg.FetchMessages)))
-		fetchBytes := int(max(half, largest))
-		if room/2 < largest || s.idle { // nearly full, or idle: one message
-			fetchMsgs = 1
-		}
-		// A fetch of one message reserves nothing: the bound allows one
-		// message per consumer read, and an idle consumer's long poll
-		// must not hold room the busy ones need.
-		var reserve int64
-		if fetchMsgs > 1 {
-			reserve = min(int64(fetchBytes), int64(fetchMsgs)*int64(p.cfg.MaxMessageBytes)) + int64(fetchMsgs)*msgOverhead
-		}
-		res := p.budget.reserve(reserve)
-		opts := append([]jetstream.FetchOpt{jetstream.FetchMaxBytes(fetchBytes), jetstream.FetchMaxWait(time.Second)}, s.opts...)
-		mb, err := s.cons.Fetch(fetchMsgs, opts...)
-		got := 0
-		if err == nil {
-			// Items go to Run in slices of what has arrived (at most
-			// handoff): one channel operation per slice, not per message.
-			var items []batch.Item
-			in := mb.Messages()
-			for m := range in {
-				got++
-				res.take(heldBytes(m.Data()))
-				if it, ok := p.check(ctx, m, s.name); ok {
-					items = append(items, it)
-				}
-				if len(items) > 0 && (len(items) >= handoff || len(in) == 0) {
-					out <- items
-					items = nil
-				}
-			}
-			if len(items) > 0 {
-				out <- items
-			}
-			err = mb.Error()
-		}
-		res.end()
-		s.idle = got == 0
-		switch {
-		case err == nil || errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, context.DeadlineExceeded):
-			backoff = p.cfg.RetryMin
-			continue
-		case errors.Is(err, jetstream.ErrPinIDMismatch):
-			// Another worker holds the partition's pin now (this one
-			// stopped pulling for longer than PinnedTTL); the client
-			// forgets its pin, and the next fetch waits its turn.
-			continue
-		case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
-			p.inc.deleted(p.inc.current()) // perhaps with its stream: settle nothing of it
-			return fmt.Errorf("fetch from %s: %w", s.name, err)
-		}
-		p.cfg.Log.Warn("fetch failed; retrying", "consumer", s.name, "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, p.cfg.RetryMax)
-	}
-}
-
-// msgOverhead is what the budget charges for one message beside its body:
-// its headers, the client's message structs and the batch item. Measured
-// at about 1 KiB; without it, small messages would hold several times the
-// bound.
-const msgOverhead = 1024
-
-// fetchSlack is room in a fetch beside the largest message's headers and
-// body: the server counts each message's subject and ack reply subject
-// against the fetch's byte limit too. A subject fits the publisher's
-// control line (4 KiB by default); an ack reply holds the stream and
-// consumer names and a few numbers.
-const fetchSlack = 5 << 10
-
-// handoff is the most items the fetch goroutine hands to Run at once.
-const handoff = 256
-
-func heldBytes(body []byte) int64 { return int64(len(body)) + msgOverhead }
-
-// held is what the budget charges for a batch's messages.
-func held(bt *batch.Batch) int64 { return bt.Bytes + int64(len(bt.Items))*msgOverhead }
-
 // check turns a message into a batch item, tagged with its stream
 // incarnation. A message that can never be stored, or that reached
 // MaxDeliver, goes to the dead-letter stream instead and its bytes are
@@ -449,15 +340,24 @@ func (p *Pipeline) check(ctx context.Context, m jetstream.Msg, source string) (b
 // errBadBody marks a body that can never be written as NDJSON lines.
 var errBadBody = errors.New("undecodable body")
 
-// checkBody makes sure a body is NDJSON of JSON objects with as many lines
-// as its headers say (Sluice-Event-Count, or Sluice-Requests of a coalesced
-// message), so it cannot corrupt an object.
+// checkBody makes sure a body is NDJSON of JSON objects in valid UTF-8 with
+// as many lines as its headers say (Sluice-Event-Count, or Sluice-Requests
+// of a coalesced message), so it cannot corrupt an object. json.Valid
+// accepts invalid UTF-8 inside strings, which a Parquet string column or a
+// JSON reader downstream would not; the gateway refuses it, but another
+// publisher or a replay need not. The whole body is checked at once (a
+// fast scan next to json.Valid's), each event only when that fails, to
+// name it.
 func checkBody(body []byte, meta envelope.Meta) error {
+	valid := utf8.Valid(body)
 	n := 0
 	err := envelope.EachEvent(body, func(i int, ev []byte) error {
 		n++
 		if ev[0] != '{' || !json.Valid(ev) {
 			return fmt.Errorf("%w: event %d is not a JSON object", errBadBody, i)
+		}
+		if !valid && !utf8.Valid(ev) {
+			return fmt.Errorf("%w: event %d is not valid UTF-8", errBadBody, i)
 		}
 		return nil
 	})

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -31,9 +32,13 @@ type source struct {
 	opts   []jetstream.FetchOpt
 	cancel context.CancelFunc
 	done   chan struct{} // closed when its fetch goroutine returned
-	// idle is whether its last fetch delivered nothing; only its fetch
-	// goroutine uses it.
-	idle bool
+	// idle is whether its last fetch delivered nothing, countOnly whether
+	// it is fetched by message count alone (fetch.go); only its fetch
+	// goroutine uses them after Acquire.
+	idle      bool
+	countOnly bool
+	// progress is what the stall watch reads (stall.go).
+	progress progress
 }
 
 // release is a handover that Run completes.
@@ -64,7 +69,8 @@ func (p *Pipeline) Acquire(name string, cons Fetcher, opts ...jetstream.FetchOpt
 	if ss.ended || ss.active[name] != nil {
 		return
 	}
-	s := &source{name: name, cons: cons, opts: opts, done: make(chan struct{})}
+	s := &source{name: name, cons: cons, opts: opts, done: make(chan struct{}), countOnly: replicated(cons)}
+	s.progress.start(time.Now())
 	ss.active[name] = s
 	if ss.ctx != nil {
 		ss.launch(s)
@@ -136,4 +142,28 @@ func (ss *sources) run(ctx context.Context, start func(ctx context.Context, s *s
 	ss.ended = true
 	ss.mu.Unlock()
 	ss.wg.Wait()
+}
+
+// replicated is whether cons is a consumer with replicas, as its info
+// said when it was looked up; false when cons says nothing of it.
+func replicated(cons Fetcher) bool {
+	c, ok := cons.(interface {
+		CachedInfo() *jetstream.ConsumerInfo
+	})
+	if !ok {
+		return false
+	}
+	info := c.CachedInfo()
+	return info != nil && (info.Config.Replicas > 1 || info.Cluster != nil && len(info.Cluster.Replicas) > 0)
+}
+
+// list is the sources being read now.
+func (ss *sources) list() []*source {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	out := make([]*source, 0, len(ss.active))
+	for _, s := range ss.active {
+		out = append(out, s)
+	}
+	return out
 }
