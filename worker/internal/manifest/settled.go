@@ -18,11 +18,12 @@ import (
 // (stored in S3 first) or terminated (dead-lettered first), whichever
 // consumer delivered it: its partition's under any partition count, or
 // the unpartitioned one. So the hour is settled when the stream holds no
-// message of it. The gateway stamps Sluice-Received-At just before it
-// publishes, so messages are stored in received order, give or take a
-// publish (at most SLUICE_PUBLISH_TIMEOUT, well under the grace): every
-// message of the hour is stored before any received at or after the
-// hour's end plus the grace. Reading the tenant's stored messages from
+// message of it. The gateway stamps Sluice-Received-At once the body is
+// decoded, just before it publishes (after a coalescing wait, if any), so
+// messages are stored in received order, give or take the time from the
+// stamp to the store (a few SLUICE_PUBLISH_TIMEOUTs, well under the
+// grace): every message of the hour is stored before any received at or
+// after the hour's end plus the grace. Reading the tenant's stored messages from
 // the oldest, the hour is settled at the first one received that late (or
 // when none is left), and not settled at the first one of the hour.
 // Messages of other hours before that are skipped, up to settleScan of
