@@ -3,6 +3,9 @@ package e2e
 import (
 	"fmt"
 	"net/http"
+	"regexp"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,17 +28,18 @@ type soakClient struct {
 
 	mu       sync.Mutex
 	accepted map[int]acceptedReq
-	sent     atomic.Int64 // attempts
-	failed   atomic.Int64 // attempts not answered 202
-	given    atomic.Int64 // requests of the keyed client given up at the deadline
-	lastErr  atomic.Value // string
+	sent     atomic.Int64   // attempts
+	failed   atomic.Int64   // attempts not answered 202
+	given    atomic.Int64   // requests of the keyed client given up at the deadline
+	lastErr  atomic.Value   // string
+	errs     map[string]int // failed attempts by kind of answer
 }
 
 // run sends from conc goroutines, each one request every pace, until stop
 // is closed; a keyed request already sent is retried until giveUp closes.
 // The returned func waits for the goroutines.
 func (c *soakClient) run(t *testing.T, conc int, pace time.Duration, stop, giveUp <-chan struct{}) func() {
-	c.accepted = map[int]acceptedReq{}
+	c.accepted, c.errs = map[int]acceptedReq{}, map[string]int{}
 	client := &http.Client{Timeout: 10 * time.Second}
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -78,6 +82,9 @@ func (c *soakClient) send(t *testing.T, client *http.Client, tenant string, req,
 		}
 		c.failed.Add(1)
 		c.lastErr.Store(err.Error())
+		c.mu.Lock()
+		c.errs[errKind(err)]++
+		c.mu.Unlock()
 		if !c.keyed {
 			return
 		}
@@ -88,6 +95,41 @@ func (c *soakClient) send(t *testing.T, client *http.Client, tenant string, req,
 		case <-tick:
 		}
 	}
+}
+
+// refusal is the status and error code of a refused request (postKeyed's
+// error text).
+var refusal = regexp.MustCompile(`status (\d+): \{"error":"([a-z_]+)"`)
+
+// errKind names what a failed attempt got: a refusal's status and code, or
+// what went wrong on the connection.
+func errKind(err error) string {
+	msg := err.Error()
+	if m := refusal.FindStringSubmatch(msg); m != nil {
+		return m[1] + " " + m[2]
+	}
+	for _, k := range []string{"connection refused", "connection reset", "EOF", "Client.Timeout", "bad 202 body"} {
+		if strings.Contains(msg, k) {
+			return k
+		}
+	}
+	return msg
+}
+
+// failures is the failed attempts by kind, e.g. "503 unavailable 12, connection refused 3".
+func (c *soakClient) failures() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	kinds := make([]string, 0, len(c.errs))
+	for k := range c.errs {
+		kinds = append(kinds, k)
+	}
+	slices.SortFunc(kinds, func(a, b string) int { return c.errs[b] - c.errs[a] })
+	var parts []string
+	for _, k := range kinds {
+		parts = append(parts, fmt.Sprintf("%s %d", k, c.errs[k]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // events is every event id answered 202, with its tenant.

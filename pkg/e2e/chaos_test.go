@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,12 +30,25 @@ const (
 	soakDrain       = soakAckWait + 15*time.Second // after the last restart, the stream must be empty
 )
 
+// soakKinds are the kinds of process the schedule kills.
+var soakKinds = []string{"gateway", "worker", "nats", "redis", "s3"}
+
 // soakSettings reads SLUICE_SOAK_SEED (replays a run's schedule; default:
-// the clock) and SLUICE_SOAK_FAULTS (how long the faults go on; default
-// 60s).
-func soakSettings(t *testing.T) (seed int64, faults time.Duration) {
+// the clock), SLUICE_SOAK_FAULTS (how long the faults go on; default 60s)
+// and SLUICE_SOAK_KINDS (the kinds of process killed, comma-separated;
+// default all of soakKinds), which narrows down which fault leads to a
+// failure.
+func soakSettings(t *testing.T) (seed int64, faults time.Duration, kinds []string) {
 	t.Helper()
-	seed, faults = time.Now().UnixNano(), 60*time.Second
+	seed, faults, kinds = time.Now().UnixNano(), 60*time.Second, soakKinds
+	if v := os.Getenv("SLUICE_SOAK_KINDS"); v != "" {
+		kinds = strings.Split(v, ",")
+		for _, k := range kinds {
+			if !slices.Contains(soakKinds, k) {
+				t.Fatalf("SLUICE_SOAK_KINDS=%q: %q is not one of %v", v, k, soakKinds)
+			}
+		}
+	}
 	if v := os.Getenv("SLUICE_SOAK_SEED"); v != "" {
 		var err error
 		if seed, err = strconv.ParseInt(v, 10, 64); err != nil {
@@ -48,7 +62,7 @@ func soakSettings(t *testing.T) (seed int64, faults time.Duration) {
 		}
 		faults = d
 	}
-	return seed, faults
+	return seed, faults, kinds
 }
 
 // TestChaosSoak runs a whole cluster of real processes on loopback — three
@@ -71,8 +85,8 @@ func soakSettings(t *testing.T) (seed int64, faults time.Duration) {
 // kind, each partition's longest time with deliverable messages and no
 // progress, the events acknowledged and landed, and the duplicates.
 func TestChaosSoak(t *testing.T) {
-	seed, faultTime := soakSettings(t)
-	t.Logf("seed %d (replay the schedule with SLUICE_SOAK_SEED=%d), %s of faults", seed, seed, faultTime)
+	seed, faultTime, kinds := soakSettings(t)
+	t.Logf("seed %d (replay the schedule with SLUICE_SOAK_SEED=%d), %s of faults killing %v", seed, seed, faultTime, kinds)
 	cl := startSoakCluster(t)
 	_, js := devtest.JetStream(t, cl.nats)
 	begin := time.Now().UTC()
@@ -89,7 +103,7 @@ func TestChaosSoak(t *testing.T) {
 	waitKeyed := keyed.run(t, 2, 40*time.Millisecond, stop, giveUp)
 	waitOnce := once.run(t, 2, 40*time.Millisecond, stop, giveUp)
 
-	sched := newFaultSchedule(seed, cl.victims(t))
+	sched := newFaultSchedule(seed, cl.victims(t, kinds))
 	sched.run(t.Context(), faultTime, t.Logf)
 	close(stop)
 	lastRestart := sched.lastReady()
@@ -129,7 +143,7 @@ func TestChaosSoak(t *testing.T) {
 	t.Logf("%s", watch.summary())
 	t.Logf("longest time any partition had deliverable messages without progress: %s (%s)", longest.Round(100*time.Millisecond), name)
 	for _, c := range []*soakClient{keyed, once} {
-		t.Logf("client %s: %d requests answered 202, %d attempts (%d not answered 202)", c.name, len(c.accepted), c.sent.Load(), c.failed.Load())
+		t.Logf("client %s: %d requests answered 202, %d attempts; %d not answered 202: %s", c.name, len(c.accepted), c.sent.Load(), c.failed.Load(), c.failures())
 	}
 	t.Logf("events acknowledged (202): %d; landed (of those, in S3): %d; stored events %d in %d objects; duplicates: %d events stored more than once (%d extra lines)",
 		len(want), len(want)-missing, len(got.count), len(got.objects), dupIDs, dupLines)
@@ -218,8 +232,8 @@ func startSoakCluster(t *testing.T) *soakCluster {
 
 func (cl *soakCluster) procs() []*soakProc { return append(slices.Clone(cl.gateways), cl.workers...) }
 
-// victims are the processes the schedule may kill.
-func (cl *soakCluster) victims(t *testing.T) []*victim {
+// victims are the processes of kinds the schedule may kill.
+func (cl *soakCluster) victims(t *testing.T, kinds []string) []*victim {
 	var out []*victim
 	for _, p := range cl.procs() {
 		kind, _, _ := strings.Cut(p.Name, "-")
@@ -236,7 +250,7 @@ func (cl *soakCluster) victims(t *testing.T) []*victim {
 	out = append(out,
 		&victim{kind: "redis", name: "redis", kill: cl.redis.Kill, restart: cl.redis.Restart},
 		&victim{kind: "s3", name: "s3", kill: cl.s3.Kill, restart: cl.s3.Restart})
-	return out
+	return slices.DeleteFunc(out, func(v *victim) bool { return !slices.Contains(kinds, v.kind) })
 }
 
 // waitDrained polls the events stream until it holds no message (true) or
@@ -433,9 +447,20 @@ func checkLanded(t *testing.T, cl *soakCluster, got soakObjects, begin time.Time
 	}
 }
 
+// number is a run of digits, replaced to group log lines that differ only
+// in sequences, ports and times.
+var number = regexp.MustCompile(`[0-9]+`)
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
 // logDigest prints, for each gateway and worker, its warnings and errors
 // counted by message and error, and the tail of its log (the whole log
-// follows at cleanup).
+// follows at cleanup); for each NATS node, its warnings and errors.
 func (cl *soakCluster) logDigest(t *testing.T) {
 	for _, p := range cl.procs() {
 		counts := map[string]int{}
@@ -446,24 +471,40 @@ func (cl *soakCluster) logDigest(t *testing.T) {
 			if json.Unmarshal([]byte(line), &l) != nil || (l.Level != "WARN" && l.Level != "ERROR") {
 				continue
 			}
-			k := l.Level + " " + l.Msg
+			k := l.Level + " " + number.ReplaceAllString(l.Msg, "#")
 			if l.Consumer != "" {
 				k += " consumer=" + l.Consumer
 			}
 			if l.Err != "" {
-				k += " err=" + l.Err
+				k += " err=" + number.ReplaceAllString(l.Err, "#")
 			}
-			counts[k]++
+			counts[truncate(k, 240)]++
 		}
-		keys := make([]string, 0, len(counts))
-		for k := range counts {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		var b strings.Builder
-		for _, k := range keys {
-			fmt.Fprintf(&b, "  %5d× %s\n", counts[k], k)
-		}
-		t.Logf("--- %s: warnings and errors by message:\n%s--- last lines:\n%s", p.Name, b.String(), devtest.Tail(p.Output(), 15))
+		t.Logf("--- %s: warnings and errors by message:\n%s--- last lines:\n%s", p.Name, countLines(counts), devtest.Tail(p.Output(), 15))
 	}
+	for _, n := range cl.nats.Nodes() {
+		counts := map[string]int{}
+		for line := range strings.SplitSeq(n.Log(), "\n") {
+			for _, level := range []string{"[WRN] ", "[ERR] "} {
+				if _, msg, ok := strings.Cut(line, level); ok {
+					counts[truncate(level+number.ReplaceAllString(msg, "#"), 240)]++
+				}
+			}
+		}
+		t.Logf("--- nats node %s: warnings and errors by message:\n%s", n.Name, countLines(counts))
+	}
+}
+
+// countLines prints counted lines sorted, one a line.
+func countLines(counts map[string]int) string {
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  %5d× %s\n", counts[k], k)
+	}
+	return b.String()
 }
