@@ -118,9 +118,10 @@ func TestChaosSoak(t *testing.T) {
 
 	// The events stream is empty within the bound, or the test says where
 	// it is stuck.
-	drained := waitDrained(t, cl, lastRestart.Add(soakDrain))
-	if !drained {
+	if drained := waitDrained(t, cl, lastRestart.Add(soakDrain)); !drained {
 		t.Errorf("SLUICE_EVENTS still holds messages %s after the last restart (SLUICE_ACK_WAIT + 15s)", soakDrain)
+	} else {
+		t.Logf("SLUICE_EVENTS empty %s after the last restart", time.Since(lastRestart).Round(100*time.Millisecond))
 	}
 	stopWatch()
 	watching.Wait()

@@ -136,11 +136,19 @@ func consumerInfos(ctx context.Context, js jetstream.JetStream) ([]*jetstream.Co
 // way `nats consumer report` shows it, and of the stream.
 func consumerReport(ctx context.Context, js jetstream.JetStream) string {
 	var b strings.Builder
-	if st, err := js.Stream(ctx, stream.EventsStream); err == nil {
-		if info, err := st.Info(ctx); err == nil {
-			fmt.Fprintf(&b, "stream %s: %d messages, sequences %d..%d, leader %s\n", info.Config.Name, info.State.Msgs,
-				info.State.FirstSeq, info.State.LastSeq, info.Cluster.Leader)
+	for _, name := range []string{stream.EventsStream, stream.DLQStream} {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			fmt.Fprintf(&b, "stream %s: %v\n", name, err)
+			continue
 		}
+		info := st.CachedInfo()
+		leader := ""
+		if info.Cluster != nil {
+			leader = info.Cluster.Leader
+		}
+		fmt.Fprintf(&b, "stream %s: %d messages, sequences %d..%d, leader %s\n", name, info.State.Msgs,
+			info.State.FirstSeq, info.State.LastSeq, leader)
 	}
 	infos, err := consumerInfos(ctx, js)
 	if err != nil {
