@@ -23,7 +23,8 @@ type NATSClusterOptions struct {
 	// Dir holds one directory per node: its config file, JetStream store
 	// and log. Each survives a kill, so a restarted node finds its data.
 	Dir string
-	// Nodes is the cluster size; 0 means 3.
+	// Nodes is the cluster size, at least 3 (a quorum with one node
+	// down); 0 means 3.
 	Nodes int
 	// Name is the cluster name; empty means "sluice-test".
 	Name string
@@ -58,6 +59,9 @@ func StartNATSCluster(ctx context.Context, opts NATSClusterOptions) (*NATSCluste
 		return nil, errors.New("nats cluster: Binary and Dir are required")
 	}
 	n := cmp.Or(opts.Nodes, 3)
+	if n < 3 {
+		return nil, fmt.Errorf("nats cluster of %d nodes: JetStream needs at least 3 to keep a quorum with one down", n)
+	}
 	name := cmp.Or(opts.Name, "sluice-test")
 	c := &NATSCluster{}
 	routePorts := make([]int, n)

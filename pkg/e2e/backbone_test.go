@@ -87,6 +87,11 @@ type acceptedReq struct {
 // post sends request number req with n events for the tenant of key, in one
 // of the body shapes, and returns what the gateway accepted.
 func post(t *testing.T, client *http.Client, url, key string, req, n int) (acceptedReq, error) {
+	return postKeyed(t, client, url, key, "", req, n)
+}
+
+// postKeyed is post with an Idempotency-Key (none when empty).
+func postKeyed(t *testing.T, client *http.Client, url, key, idem string, req, n int) (acceptedReq, error) {
 	evs := make([]sentEvent, n)
 	for i := range evs {
 		evs[i] = sentEvent{Req: req, N: i, Pad: fmt.Sprintf("%0*d", req%50, i)}
@@ -114,6 +119,9 @@ func post(t *testing.T, client *http.Client, url, key string, req, n int) (accep
 	r, _ := http.NewRequestWithContext(t.Context(), http.MethodPost, url, bytes.NewReader(body))
 	r.Header.Set("Content-Type", ct)
 	r.Header.Set("Authorization", "Bearer "+key)
+	if idem != "" {
+		r.Header.Set("Idempotency-Key", idem)
+	}
 	resp, err := client.Do(r)
 	if err != nil {
 		return acceptedReq{}, err

@@ -28,9 +28,9 @@ func NATS(t testing.TB) *devstack.NATS {
 	return n
 }
 
-// JetStream connects to n and returns the JetStream context; the connection
-// closes at cleanup.
-func JetStream(t testing.TB, n *devstack.NATS) (*nats.Conn, jetstream.JetStream) {
+// JetStream connects to n (an embedded server or a cluster) and returns the
+// JetStream context; the connection closes at cleanup.
+func JetStream(t testing.TB, n interface{ URL() string }) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
 	nc, err := nats.Connect(n.URL(), nats.MaxReconnects(-1))
 	if err != nil {

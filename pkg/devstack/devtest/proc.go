@@ -184,11 +184,21 @@ func (p *Proc) Done() <-chan struct{} {
 	return done
 }
 
-// WaitReady polls url until it answers 200, the process exits or 30s pass.
+// WaitReady polls url until it answers 200, the process exits or 30s pass,
+// and fails the test if it does not.
 func WaitReady(t testing.TB, p *Proc, url string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
+	if err := Ready(ctx, p, url); err != nil {
+		t.Fatalf("%v\n%s", err, p.Output())
+	}
+}
+
+// Ready polls url until it answers 200 (nil), the process exits or ctx
+// ends; for a caller that must not stop the test (a goroutine, or a test
+// that reports more before failing).
+func Ready(ctx context.Context, p *Proc, url string) error {
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := http.DefaultClient.Do(req)
@@ -196,15 +206,15 @@ func WaitReady(t testing.TB, p *Proc, url string) {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 			last = resp.Status
 		}
 		select {
 		case <-p.Done():
-			t.Fatalf("%s exited before it was ready: %v\n%s", p.Name, p.exitErr(), p.Output())
+			return fmt.Errorf("%s exited before it was ready: %v", p.Name, p.exitErr())
 		case <-ctx.Done():
-			t.Fatalf("%s not ready at %s: %s\n%s", p.Name, url, last, p.Output())
+			return fmt.Errorf("%s not ready at %s: %s", p.Name, url, last)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
