@@ -20,6 +20,8 @@ type Metrics struct {
 	dlqBytes           prometheus.Gauge
 	// whether this worker can write to its bucket (writable.go)
 	s3Writable prometheus.Gauge
+	// hand-backs recorded, not counted towards MaxDeliver (handback.go)
+	handBacksRecorded prometheus.Counter
 }
 
 // NewMetrics registers the pipeline metrics on reg.
@@ -70,7 +72,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.s3Writable = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "sluice_worker_s3_writable", Help: "1 while this worker can write to its bucket; 0 while S3 refuses it (credentials, permissions, bucket, region): it then fetches nothing and is not ready.",
 	})
-	reg.MustRegister(m.deadLettersRefused, m.dlqMessages, m.dlqBytes, m.s3Writable)
+	m.handBacksRecorded = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sluice_worker_handbacks_recorded_total", Help: "Messages handed back because this worker could not write, recorded in SLUICE_HANDBACKS so the delivery does not count towards SLUICE_MAX_DELIVER.",
+	})
+	reg.MustRegister(m.deadLettersRefused, m.dlqMessages, m.dlqBytes, m.s3Writable, m.handBacksRecorded)
 	for _, o := range []string{"acked", "retried", "dead_lettered"} {
 		m.messages.WithLabelValues(o)
 	}
