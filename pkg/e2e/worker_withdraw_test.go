@@ -31,8 +31,9 @@ func manyTenants(n int) (keys string, tenants []string) {
 	return b.String(), tenants
 }
 
-// runTenantsLoad posts requests of 1 to 5 events from 2 clients, going
-// round the tenants, until stop is closed or max requests were sent.
+// runTenantsLoad posts requests of 1 to 5 events from 2 clients, each at
+// most 100 a second, going round the tenants, until stop is closed or max
+// requests were sent.
 func runTenantsLoad(t *testing.T, ingest string, tenants []string, max int, stop <-chan struct{}) (*load, func()) {
 	l := &load{accepted: map[int]acceptedReq{}, started: map[int]bool{}}
 	var next atomic.Int64
@@ -40,6 +41,8 @@ func runTenantsLoad(t *testing.T, ingest string, tenants []string, max int, stop
 	client := &http.Client{Timeout: 10 * time.Second}
 	for range 2 {
 		wg.Go(func() {
+			pace := time.NewTicker(10 * time.Millisecond)
+			defer pace.Stop()
 			for {
 				req := int(next.Add(1))
 				if req > max {
@@ -48,7 +51,7 @@ func runTenantsLoad(t *testing.T, ingest string, tenants []string, max int, stop
 				select {
 				case <-stop:
 					return
-				default:
+				case <-pace.C:
 				}
 				tenant := tenants[req%len(tenants)]
 				a, err := post(t, client, ingest, "key-"+tenant, req, 1+req%5)
@@ -144,17 +147,54 @@ func TestUnwritableWorkerLeavesItsPartitions(t *testing.T) {
 	owns := func(admin string, n float64) func() bool {
 		return func() bool { return gauge(admin, "sluice_worker_partitions_owned") == n }
 	}
-	devtest.Eventually(t, 20*time.Second, 50*time.Millisecond, func() bool { return owns(good, 8)() && owns(flapping, 8)() },
-		"the two workers do not share the partitions")
+	_, js := devtest.JetStream(t, st.nats)
+	events, err := js.Stream(t.Context(), stream.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// stalled is the partitions whose messages stored up to seq are not
+	// all acked yet.
+	stalled := func(seq uint64) []string {
+		var names []string
+		for p := range stream.DefaultPartitions {
+			name := stream.PartitionConsumer("", p)
+			info, err := js.Consumer(t.Context(), stream.EventsStream, name)
+			if err != nil {
+				names = append(names, name+" ("+err.Error()+")")
+				continue
+			}
+			ci := info.CachedInfo()
+			if ci.AckFloor.Stream < seq && (ci.NumPending > 0 || ci.NumAckPending > 0) {
+				names = append(names, name)
+			}
+		}
+		return names
+	}
 
+	var left []string
+	defer func() {
+		if len(left) > 0 {
+			t.Logf("partitions stalled: %v", left)
+		}
+	}()
 	stop := make(chan struct{})
 	l, wait := runTenantsLoad(t, st.ingest, tenants, 1<<30, stop)
 	const rounds = 4
 	for round := 1; round <= rounds; round++ {
-		// It holds messages of its partitions when its uploads are refused.
+		// It holds messages of its partitions when its secret goes wrong.
 		devtest.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool { return gauge(flapping, "sluice_worker_inflight_bytes") > 0 },
 			"the worker holds nothing of its partitions")
 		proxy.spoil.Store(true)
+		start := time.Now()
+		info, err := events.Info(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Every partition, its own included, goes on: what was stored when
+		// its secret went wrong is all acked, by the other worker.
+		devtest.Eventually(t, 60*time.Second, 100*time.Millisecond, func() bool { left = stalled(info.State.LastSeq); return len(left) == 0 },
+			fmt.Sprintf("round %d: partitions made no progress while a worker could not write", round))
+		moved := time.Since(start)
 		devtest.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool {
 			return gauge(flapping, "sluice_worker_withdrawals_total") >= float64(round) && owns(flapping, 0)() && owns(good, 16)()
 		}, fmt.Sprintf("round %d: the refused worker's partitions did not move to the other worker", round))
@@ -163,6 +203,8 @@ func TestUnwritableWorkerLeavesItsPartitions(t *testing.T) {
 		proxy.spoil.Store(false)
 		devtest.Eventually(t, 60*time.Second, 20*time.Millisecond, func() bool { return owns(flapping, 8)() && owns(good, 8)() },
 			fmt.Sprintf("round %d: the worker did not rejoin after its write check passed", round))
+		t.Logf("round %d: every partition's backlog acked %v after the secret went wrong, partitions shared again %v after", round,
+			moved.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 	}
 	close(stop)
 	wait()
@@ -170,11 +212,6 @@ func TestUnwritableWorkerLeavesItsPartitions(t *testing.T) {
 		t.Fatal("no request accepted")
 	}
 
-	_, js := devtest.JetStream(t, st.nats)
-	events, err := js.Stream(t.Context(), stream.EventsStream)
-	if err != nil {
-		t.Fatal(err)
-	}
 	devtest.Eventually(t, 60*time.Second, 100*time.Millisecond, func() bool {
 		info, err := events.Info(t.Context())
 		return err == nil && info.State.Msgs == 0
