@@ -92,7 +92,7 @@ func parseSettings(args []string, getenv func(string) string, stdout io.Writer) 
 	cs.Bytes(&s.maxInflightBytes, "SLUICE_MAX_INFLIGHT_BYTES", "256MiB", 1, "bytes held in open batches and uploads; at the bound the worker stops fetching")
 	cs.Bytes(&s.partSize, "SLUICE_MULTIPART_THRESHOLD", "16MiB", 5<<20, "objects above this size are uploaded in parts of this size")
 	cs.Duration(&s.ackWait, "SLUICE_ACK_WAIT", 30*time.Second, 3*time.Second, "consumer AckWait: how soon a dead worker's messages are redelivered (held messages are kept alive with InProgress every third of it)")
-	cs.Int(&s.maxDeliver, "SLUICE_MAX_DELIVER", 20, 2, "deliveries of one message, counted by the worker (hand-backs of a worker that cannot write to S3 do not count); the last one sends it to SLUICE_DLQ")
+	cs.Int(&s.maxDeliver, "SLUICE_MAX_DELIVER", 20, 2, "deliveries of one message, counted by the worker; the last one sends it to SLUICE_DLQ")
 	cs.Int(&s.maxAckPending, "SLUICE_MAX_ACK_PENDING", 1000000, 1, "MaxAckPending of each partition's consumer: messages held in batches and uploads")
 	cs.Duration(&s.shutdownTimeout, "SLUICE_SHUTDOWN_TIMEOUT", 30*time.Second, 0, "longest final flush on SIGTERM")
 	cs.Duration(&s.manifestGrace, "SLUICE_MANIFEST_GRACE", 10*time.Minute, time.Second, "how long after its end a tenant-hour may still get messages; then its _manifest.json is written")
@@ -162,7 +162,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	reg := telemetry.NewRegistry()
 	metrics := pipeline.NewMetrics(reg)
-	memberMetrics := partition.NewMetrics(reg)
 	mismatched := newReconcileGauge(reg)
 	var consuming atomic.Pointer[pipeline.Pipeline]
 	ready := func(ctx context.Context) error {
@@ -207,14 +206,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			if err != nil {
 				return nil // ctx ended first
 			}
-			var handBacks *pipeline.HandBacks
-			err = stream.Retry(ctx, log, "ensure the hand-backs bucket", func(ctx context.Context) error {
-				handBacks, err = pipeline.EnsureHandBacks(ctx, js, s.nats.Replicas)
-				return err
-			})
-			if err != nil {
-				return nil // ctx ended first
-			}
 			p := pipeline.New(pipeline.Config{
 				Stream:           streamCfg.EventsConfig().Name,
 				JS:               js,
@@ -224,7 +215,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 				MaxInflightBytes: s.maxInflightBytes,
 				MaxMessageBytes:  int(nc.MaxPayload()),
 				MaxDeliver:       s.maxDeliver,
-				HandBacks:        handBacks,
 				DeadLetterRetry:  s.ackWait,
 				KeepAlive:        s.ackWait / 3,
 				ShutdownTimeout:  s.shutdownTimeout,
@@ -236,8 +226,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			var member *partition.Member
 			err = stream.Retry(ctx, log, "join the workers", func(ctx context.Context) error {
 				member, err = partition.Join(ctx, partition.Config{
-					JS: js, Stream: streamCfg.EventsConfig().Name, Slots: slots, TTL: s.ackWait, Replicas: streamCfg.Replicas,
-					Writable: p, Metrics: memberMetrics, Log: log,
+					JS: js, Stream: streamCfg.EventsConfig().Name, Slots: slots, TTL: s.ackWait, Replicas: streamCfg.Replicas, Log: log,
 				}, p)
 				return err
 			})

@@ -71,7 +71,8 @@ func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive fun
 		return false
 	}
 	if p.refused() { // this worker cannot write: another one will (writable.go)
-		p.handBack(ctx, bt, false, stopKeepAlive)
+		stopKeepAlive()
+		p.handBack(bt)
 		return true
 	}
 	obj, err := p.cfg.Sink.Encode(bt)
@@ -109,7 +110,9 @@ func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive fun
 			return true
 		}
 		if sink.Unwritable(err) { // the worker is broken, not the batch (writable.go)
-			p.handBackRefused(ctx, bt, err, stopKeepAlive)
+			p.cannotWrite(err)
+			stopKeepAlive()
+			p.handBack(bt)
 			return true
 		}
 		if ctx.Err() != nil {
