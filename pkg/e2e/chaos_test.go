@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -157,6 +159,7 @@ func TestChaosSoak(t *testing.T) {
 	if t.Failed() {
 		t.Logf("consumers now:\n%s", consumerReport(context.Background(), js))
 		cl.logDigest(t)
+		cl.dumpWorkers(t)
 	}
 }
 
@@ -487,7 +490,8 @@ func (cl *soakCluster) logDigest(t *testing.T) {
 			}
 			counts[truncate(k, 240)]++
 		}
-		t.Logf("--- %s: warnings and errors by message:\n%s--- last lines:\n%s", p.Name, countLines(counts), devtest.Tail(p.Output(), 15))
+		t.Logf("--- %s: warnings and errors by message:\n%s--- partitions taken and handed over:\n%s--- last lines:\n%s",
+			p.Name, countLines(counts), ownership(p.Output()), devtest.Tail(p.Output(), 15))
 	}
 	for _, n := range cl.nats.Nodes() {
 		counts := map[string]int{}
@@ -514,4 +518,54 @@ func countLines(counts map[string]int) string {
 		fmt.Fprintf(&b, "  %5d× %s\n", counts[k], k)
 	}
 	return b.String()
+}
+
+// ownership is a worker log's partition changes, one a line: when it
+// started reading or handing over which consumer, and the members it saw.
+func ownership(log string) string {
+	var b strings.Builder
+	for line := range strings.SplitSeq(log, "\n") {
+		var l struct {
+			Time     time.Time
+			Msg      string
+			Consumer string
+			Members  int
+		}
+		if json.Unmarshal([]byte(line), &l) != nil || l.Consumer == "" || !strings.Contains(l.Msg, "partition") {
+			continue
+		}
+		fmt.Fprintf(&b, "  %s %s %s (members %d)\n", l.Time.Format("15:04:05.000"), l.Msg, l.Consumer, l.Members)
+	}
+	return b.String()
+}
+
+// dumpWorkers logs each worker's budget, writability and stall metrics,
+// then has it print its goroutines (SIGQUIT): what a partition nobody
+// pulls is waiting on. The dumps are in the whole logs at cleanup.
+func (cl *soakCluster) dumpWorkers(t *testing.T) {
+	for _, w := range cl.workers {
+		var lines []string
+		if body, err := get(strings.TrimSuffix(w.ready, "/readyz") + "/metrics"); err != nil {
+			lines = append(lines, err.Error())
+		} else {
+			for l := range strings.SplitSeq(body, "\n") {
+				if strings.HasPrefix(l, "sluice_worker_") && (strings.Contains(l, "inflight") || strings.Contains(l, "writable") ||
+					strings.Contains(l, "stalls") || strings.Contains(l, "batch_age")) {
+					lines = append(lines, l)
+				}
+			}
+		}
+		t.Logf("--- %s metrics:\n  %s", w.Name, strings.Join(lines, "\n  "))
+		w.Signal(syscall.SIGQUIT)
+	}
+}
+
+func get(url string) (string, error) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
 }

@@ -236,6 +236,7 @@ func (m *Member) rebalance(ctx context.Context, wg *sync.WaitGroup) {
 			m.mu.Lock()
 			delete(m.releasing, s)
 			m.mu.Unlock()
+			m.cfg.Log.Info("partition handed over", "consumer", name)
 			m.poke()
 		})
 	}
