@@ -51,10 +51,12 @@ type Member struct {
 	kv  jetstream.KeyValue
 	rd  Reader
 
-	mu        sync.Mutex
-	members   map[string]bool
-	owned     map[int]bool // slots being read
-	releasing map[int]bool // slots handed over, not yet unpinned
+	mu      sync.Mutex
+	members map[string]bool
+	owned   map[int]bool // slots being read
+	// releasing is the slots being handed over, each with the channel
+	// its handover closes; a slot wanted again meanwhile is taken back.
+	releasing map[int]<-chan struct{}
 	wake      chan struct{}
 }
 
@@ -77,7 +79,7 @@ func Join(ctx context.Context, cfg Config, rd Reader) (*Member, error) {
 		return nil, fmt.Errorf("members bucket %s: %w", stream.MembersBucket, err)
 	}
 	m := &Member{cfg: cfg, kv: kv, rd: rd, members: map[string]bool{}, owned: map[int]bool{},
-		releasing: map[int]bool{}, wake: make(chan struct{}, 1)}
+		releasing: map[int]<-chan struct{}{}, wake: make(chan struct{}, 1)}
 	if err := m.heartbeat(ctx); err != nil {
 		return nil, err
 	}
@@ -200,8 +202,9 @@ func (m *Member) poke() {
 // rebalance reads the slots now assigned to this worker that it does not
 // read yet, and hands over those it reads that are no longer its own:
 // each on its own goroutine (on wg), which unpins the consumer once the
-// pipeline has settled its messages. A slot being handed over is taken
-// back only after that.
+// pipeline has settled its messages. A slot assigned back while its
+// handover is under way is read again at once: waiting for the handover
+// would leave it unread, as its new owner has just given it up.
 func (m *Member) rebalance(ctx context.Context, wg *sync.WaitGroup) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -221,10 +224,10 @@ func (m *Member) rebalance(ctx context.Context, wg *sync.WaitGroup) {
 			continue
 		}
 		delete(m.owned, s)
-		m.releasing[s] = true
 		cons := m.cfg.Slots[s]
 		name := cons.CachedInfo().Name
 		done := m.rd.Release(name)
+		m.releasing[s] = done
 		m.cfg.Log.Info("handing partition over", "consumer", name, "members", len(members))
 		wg.Go(func() {
 			select {
@@ -232,17 +235,26 @@ func (m *Member) rebalance(ctx context.Context, wg *sync.WaitGroup) {
 			case <-ctx.Done():
 				return // Leave unpins it after the shutdown flush
 			}
-			m.unpin(ctx, name)
 			m.mu.Lock()
-			delete(m.releasing, s)
+			handed := m.releasing[s] == done
+			if handed {
+				delete(m.releasing, s)
+			}
 			m.mu.Unlock()
+			if !handed {
+				return // taken back: this worker reads it again
+			}
+			m.unpin(ctx, name)
 			m.cfg.Log.Info("partition handed over", "consumer", name)
-			m.poke()
 		})
 	}
 	for _, s := range want {
-		if m.owned[s] || m.releasing[s] {
+		if m.owned[s] {
 			continue
+		}
+		if _, ok := m.releasing[s]; ok {
+			delete(m.releasing, s)
+			m.cfg.Log.Info("taking partition back before its handover completed", "consumer", m.cfg.Slots[s].CachedInfo().Name)
 		}
 		m.owned[s] = true
 		cons := m.cfg.Slots[s]

@@ -21,6 +21,9 @@ import (
 type reader struct {
 	mu      sync.Mutex
 	reading map[string]bool
+	// stuck makes every handover wait forever, as with messages that
+	// cannot be stored.
+	stuck bool
 }
 
 func (r *reader) Acquire(name string, _ pipeline.Fetcher, _ ...jetstream.FetchOpt) {
@@ -34,7 +37,9 @@ func (r *reader) Release(name string) <-chan struct{} {
 	defer r.mu.Unlock()
 	delete(r.reading, name)
 	done := make(chan struct{})
-	close(done)
+	if !r.stuck {
+		close(done)
+	}
 	return done
 }
 
@@ -109,6 +114,36 @@ func TestMembersShareThePartitions(t *testing.T) {
 	c.cancel() // dies: no Leave, its key expires
 	<-c.done
 	devtest.Eventually(t, 15*time.Second, 20*time.Millisecond, reads(a, all), "a dead member's partitions did not come back")
+}
+
+// TestPartitionTakenBackDuringItsHandover: a partition assigned back to
+// a member while its handover cannot complete is read again at once; its
+// new owner has just left, and waiting would leave it unread.
+func TestPartitionTakenBackDuringItsHandover(t *testing.T) {
+	_, js := devtest.JetStream(t, devtest.NATS(t))
+	if err := stream.EnsureStreams(t.Context(), js, stream.Config{Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	slots, err := stream.EnsureConsumers(t.Context(), js, "", 2, stream.ConsumerConfig{AckWait: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := []string{"sluice-workers-p00", "sluice-workers-p01"}
+	a := join(t, js, slots, "a")
+	a.rd.mu.Lock()
+	a.rd.stuck = true
+	a.rd.mu.Unlock()
+	devtest.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool { return slices.Equal(a.rd.names(), all) },
+		"one member does not read every partition")
+	b := join(t, js, slots, "b")
+	devtest.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool { return slices.Equal(a.rd.names(), all[:1]) },
+		"the first member did not hand a partition over")
+	b.cancel()
+	<-b.done
+	b.m.Leave(t.Context())
+	devtest.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool {
+		return slices.Equal(a.rd.names(), all) && slices.Equal(a.m.Owned(), all)
+	}, "the partition whose handover is under way was not read again")
 }
 
 // TestMembershipOutlivesANATSNode: the members bucket has the stream's

@@ -157,7 +157,7 @@ func New(cfg Config) *Pipeline {
 		releases: make(chan release), ended: make(chan struct{}),
 		releasing: map[string]chan struct{}{}, busyFrom: map[string]int{},
 	}
-	p.sources.active = map[string]*source{}
+	p.sources.active, p.sources.handing = map[string]*source{}, map[string]chan struct{}{}
 	p.writable.err, p.writable.log.every, p.refusedLog.every = errNotChecked, time.Minute, time.Minute
 	if cfg.Consumer != nil {
 		p.Acquire(cfg.Consumer.CachedInfo().Name, cfg.Consumer)
@@ -245,6 +245,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				failed++
 			}
 		case r := <-p.releases:
+			if !p.sources.handingOver(r) { // acquired again meanwhile
+				close(r.done)
+				continue
+			}
+			if old, ok := p.releasing[r.name]; ok { // an earlier handover, taken back
+				close(old)
+			}
 			p.releasing[r.name] = r.done
 			p.cut(p.b.From(r.name, batch.ReasonHandover)...)
 		case <-timer.C:
@@ -396,10 +403,17 @@ func (p *Pipeline) relievePressure() {
 // cut at once), none waiting or uploading, none in a lookup.
 func (p *Pipeline) settleReleases() {
 	for name, done := range p.releasing {
+		r := release{name: name, done: done}
+		if !p.sources.handingOver(r) { // acquired again: nothing to wait for
+			close(done)
+			delete(p.releasing, name)
+			continue
+		}
 		p.cut(p.b.From(name, batch.ReasonHandover)...)
 		if p.busyFrom[name] > 0 || p.regather.holds(name) || slices.ContainsFunc(p.queue, func(bt *batch.Batch) bool { return bt.Source == name }) {
 			continue
 		}
+		p.sources.handedOver(r)
 		close(done)
 		delete(p.releasing, name)
 		delete(p.busyFrom, name)

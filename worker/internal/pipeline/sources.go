@@ -18,7 +18,9 @@ import (
 // batches of its messages are cut (reason handover), and Release's channel
 // is closed once every message it delivered is settled (stored and acked,
 // dead-lettered, or handed back), so the next owner starts where this one
-// stopped, without one of its messages still held here.
+// stopped, without one of its messages still held here. Acquiring a
+// consumer whose handover is not complete takes the handover back: its
+// channel is closed at once and the consumer is read again.
 
 // Fetcher is the one call the pipeline makes on a consumer.
 type Fetcher interface {
@@ -56,7 +58,26 @@ type sources struct {
 	ended  bool
 	start  func(ctx context.Context, s *source)
 	active map[string]*source
-	wg     sync.WaitGroup
+	// handing is the handovers not complete yet, by consumer: Acquire
+	// takes one back by deleting it.
+	handing map[string]chan struct{}
+	wg      sync.WaitGroup
+}
+
+// handingOver reports whether r is still a handover, not taken back.
+func (ss *sources) handingOver(r release) bool {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	return ss.handing[r.name] == r.done
+}
+
+// handedOver forgets r once it is complete.
+func (ss *sources) handedOver(r release) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.handing[r.name] == r.done {
+		delete(ss.handing, r.name)
+	}
 }
 
 // Acquire starts reading cons, named name, with the fetch options opts
@@ -69,6 +90,7 @@ func (p *Pipeline) Acquire(name string, cons Fetcher, opts ...jetstream.FetchOpt
 	if ss.ended || ss.active[name] != nil {
 		return
 	}
+	delete(ss.handing, name) // taken back, if it was being handed over
 	s := &source{name: name, cons: cons, opts: opts, done: make(chan struct{}), countOnly: replicated(cons)}
 	s.progress.start(time.Now())
 	ss.active[name] = s
@@ -89,8 +111,8 @@ func (ss *sources) launch(s *source) {
 
 // Release stops reading the consumer named name and hands its partition
 // over; the channel is closed once every message it delivered is settled,
-// or the pipeline has stopped (its shutdown settles them). A consumer not
-// being read is released at once.
+// or the pipeline has stopped (its shutdown settles them), or Acquire took
+// the consumer back first. A consumer not being read is released at once.
 func (p *Pipeline) Release(name string) <-chan struct{} {
 	done := make(chan struct{})
 	ss := &p.sources
@@ -98,6 +120,9 @@ func (p *Pipeline) Release(name string) <-chan struct{} {
 	s := ss.active[name]
 	delete(ss.active, name)
 	running := ss.ctx != nil && !ss.ended
+	if s != nil && running {
+		ss.handing[name] = done
+	}
 	ss.mu.Unlock()
 	if s == nil || !running {
 		close(done)

@@ -67,6 +67,41 @@ func TestReleaseHandsOverSettled(t *testing.T) {
 	}
 }
 
+// TestAcquireTakesAHandoverBack: a consumer acquired again while its
+// handover waits for a batch to be stored (S3 down) is read again at once:
+// the handover's channel closes without waiting, and once S3 is back the
+// held messages and new ones are stored by this pipeline, each once.
+func TestAcquireTakesAHandoverBack(t *testing.T) {
+	h := newHarness(t, stream.ConsumerConfig{})
+	const msgs = 20
+	cfg, r := h.startHolding(msgs)
+	h.s3.down.Store(true)
+	done := r.p.Release(stream.Consumer)
+	devtest.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool { return testutil.ToFloat64(cfg.Metrics.uploadRetries) >= 1 },
+		"the handed-over batch was not uploaded")
+	r.p.Acquire(stream.Consumer, h.cons)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the handover taken back did not end while S3 was down")
+	}
+	if got := r.p.Reading(); len(got) != 1 || got[0] != stream.Consumer {
+		t.Fatalf("reading %v after taking the consumer back", got)
+	}
+	for i := range 5 {
+		h.publish("acme", hourAgo, msgs+i, 1, 10)
+	}
+	devtest.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool { return r.p.InflightBytes() >= int64(msgs+5)*msgOverhead },
+		"the consumer taken back was not read")
+	h.s3.down.Store(false)
+	if err := r.stop(t); err != nil { // the shutdown flush stores what it holds
+		t.Fatal(err)
+	}
+	if ids := checkObjects(t, h.objects()); len(ids) != msgs+5 {
+		t.Errorf("%d events stored, want %d", len(ids), msgs+5)
+	}
+}
+
 // TestBusyConsumerFetchesLarge: the fetches of a worker's consumers share
 // the budget's room by reserving it, not by a fixed part per consumer, so
 // one busy partition among idle ones still gets large fetches (a worker
