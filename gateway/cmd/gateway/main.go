@@ -1,6 +1,3 @@
-// Command gateway is Sluice's HTTP ingest process: it authenticates, admits
-// and validates requests, publishes each one to JetStream and answers 202
-// once JetStream acknowledged it.
 package main
 
 import (

@@ -12,13 +12,11 @@ import (
 	"github.com/sluice-ingest/sluice/gateway/internal/otlp"
 )
 
-// memoryPlan is what the gateway's memory is made of, from its settings.
-// Every part is bounded by a setting whatever the bodies are: requests in
-// flight by SLUICE_MAX_INFLIGHT, each with its fixed part; the output
-// buffers and zstd windows of all of them by SLUICE_MAX_INFLIGHT_BYTES
-// (decode refuses a body that would pass it: 503 overloaded); and the rest
-// of the process by a base that includes the NATS client's write buffer,
-// which grows to the largest message.
+// memoryPlan is what the gateway's memory is made of, each part bounded by
+// a setting whatever the bodies are: requests in flight by
+// SLUICE_MAX_INFLIGHT, each with its fixed part; their output buffers and
+// zstd windows by SLUICE_MAX_INFLIGHT_BYTES (decode answers 503 past it);
+// the rest by a base including the NATS write buffer (the largest message).
 type memoryPlan struct {
 	base       int64 // runtime, HTTP server, NATS client, limiter, metrics
 	perRequest int64 // a decoding's fixed part, its connection and goroutine

@@ -1,6 +1,3 @@
-// Command worker drains the Sluice stream into S3: it pulls from the durable
-// consumer, batches events per tenant and hour, uploads compressed objects
-// and acknowledges messages only after their object is stored.
 package main
 
 import (
