@@ -7,12 +7,10 @@ import (
 )
 
 // An entry is what one stretch of a decide invocation answers (see
-// lua/decide.lua): one call, a line per key, all-or-nothing; or several
-// single-key calls on the same key, limit and cost, aggregated into one
-// line that Redis answers with how many of them fit, in order. Redis still
-// decides every unit atomically, so an aggregated line admits exactly what
-// the calls one by one would, for one line's worth of arguments, Lua and
-// reply.
+// lua/decide.lua): one call with a line per key, all-or-nothing; or several
+// single-key calls with the same key, limit and cost in one line, which
+// Redis answers with how many fit. Redis still decides every unit
+// atomically, so a line admits exactly what the calls one by one would.
 type entry []*call
 
 // lineKey is what single-key calls must share to be one line.
@@ -180,12 +178,10 @@ func (l *Limiter) distribute(entries []entry, out []int64, err error) {
 }
 
 // expand gives each call of an aggregated entry its own answer from the
-// line's (allowed, remaining, retry, reset): the first allowed calls were
-// admitted one after the other, so each saw the remaining capacity the line
-// ended with plus the cost of the allowed units after it (and, for GCRA,
-// the key full that much sooner); the others were denied on the state the
-// allowed ones left, all alike. e holds the callers' calls only, in arrival
-// order; what the line allowed beyond them went to its refills.
+// line's (allowed, remaining, retry, reset), as if admitted one by one: an
+// allowed call sees the remaining capacity plus the cost of the allowed
+// units after it; the denied ones see the state the allowed ones left. e
+// holds the callers' calls in arrival order; the rest went to refills.
 func (e entry) expand(line []int64) {
 	allowed, remaining, retry, reset := line[0], line[1], line[2], line[3]
 	lim, cost := e[0].lims[0], int64(e[0].costs[0])

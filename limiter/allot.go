@@ -9,25 +9,12 @@ import (
 	"time"
 )
 
-// Allotments (WithAllotment): a key decided often is given, on the script
-// line that decides its calls, some units more than those calls need. The
-// Limiter holds them for at most the hold time and answers the key's next
-// Allow calls from them, without a round trip: no hand-off to a flusher, no
-// wait, nothing for Redis to run. Before they run out a refill line asks
-// Redis for more in the background, so a steadily busy key is decided
-// locally nearly always.
-//
-// Redis granted every unit before it is used, so a key never gets more
-// than its limit in total, across any number of instances. What moves is
-// when: a unit is used up to the hold time after Redis counted it, so over
-// a window of that length a key can see what Redis admitted in the window
-// before it too; and units left when their hold ends are dropped, not
-// given back (a key whose traffic stops loses at most one allotment per
-// instance). An allotment is sized by the key's demand over half the hold
-// time, at most an eighth of the limit's capacity divided among the live
-// instances (ModeLocal's heartbeat), and a key with fewer than
-// minAllotment decisions per hold time gets none: quiet keys are decided
-// by Redis one by one, as without allotments.
+// Allotments (WithAllotment): a key decided often is given, on the line that
+// decides its calls, some units more, held for at most the hold time to
+// answer its next calls without a round trip; a refill asks for more in the
+// background. Redis granted every unit first, so no key gets more than its
+// limit in total; units are used up to a hold time late, and dropped when
+// their hold ends. Quiet keys (under minAllotment) get none.
 
 // minAllotment is the least demand per hold time that makes a key's
 // decisions allotted (with the default hold of the gateway, 20ms, 800

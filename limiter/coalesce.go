@@ -178,14 +178,9 @@ func (l *Limiter) flusher() {
 }
 
 // behind holds a batch that has room while another flusher's round trip is
-// in flight, taking the calls that queue up meanwhile, until that round
-// trip lands (or the deadline passes, or the batch is full). So one round
-// trip carries what arrived during the previous one, instead of each
-// arrival going out on its own while a batch is in flight: on one busy key
-// that was most round trips, each costing both processes the system calls
-// and script start of a full one. A round trip slower than the deadline
-// holds the next one back no longer than that. Once Redis has failed
-// nothing is held: a queued decision then waits only the deadline.
+// in flight, taking the calls that queue meanwhile, until it lands, the
+// deadline passes or the batch is full: one round trip carries what arrived
+// during the previous one. Once Redis has failed nothing is held.
 func (l *Limiter) behind(batch []*call) []*call {
 	if len(batch) >= l.cfg.maxBatch || l.inflight.Load() == 0 || !l.br.patient() {
 		return batch

@@ -7,23 +7,12 @@ import (
 	"time"
 )
 
-// How long a decision waits for Redis.
-//
-// A decision's clock starts when its command is sent, not when it is handed
-// to a flusher: time spent queued behind batches in flight is this
-// process's, not Redis's. Past the deadline the answer is late, and a late
-// answer is still awaited, up to the late-answer bound, while Redis is
-// healthy (breaker closed, nothing failed since the last answer; or the
-// breaker's probe): on a saturated machine answers come late but they come,
-// and Redis's decision is worth more than a fallback. Once Redis has failed,
-// a decision waits only the deadline. A decision still queued when its bound
-// passes (counted from the hand-off) is dropped unsent and falls back. A
-// bound passes when Redis has answered nothing at all for that long (while
-// it answers other decisions it is busy, not stalled), and at the latest
-// four bounds after the send or hand-off.
-//
-// Only errors and sent commands left without an answer count as failures
-// for the breaker; a late answer is a success.
+// How long a decision waits for Redis. Its clock starts when its command is
+// sent, not when queued. Past the deadline a late answer is still awaited,
+// up to the late-answer bound, while Redis is healthy: its decision is
+// worth more than a fallback. Once Redis has failed a decision waits only
+// the deadline. Only errors and sent commands left unanswered count as
+// failures for the breaker; a late answer is a success.
 
 var (
 	// errQueued: no flusher sent the decision within its bound; Redis was

@@ -24,15 +24,10 @@ type HeaderValues struct {
 
 // Headers formats res for a policy named name (a short token such as
 // "default" or "tenant"; quotes and backslashes are escaped).
-//
-// RateLimit-Policy: q is the quota and w the window in seconds. Windows are
-// whole seconds in the draft, so a sub-second period is scaled up to one
-// second (10/100ms is q=100;w=1). For GCRA the quota is the burst when it is
-// larger than the rate (what a client can send at once), else the rate.
-//
-// RateLimit: r is the remaining quota and t the seconds until it is
-// available: ResetAfter when allowed, RetryAfter when denied (a client
-// waiting t seconds can send again).
+// RateLimit-Policy: q is the quota, w the window in whole seconds (10/100ms
+// is q=100;w=1; for GCRA the quota is the burst when larger than the rate).
+// RateLimit: r is the remaining quota, t the seconds until it is available
+// (ResetAfter when allowed, RetryAfter when denied).
 func Headers(name string, res Result) HeaderValues {
 	l := res.Limit.normalize()
 	q, w := policyWindow(l)

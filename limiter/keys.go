@@ -9,10 +9,8 @@ import (
 //
 //	<prefix>{<16 hex digits of FNV-64a(key)>}:<alg>:<period µs>:<key>
 //
-// The hash tag holds only hex digits, so any bytes in key (colons, braces,
-// IPv6 addresses, unicode) leave Redis Cluster's hash-tag parsing alone, and
-// every script touches one slot. The raw key follows the tag so that two keys
-// whose hashes collide still have distinct state.
+// A hex-only hash tag leaves Cluster's tag parsing alone whatever bytes key
+// holds; the raw key after it keeps colliding hashes apart.
 func redisKey(prefix string, alg Algorithm, l Limit, key string) (rkey, tag string) {
 	var num [20]byte
 	period := strconv.AppendInt(num[:0], l.Period.Microseconds(), 10)

@@ -179,12 +179,10 @@ func (l *Limiter) Allow(ctx context.Context, key string, lim Limit, cost int) (R
 }
 
 // AllowAll decides several requests in one round trip, all-or-nothing: if
-// any is denied, all are reported denied and none consumes anything. The
-// results are in the order of reqs; the denied ones carry their RetryAfter.
-// On a single Redis (or when all keys share a cluster slot) this is one
-// atomic script. Across cluster slots each slot is atomic and the allowed
-// slots are refunded when another denies, which can briefly under-admit,
-// never over-admit.
+// any is denied, all are denied (with their RetryAfter, in the order of
+// reqs) and none consumes anything. Within one cluster slot this is one
+// atomic script; across slots the allowed ones are refunded when another
+// denies, which can briefly under-admit, never over-admit.
 func (l *Limiter) AllowAll(ctx context.Context, reqs []Request) ([]Result, error) {
 	start := time.Now()
 	if l.closed.Load() {

@@ -8,15 +8,10 @@ import (
 )
 
 // local is the in-process fallback of ModeLocal and ModeOpen: a GCRA bucket
-// per key that enforces the limit divided by the number of live instances,
-// and a lease count per key for Concurrency limits. The instance count comes
-// from the Redis heartbeat set while Redis is up; it keeps its last value
-// when Redis goes away (1 until the first heartbeat).
-//
-// While Redis decides, each bucket learns from its answers (learn), so a
-// fallback starts from the key's state rather than from a full bucket. A key
-// a fallback admitted on owes Redis its state, told once Redis answers again
-// (debts), so the policy holds across the outage too.
+// per key enforcing the limit divided by the live instances (last counted by
+// the Redis heartbeat; 1 before it), and a lease count per Concurrency key.
+// While Redis decides, buckets learn its answers (learn); a key a fallback
+// admitted on owes Redis its state once it is back (debts).
 type local struct {
 	maxKeys   int
 	instances atomic.Int64

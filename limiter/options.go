@@ -177,14 +177,11 @@ func WithObserver(o Observer) Option {
 	}
 }
 
-// WithBatching tunes coalescing: at most maxBatch decisions per round trip,
-// and a flusher that found fewer waits at most maxDelay for more (default
-// 128 and 0: take whatever queued up while the previous batch was in
-// flight). flushers is how many batches may be in flight at once (default
-// GOMAXPROCS, at least 2 and at most 8: fewer, larger batches cost Redis
-// less per decision; more hide a longer round trip). A batch with room
-// waits for the one in flight to land, at most the deadline, so more than
-// one is in flight only when batches fill up or a round trip is slow.
+// WithBatching tunes coalescing: at most maxBatch decisions per round trip
+// (default 128), a flusher that found fewer waits at most maxDelay for more
+// (default 0), and at most flushers batches are in flight at once (default
+// GOMAXPROCS, 2 to 8: fewer, larger batches cost Redis less per decision;
+// more hide a longer round trip).
 func WithBatching(maxBatch int, maxDelay time.Duration, flushers int) Option {
 	return func(c *config) error {
 		switch {

@@ -12,26 +12,12 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/stream"
 )
 
-// A replayed dead letter is published under the tenant of its DLQ subject,
-// whatever its headers say; the subject is what the worker took from the
-// subject the message was first published on, which NATS permissions
-// grant. Replay refuses, rather than rewrites, a dead letter whose headers
-// disagree, so that it stays in the DLQ for someone to look at:
-//
-//   - its Sluice-Tenant names another tenant (a coalesced message names
-//     its tenant there alone: Sluice-Requests carries none);
-//   - its batch id (Sluice-Batch-Id, or a coalesced message's
-//     Sluice-Message-Id) is another tenant's: SLUICE_RECEIPTS holds a
-//     receipt under that id, or under the coalesced message a "M-<i>" id
-//     names, for another tenant. Receipts are keyed by tenant and batch
-//     id, so with the tenant fixed a replay can no longer reach another
-//     tenant's receipt, objects or counters; but the ids the gateway
-//     issues are 128 random bits or a hash of the tenant with the
-//     Idempotency-Key, so one id under two tenants is a copy, and its
-//     events would carry the other tenant's event ids (<batch_id>-<i>).
-//     What this cannot see: an id whose receipt expired
-//     (SLUICE_RECEIPT_TTL) or is not written yet (its message still in
-//     the events stream).
+// A replayed dead letter is published under the tenant of its DLQ subject
+// (what NATS permissions granted its publisher), whatever its headers say.
+// Replay refuses, rather than rewrites, a dead letter whose Sluice-Tenant
+// names another tenant or whose batch id has another tenant's receipt in
+// SLUICE_RECEIPTS, so it stays in the DLQ for someone to look at. It cannot
+// see an id whose receipt expired or is not written yet.
 
 // checkForeign returns ErrRefused when dl, of the tenant of its subject,
 // carries the metadata meta of another tenant.

@@ -48,14 +48,10 @@ func (r *Replayer) MsgID(dl DeadLetter) string {
 }
 
 // Message is what replaying dl publishes: on sluice.events.<tenant>, the
-// tenant of its DLQ subject (sluice.dlq.<tenant>, which the worker took from
-// the subject the message was published on, what NATS permissions grant),
-// the same body, every original header (tenant, batch id, received-at,
-// event count), without Sluice-Error, Sluice-Deliveries and the Nats-*
-// headers, and with the replay's own Nats-Msg-Id. A dead letter whose
-// headers could never be stored is ErrNotReplayable; one whose headers
-// name another tenant, or whose batch id is another tenant's, is
-// ErrRefused (foreign.go).
+// tenant of its DLQ subject, the same body and original headers, without
+// Sluice-Error, Sluice-Deliveries and Nats-* headers, with the replay's own
+// Nats-Msg-Id. Headers that could never be stored are ErrNotReplayable;
+// another tenant's headers or batch id are ErrRefused (foreign.go).
 func (r *Replayer) Message(ctx context.Context, dl DeadLetter) (*nats.Msg, error) {
 	meta, err := envelope.MetaFromHeaders(dl.Header)
 	if err != nil {

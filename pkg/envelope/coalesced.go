@@ -12,16 +12,12 @@ import (
 )
 
 // A coalesced message holds the events of several requests of one tenant,
-// one after the other in its body, published as one JetStream message by
-// the gateway (see README "Publishing"). Its headers are Sluice-Tenant,
-// Sluice-Message-Id (the message's id M, a random batch id) and
-// Sluice-Requests: one "<events>@<received_at>" per request in body order,
-// separated by spaces. Request i's batch id is "M-<i>" (RequestBatchID),
-// and its events' ids are "M-<i>-<index>". It carries no Sluice-Batch-Id:
-// a worker that predates coalescing finds the message's metadata invalid
-// and dead-letters it, rather than storing its events under one batch id.
-// A message of one request is never coalesced: it keeps the headers of
-// SetHeaders.
+// one after the other in its body. Its headers are Sluice-Tenant,
+// Sluice-Message-Id (its id M, a random batch id) and Sluice-Requests, one
+// "<events>@<received_at>" per request in body order; request i's batch id
+// is "M-<i>" (RequestBatchID). It carries no Sluice-Batch-Id: a reader
+// that does not know Sluice-Requests finds it invalid rather than storing
+// its events under one batch id. One request is never coalesced.
 
 // MaxRequests is the most requests a coalesced message may hold.
 const MaxRequests = 256

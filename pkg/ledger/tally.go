@@ -13,13 +13,9 @@ import (
 
 // Tally adds up increments in memory, per kind, tenant and hour, and
 // flushes them to the counter stream every interval: one publish per
-// tenant-hour per flush instead of one per request. Add costs a mutex and a
-// map update, no NATS call.
-//
-// What a crash costs: the counts added since the last flush are lost (at
-// most one interval's), so that hour's accepted count is short by them.
-// A stop (Run's ctx ending) flushes the rest. A flush whose PubAck is lost
-// is sent again with the same Nats-Msg-Id, so it counts once.
+// tenant-hour per flush instead of one per request. A crash loses at most
+// one interval's counts; a stop flushes the rest; a flush whose PubAck is
+// lost is sent again with the same Nats-Msg-Id, so it counts once.
 type Tally struct {
 	js       jetstream.JetStream
 	instance string

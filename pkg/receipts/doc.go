@@ -1,8 +1,6 @@
-// Package receipts is the contract of the receipts bucket, shared by the
-// worker (which writes them), the gateway (GET /v1/receipts/{batch_id}) and
-// the sluice command: the JetStream KV bucket SLUICE_RECEIPTS, one key per
-// tenant and batch id, the record stored under it, and how outcomes merge
-// into it. The record also says which outcome the batch's events were
-// counted in, so the counters of package ledger count each batch once
-// however often it is written. It must not know about HTTP or batching.
+// Package receipts is the contract of the receipts bucket SLUICE_RECEIPTS
+// that the worker writes and the gateway and the sluice command read: one
+// key per tenant and batch id, its record, how outcomes merge into it, and
+// which outcome the batch's events are counted in (so package ledger counts
+// each batch once). It must not know about HTTP or batching.
 package receipts

@@ -39,23 +39,11 @@ func NewWriter(js jetstream.JetStream, kv jetstream.KeyValue) *Writer {
 const window = 256
 
 // Record writes outcome o for every batch and returns, per batch, whether
-// its events are counted in o: true when o created the batch's receipt
-// (now or in an earlier write of the same outcome), false when another
-// outcome did (the batch landed elsewhere before).
-//
-// It goes window batches at a time: one batch read (a direct get of the
-// last message of many subjects) finds the receipts that exist; those
-// missing are created with asynchronous puts, whose PubAcks are awaited
-// together, so a big object costs a few round trips per window; those o
-// changes are updated with a revision check, so two writers of one batch
-// never lose each other's outcome. Writing an outcome again (a retry, a
-// redelivered batch that meets its stored object) costs one read per
-// window and no write. (A put that expects no earlier message on its key
-// would make creating race-free, but costs the server four times as much
-// per receipt. The race it leaves: two workers creating the receipt of one
-// batch within the same milliseconds, which needs its message held by both
-// at once, see README "Duplicates and exactly-once"; both then count it,
-// and the receipt lists the last one's object.)
+// its events are counted in o: true when o created the batch's receipt, in
+// this write or an earlier one. It goes window batches at a time: one batch
+// read finds the receipts that exist, the missing ones are created with
+// asynchronous puts awaited together, and changed ones are updated with a
+// revision check, so two writers never lose each other's outcome.
 func (w *Writer) Record(ctx context.Context, batches []Batch, o Outcome) ([]bool, error) {
 	create, err := newCreation(o)
 	if err != nil {

@@ -11,20 +11,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Partitions.
-//
-// The events stream assigns every message to one of N partitions as it
-// stores it: a subject transform rewrites sluice.events.<tenant>, the
-// subject the gateway publishes on, to sluice.events.<p>.<tenant>, where
-// p = {{partition(N,1)}} is a stable hash of the tenant (the server's own
-// subject-mapping function). Each partition has its own durable consumer,
-// <consumer>-pNN, filtered on sluice.events.<p>.*, with a pinned-client
-// priority group: the server delivers a partition's messages to one puller
-// at a time. Messages stored before the transform existed keep their
-// subject and are read by the unpartitioned consumer, filtered on their
-// subjects, which exists only while any of them is left
-// (unpartitioned.go); the filters do not overlap, as a work-queue stream
-// requires.
+// Partitions. A subject transform stores sluice.events.<tenant> as
+// sluice.events.<p>.<tenant>, p = {{partition(N,1)}} a stable hash of the
+// tenant. Each partition has its durable consumer <consumer>-pNN, filtered
+// on sluice.events.<p>.*, with a pinned-client priority group so one puller
+// at a time reads it. Messages without a partition token are read by the
+// unpartitioned consumer (unpartitioned.go); no filters overlap.
 
 // DefaultPartitions is SLUICE_PARTITIONS' default.
 const DefaultPartitions = 16
@@ -64,7 +56,7 @@ func transform(n int) *jetstream.SubjectTransformConfig {
 }
 
 // TenantOf is the tenant of an events subject: sluice.events.<tenant> (as
-// published, and as stored before partitions) or sluice.events.<p>.<tenant>
+// published, and as stored without a partition) or sluice.events.<p>.<tenant>
 // (as stored in partition p); ok is false for any other subject. The
 // tenant is not validated.
 func TenantOf(subject string) (tenant string, ok bool) {
@@ -94,13 +86,11 @@ func PartitionOf(subject string) (p int, ok bool) {
 	return int(n), err == nil
 }
 
-// EnsureConsumers creates or updates one consumer per partition and
-// returns them, partition 0 to n-1, then any partition consumer beyond n
-// left by a larger partition count, then, only while a version from
-// before partitions has left messages for it, the unpartitioned consumer
-// (unpartitioned.go). That one is ensured first: an unfiltered consumer
-// left by that version must narrow its filter before any partition
-// consumer can exist beside it on the work-queue stream.
+// EnsureConsumers creates or updates one consumer per partition and returns
+// them, partition 0 to n-1, then any left beyond n by a larger partition
+// count, then the unpartitioned consumer while messages are left for it.
+// That one is ensured first: an unfiltered consumer of its name must narrow
+// its filter before a partition consumer can exist beside it.
 func EnsureConsumers(ctx context.Context, js jetstream.JetStream, streamName string, n int, cc ConsumerConfig) ([]jetstream.Consumer, error) {
 	legacy, err := ensureUnpartitioned(ctx, js, streamName, cc)
 	if err != nil {

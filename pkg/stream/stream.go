@@ -154,13 +154,10 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, cfg Config) erro
 	return nil
 }
 
-// EnsureStream creates or updates one stream; several processes may call
-// it at once. A stream that already has this configuration is left alone:
-// the create of an identical stream is a no-op for the server, while an
-// update always rewrites the store's configuration (nats-server 2.15 does
-// that without holding the lock a consumer being created at the same
-// moment reads it under), so processes starting together update only when
-// something really changed.
+// EnsureStream creates or updates one stream; several processes may call it
+// at once. A stream that already has this configuration is left alone: an
+// update always rewrites the store's configuration, racing consumers being
+// created at that moment, while creating an identical stream is a no-op.
 func EnsureStream(ctx context.Context, js jetstream.JetStream, sc jetstream.StreamConfig) error {
 	var err error
 	for range 3 {

@@ -12,25 +12,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// The unpartitioned consumer.
-//
-// A version from before partitions stored messages on
-// sluice.events.<tenant> and read them with one consumer, named Consumer
-// (or SLUICE_CONSUMER). After the upgrade that consumer reads the messages
-// stored then, and exists only while any of them is left: a worker that
-// starts creates or keeps it when such messages are stored, and deletes it
-// when none is.
-//
-// Its filter is the list of their subjects, never sluice.events.*: that
-// is the stream's own subject, and the server takes a consumer filtered on
-// it for an unfiltered one, which still wants every message stored after
-// the last one it looked at, partitioned ones included. A work-queue
-// stream keeps a message some consumer still wants, so messages acked by
-// their partition's consumer would stay stored, acked and never delivered
-// again (no later check of the server removes them from a work-queue
-// stream). The list cannot grow: the subject transform gives every message
-// stored since the upgrade a partition token. Workers still reading it
-// when it is deleted read nothing more from it (retiring).
+// The unpartitioned consumer reads the messages stored without a partition
+// token (sluice.events.<tenant>) and exists only while any is left. Its
+// filter lists their subjects, never sluice.events.*: the server takes that
+// for no filter, and a work queue keeps every message such a consumer still
+// wants, so partitioned messages would stay stored once acked. The list
+// cannot grow: the subject transform gives every new message a partition.
 
 // unpartitionedSubject matches the messages stored without a partition
 // token.
@@ -38,10 +25,10 @@ const unpartitionedSubject = eventsSubjectPrefix + "*"
 
 // ensureUnpartitioned returns the unpartitioned consumer, filtered on the
 // subjects of the messages stored without a partition token, when there
-// are any; else it deletes the consumer if it exists, and returns nil. A
-// consumer left unfiltered by the version before partitions may have
-// delivered partitioned messages not yet acked: deleted, it hands them to
-// their partition's consumer, which can store them a second time.
+// are any; else it deletes the consumer if it exists, and returns nil. An
+// unfiltered consumer of that name may have delivered partitioned messages
+// not yet acked: deleted, it hands them to their partition's consumer,
+// which can store them a second time.
 func ensureUnpartitioned(ctx context.Context, js jetstream.JetStream, streamName string, cc ConsumerConfig) (jetstream.Consumer, error) {
 	if cc.Name == "" {
 		cc.Name = Consumer

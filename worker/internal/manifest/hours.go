@@ -13,19 +13,12 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/stream"
 )
 
-// The open hours.
-//
-// A tenant-hour is open from the first message of it that a worker
-// fetches until its manifest is written. Which hours are open lives in the
-// KV bucket stream.HoursBucket, not in the memory of the worker that
-// fetched them: one key per tenant-hour and consumer that delivered a
-// message of it, <tenant>.<YYYYMMDDHH>.<consumer>, put the first time the
-// tracker sees the hour from that consumer (before the message is batched,
-// so before it can be acked), and removed by the worker reading that
-// consumer once the hour is closed. Whoever reads a consumer next, after a
-// handover or a kill, finds there the hours its former reader left open.
-// Tenants are [a-z0-9_-] and consumer names have no dots, so keys need no
-// escaping.
+// The open hours: one key per tenant-hour and consumer that delivered a
+// message of it, <tenant>.<YYYYMMDDHH>.<consumer>, in stream.HoursBucket,
+// put before the message is batched and removed once the hour is closed.
+// Whoever reads the consumer next, after a handover or a kill, finds the
+// hours its former reader left open. Tenants are [a-z0-9_-] and consumer
+// names have no dots, so keys need no escaping.
 
 // hoursTTL is how long, besides the grace, a key outlives its last write:
 // an hour still open that long after it was seen (its consumer deleted,

@@ -12,22 +12,12 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/stream"
 )
 
-// Whether a tenant-hour is settled, from the events stream itself.
-//
-// The events stream is a work queue: a message leaves it once acked
-// (stored in S3 first) or terminated (dead-lettered first), whichever
-// consumer delivered it: its partition's under any partition count, or
-// the unpartitioned one. So the hour is settled when the stream holds no
-// message of it. The gateway stamps Sluice-Received-At once the body is
-// decoded, just before it publishes (after a coalescing wait, if any), so
-// messages are stored in received order, give or take the time from the
-// stamp to the store (a few SLUICE_PUBLISH_TIMEOUTs, well under the
-// grace): every message of the hour is stored before any received at or
-// after the hour's end plus the grace. Reading the tenant's stored messages from
-// the oldest, the hour is settled at the first one received that late (or
-// when none is left), and not settled at the first one of the hour.
-// Messages of other hours before that are skipped, up to settleScan of
-// them; past that (a backlog), the hour is checked again next round.
+// Whether a tenant-hour is settled, from the events stream itself: a work
+// queue keeps a message until it is acked or terminated, and messages are
+// stored in received order give or take far less than the grace. Reading
+// the tenant's stored messages from the oldest, the hour is settled at the
+// first one received at or after its end plus the grace (or none left), not
+// at the first one of the hour; past settleScan messages it waits a round.
 
 // settleScan bounds the messages read per check.
 const settleScan = 16

@@ -13,17 +13,12 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 )
 
-// When an hour is closed.
-//
-// The hour plus the grace has passed, the events stream holds no message
-// of it (settled.go: every one is stored and acked, or dead-lettered,
-// whichever consumers delivered them) and the pipeline holds none either.
-// The hours checked are those recorded as open (hours.go) for the
-// consumers this worker reads, and those it saw open itself: so the hours
-// a former reader of a consumer left open, handed over or killed, are
-// closed by its next reader, and an hour read from two consumers (a
-// partition count changed, or the unpartitioned consumer) is closed only
-// once the messages of both are settled.
+// When an hour is closed: the hour plus the grace has passed, and neither
+// the events stream (settled.go) nor the pipeline holds a message of it.
+// The hours checked are those recorded open (hours.go) for the consumers
+// this worker reads and those it saw itself, so a former reader's open
+// hours are closed by the next, and an hour read from two consumers only
+// once both are settled.
 
 // Pipeline is what the tracker asks the pipeline.
 type Pipeline interface {

@@ -16,14 +16,10 @@ import (
 )
 
 // deadLetter copies m to the dead-letter stream with the reason, then
-// terminates it, unless its stream incarnation (tag) is gone: then the copy
-// is all there is, and nothing is sent to the new stream, where the same
-// sequence names another message (incarnation.go). If the copy is refused (the DLQ is full, NATS is away), m
-// is Nak'ed with a delay of DeadLetterRetry instead and stays in the events
-// stream: the consumer redelivers without limit, so it comes back, and as
-// its deliveries are still at or past MaxDeliver (or it is still poison) the
-// copy is tried again. A message is thus always in S3, in the DLQ or
-// deliverable; never in none of them.
+// terminates it; when its incarnation (tag) is gone the copy is all there is
+// (incarnation.go). A refused copy (DLQ full, NATS away) Naks m with
+// DeadLetterRetry instead; its redelivery is still past MaxDeliver, so the
+// copy is tried again. A message is always in S3, in the DLQ or deliverable.
 func (p *Pipeline) deadLetter(ctx context.Context, m jetstream.Msg, deliveries uint64, cause error, tag string) {
 	settle := !p.inc.isDeleted(tag)
 	var seq uint64
@@ -57,11 +53,9 @@ func (p *Pipeline) deadLetter(ctx context.Context, m jetstream.Msg, deliveries u
 
 // publishDeadLetter publishes a copy of a message to SLUICE_DLQ on
 // sluice.dlq.<tenant>, the tenant of its subject (what NATS permissions
-// grant, unlike a header), with its original headers plus Sluice-Error and
-// Sluice-Deliveries. Its Nats-Msg-Id is derived from the stream incarnation
-// (tag) and sequence, so two workers dead-lettering the same message store
-// it once, and a recreated stream's message with the same sequence is not
-// taken for it.
+// grant, unlike a header), with its headers plus Sluice-Error and
+// Sluice-Deliveries. Its Nats-Msg-Id is made of the incarnation (tag) and
+// sequence, so two workers dead-lettering one message store it once.
 func publishDeadLetter(ctx context.Context, js Streams, subject string, h nats.Header, data []byte, tag string, seq, deliveries uint64, cause error) error {
 	tenant, ok := stream.TenantOf(subject)
 	if !ok || !envelope.ValidTenant(tenant) {

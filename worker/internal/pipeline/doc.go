@@ -1,9 +1,6 @@
-// Package pipeline is the worker's loop: fetch messages from the durable
-// consumer within a byte budget, batch them, upload each cut batch on one
-// of a bounded set of uploaders and acknowledge its messages only after the
-// object is stored. It owns acknowledgement, keep-alives (InProgress),
-// retries, dead-lettering (it counts deliveries itself), handing messages
-// back when it cannot write, the stream incarnation of every message and
-// the regathering of redelivered messages into the batch they were stored
-// in; it must not know the object format.
+// Package pipeline is the worker's loop: fetch within a byte budget, batch,
+// upload each cut batch on a bounded set of uploaders, and ack its messages
+// only once the object is stored. It owns acks, keep-alives, retries,
+// dead-lettering, hand-backs, stream incarnations and the regathering of
+// redelivered messages; it must not know the object format.
 package pipeline

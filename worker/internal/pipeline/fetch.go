@@ -11,17 +11,12 @@ import (
 	"github.com/sluice-ingest/sluice/worker/internal/batch"
 )
 
-// Fetching. A fetch asks for half the budget's room and reserves what it
-// may deliver, so the consumers read share the room: one busy partition
-// gets large fetches, whatever the number of idle ones. An idle consumer,
-// or one with less room than a largest message, fetches one message and
-// reserves nothing (the bound's overshoot: one message per consumer).
-//
-// A replicated consumer is fetched by count alone: its server sends a
-// delivery once the replicas agree on it but "409 Batch Completed" at once,
-// so the status can overtake the fetch's last messages, which then reach a
-// closed inbox at every redelivery and the partition stalls. Without a byte
-// limit the server sends no such status.
+// Fetching. A fetch asks for half the budget's room and reserves what it may
+// deliver, so the consumers read share the room; an idle consumer, or one
+// with less room than a largest message, fetches one message and reserves
+// nothing. A replicated consumer is fetched by count alone: with a byte
+// limit its "409 Batch Completed" status can overtake the last messages,
+// and the partition stalls.
 
 // fetchReq is one fetch: how many messages, the byte limit (0: none) and
 // what it reserves in the budget.

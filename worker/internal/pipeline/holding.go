@@ -8,13 +8,10 @@ import (
 	"github.com/sluice-ingest/sluice/worker/internal/batch"
 )
 
-// What the pipeline holds, for the manifest writer (worker/internal/
-// manifest), which may close a tenant's hour only when no message of it is
-// held here and none is left in the events stream.
-//
-// A message counts as held from the moment it is checked (batched, or sent
-// to its lookup) until its batch's upload ends (stored and acked,
-// dead-lettered, handed back or Nak'ed) or its open batch is handed back.
+// What the pipeline holds, for the manifest tracker: a tenant's hour may
+// close only when none of its messages is held here. A message is held from
+// the moment it is checked (batched, or sent to its lookup) until its
+// batch's upload ends or its open batch is handed back.
 
 // HourWatcher is told of every message fetched, before it is batched: its
 // metadata, the consumer that delivered it and its stream sequence. It

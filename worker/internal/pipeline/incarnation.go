@@ -11,23 +11,12 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/objkey"
 )
 
-// The stream's incarnation.
-//
-// Stream sequences name messages only within one life of the stream. A
-// stream deleted and recreated (by an operator, by a single-replica server
-// that lost its store, or another NATS cluster writing to the same bucket)
-// numbers its messages from 1 again, so a batch of new messages can have
-// the very sequences and count of a stored object. Every message is tagged
-// with the incarnation it was delivered from, the stream's creation time
-// (objkey.StreamTag), which goes into its object's metadata, into the key
-// when the plain key holds another incarnation's object, and into the
-// partition a batch is gathered in.
-//
-// The server takes an ack by stream sequence alone: an ack for a message
-// of a deleted stream, sent once the stream is recreated, would settle the
-// new message with the same sequence, held by some worker that may yet
-// fail. So the messages of an incarnation known to be gone are neither
-// acked nor Nak'ed: their stream has nothing left to settle.
+// The stream's incarnation. Stream sequences name messages only within one
+// life of the stream, so every message is tagged with its stream's creation
+// time (objkey.StreamTag), which goes into its object's metadata, its
+// batch's partition and, when the plain key holds another incarnation's
+// object, its key. Messages of an incarnation known to be gone are neither
+// acked nor Nak'ed: the server would settle the new message of that sequence.
 
 // incarnationTTL is how long the stream's creation time is trusted without
 // other cause to read it again.
@@ -65,13 +54,11 @@ func (in *incarnation) isDeleted(tag string) bool {
 }
 
 // of returns the incarnation of a message just delivered. It reads the
-// stream's info again when it has none yet or it is older than
-// incarnationTTL, after the connection to NATS was re-established (the
-// server may have lost its store meanwhile), and when the consumer's
-// delivery sequence went back: this worker's deliveries only ever grow
-// while the consumer lives, so the consumer was recreated, and with it
-// perhaps the stream. The read outlives ctx: the last fetch at shutdown
-// is tagged too.
+// stream's info again when it has none, when that is older than
+// incarnationTTL, after a reconnect (the server may have lost its store) and
+// when the consumer's delivery sequence went back (the consumer, and perhaps
+// the stream, is new). The read outlives ctx: the last fetch at shutdown is
+// tagged too.
 func (in *incarnation) of(ctx context.Context, md *jetstream.MsgMetadata) (string, error) {
 	in.mu.Lock()
 	defer in.mu.Unlock()

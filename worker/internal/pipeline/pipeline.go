@@ -99,13 +99,10 @@ func (c *Config) defaults() {
 	}
 }
 
-// Pipeline consumes, batches, uploads and acknowledges.
-//
-// Messages are kept alive with InProgress, not by sizing AckWait: every
-// KeepAlive the pipeline sends InProgress for each message in an open or
-// waiting batch, and each upload does the same for its own messages while it
-// runs and retries. AckWait then only decides how fast a crashed worker's
-// messages are redelivered, whatever the batch age or an S3 outage.
+// Pipeline consumes, batches, uploads and acknowledges. Held messages are
+// kept alive with InProgress every KeepAlive (open and waiting batches, and
+// each upload for its own), so AckWait only decides how fast a crashed
+// worker's messages are redelivered, whatever the batch age or S3 outage.
 type Pipeline struct {
 	cfg    Config
 	b      *batch.Batcher
@@ -348,13 +345,10 @@ func (p *Pipeline) check(ctx context.Context, m jetstream.Msg, source string) (b
 var errBadBody = errors.New("undecodable body")
 
 // checkBody makes sure a body is NDJSON of JSON objects in valid UTF-8 with
-// as many lines as its headers say (Sluice-Event-Count, or Sluice-Requests
-// of a coalesced message), so it cannot corrupt an object. json.Valid
-// accepts invalid UTF-8 inside strings, which a Parquet string column or a
-// JSON reader downstream would not; the gateway refuses it, but another
-// publisher or a replay need not. The whole body is checked at once (a
-// fast scan next to json.Valid's), each event only when that fails, to
-// name it.
+// as many lines as its headers say, so it cannot corrupt an object
+// (json.Valid accepts invalid UTF-8 in strings; a replay or another
+// publisher need not go through the gateway). The whole body is checked at
+// once, each event only when that fails, to name it.
 func checkBody(body []byte, meta envelope.Meta) error {
 	valid := utf8.Valid(body)
 	n := 0

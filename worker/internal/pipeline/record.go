@@ -14,21 +14,12 @@ import (
 	"github.com/sluice-ingest/sluice/worker/internal/batch"
 )
 
-// Proof of delivery: receipts and counters.
-//
-// After an object is stored and before its messages are acked, the worker
-// writes the receipt of every message in it and counts the events
-// it lands; after a message is copied to SLUICE_DLQ and before it is
-// terminated, its receipt says dead_lettered and its events are counted
-// dead. A write that fails is retried, with the messages kept alive, until
-// it succeeds or the pipeline stops: then they are Nak'ed, never acked
-// without their receipt. Acking first and writing later would lose the
-// receipt (and the count) of a worker killed in between, with nothing left
-// to redo it; Nak'ing costs only a redelivery, which meets the stored
-// object (the 412 path) and writes the same receipts again. Every write is
-// idempotent: a batch's events are counted in the outcome that created its
-// receipt (receipts.Writer.Record), and each increment carries the id of
-// its outcome, so the stream counts it once (ledger.DuplicateWindow).
+// Proof of delivery: receipts and counters. A stored object's receipts and
+// landed counts are written before its messages are acked; a dead letter's
+// before it is terminated. A failed write is retried with the messages kept
+// alive, then they are Nak'ed, never acked without their receipt: the
+// redelivery meets the stored object and writes the same records again,
+// which count once (receipts.Writer.Record, ledger.DuplicateWindow).
 
 // Recorder is what the pipeline asks to record outcomes. Recorded (below)
 // is the real one; nil records nothing.

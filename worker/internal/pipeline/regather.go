@@ -14,26 +14,12 @@ import (
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
-// Regathering redelivered messages.
-//
-// A batch's key is made only of the sequences in it (and, where the plain
-// key holds another stream incarnation's object, of its incarnation), so
-// the same messages always give the same key, and the key is written once
-// (If-None-Match). After a crash between "object stored" and "messages
-// acked", the messages come back; if they were batched with newer messages
-// they would land a second time under another key. To avoid that, a
-// redelivered message is looked up among the objects already stored in its
-// partition: when an object of its own stream incarnation holds it in its
-// sequence range, it is batched only with the other redelivered messages
-// of that object, and that batch is cut as soon as it has the object's
-// first and last sequence and event count again. Its upload then meets the
-// 412 of the stored object with the same metadata, and its messages are
-// acked without a second copy. What this does not cover is in the README
-// ("Duplicates and exactly-once").
-//
-// Lookups cost S3 round trips, so they run on their own goroutines, never
-// on the fetch goroutine: a mass redelivery does not hold the rest of a
-// fetch, and the messages waiting for a lookup are kept alive.
+// Regathering redelivered messages. A batch's key is made of its sequences
+// and written once, so a message redelivered between "stored" and "acked"
+// is looked up among its partition's stored objects and batched only with
+// the other messages of the object that holds it: the upload meets that
+// object's 412 and acks without a second copy. Lookups cost S3 round trips,
+// so they run on their own goroutines, never on the fetch goroutine.
 
 // storedTTL is how long a partition's listing is reused, and how long
 // lookups stop after one failed. The objects that matter were stored
@@ -194,12 +180,10 @@ func (r *regather) keepWaitingAlive() {
 }
 
 // landed returns the stored object of the message's stream incarnation
-// whose key's sequence range holds it, the smallest such range when there
-// are several, or nil. Errors mean nil: the message is then batched as a
-// fresh one, which can only add a duplicate, never lose it. After a failed
-// S3 call no lookup asks S3 anything for storedTTL, so an S3 outage costs
-// one failed call (at most lookupTimeout) per storedTTL, not one per
-// partition or object.
+// whose key's sequence range holds it (the smallest such range), or nil.
+// Errors mean nil: a fresh batch can only add a duplicate, never lose the
+// message. After a failed S3 call no lookup asks S3 anything for storedTTL,
+// so an outage costs one failed call per storedTTL.
 func (r *regather) landed(it batch.Item) *batch.Landed {
 	part := batch.PartitionOf(it.Meta, it.Stream)
 	prefix := objkey.PartitionPrefix("", part.Tenant, part.Hour)

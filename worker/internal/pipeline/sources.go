@@ -8,19 +8,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// The consumers the pipeline reads.
-//
-// A worker reads the consumers of the partitions it owns (worker/internal/
-// partition decides which), each on its own fetch goroutine, all sharing
-// the byte budget, the batcher and the uploaders. Acquire starts reading a
-// consumer; Release stops it and hands the partition over: fetching ends
-// (the fetch under way delivers what it has, within a second), the open
-// batches of its messages are cut (reason handover), and Release's channel
-// is closed once every message it delivered is settled (stored and acked,
-// dead-lettered, or handed back), so the next owner starts where this one
-// stopped, without one of its messages still held here. Acquiring a
-// consumer whose handover is not complete takes the handover back: its
-// channel is closed at once and the consumer is read again.
+// The consumers the pipeline reads: those of the partitions this worker
+// owns, each on its own fetch goroutine, sharing the budget, the batcher
+// and the uploaders. Acquire starts reading one; Release stops fetching,
+// cuts its open batches (reason handover) and closes its channel once every
+// message it delivered is settled, so the next owner starts after them.
+// Acquiring a consumer whose handover is not complete takes it back.
 
 // Fetcher is the one call the pipeline makes on a consumer.
 type Fetcher interface {

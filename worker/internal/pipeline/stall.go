@@ -8,17 +8,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// Stalled consumers.
-//
-// A safety net that does not depend on knowing the cause of a stall: a
-// consumer this worker reads is stalled when, for longer than a bound, its
-// fetch goroutine kept asking (not held back by the budget or an
-// unwritable bucket) and got nothing, while the server had messages for it:
-// some not delivered yet, or deliveries this worker never received. The
-// watch then counts it (sluice_worker_partition_stalls_total), logs why,
-// unpins the consumer, so that the server pins the next pull afresh (a pin
-// id that never reached the worker no longer holds the partition), and
-// makes the next fetch a full one.
+// Stalled consumers: a safety net whatever the cause. A consumer is stalled
+// when its fetch goroutine kept asking (not held back) for longer than a
+// bound and got nothing while the server had messages for it. The watch
+// counts it (sluice_worker_partition_stalls_total), logs why, unpins the
+// consumer so the server pins the next pull afresh, and makes the next
+// fetch a full one.
 
 // progress is what a source's fetch goroutine tells the stall watch.
 type progress struct {

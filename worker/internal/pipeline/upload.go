@@ -53,18 +53,11 @@ func keepAlive(items []batch.Item, every time.Duration) func() {
 	return func() { once.Do(func() { close(quit); wg.Wait() }) }
 }
 
-// store encodes and uploads bt, retrying with exponential backoff and
-// jitter. How each upload error is handled is decided here, with
-// sink.Permanent as the one judge of whether a retry can help:
-//   - nil: the object is stored (or this very batch was stored before):
-//     ack every message;
-//   - sink.ErrConflict: the key holds another batch with the same first
-//     and last sequence: split the batch in two and store each half;
-//   - permanent: dead-letter every message with the error;
-//   - sink.Unwritable: this worker cannot write at all: hand every message
-//     back to the other workers (writable.go);
-//   - anything else: keep the batch and its messages, retry until ctx ends,
-//     then Nak them for redelivery.
+// store encodes and uploads bt, retrying with backoff and jitter, and
+// decides here what each upload error means (sink.Permanent judges retry):
+// nil acks every message; sink.ErrConflict splits the batch and stores each
+// half; permanent dead-letters every message; sink.Unwritable hands them
+// back (writable.go); anything else retries until ctx ends, then Naks.
 func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive func()) bool {
 	if ctx.Err() != nil { // shutdown timeout passed while it waited: do not compress it only to give up
 		p.nakAll(bt)

@@ -10,25 +10,12 @@ import (
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
-// A worker that cannot write.
-//
-// An upload error for which sink.Unwritable holds (bad credentials, no
-// permission, no such bucket, the wrong region) says this worker cannot
-// write any batch, while other replicas may well. Retrying would hold its
-// messages forever. So the worker
-//   - marks itself unwritable: Writable returns the error (the worker's
-//     /readyz answers 503), sluice_worker_s3_writable is 0, and it logs it
-//     once a minute, not per attempt;
-//   - hands back every message it holds, Nak'ed with HandBackDelay: the
-//     batch that met the error, every batch that reaches an uploader after
-//     it, and the open batches at the next keep-alive tick;
-//   - fetches nothing, and checks every RetryMax with sink.CheckWritable
-//     whether it can write again.
-//
-// The first check runs before the first fetch, so a worker started with
-// bad credentials takes no message at all. Each hand-back counts as one
-// delivery of its messages towards MaxDeliver; as an unwritable worker
-// stops fetching, that is one per time it turns unwritable.
+// A worker that cannot write (sink.Unwritable: credentials, permission,
+// bucket, region) while other replicas may: retrying would hold its
+// messages forever. It marks itself unwritable (/readyz 503,
+// sluice_worker_s3_writable 0, a log line a minute), hands back every
+// message it holds Nak'ed with HandBackDelay, fetches nothing, and checks
+// every RetryMax with sink.CheckWritable, the first time before any fetch.
 
 // errNotChecked is the state before the first write check.
 var errNotChecked = errors.New("S3 write access not checked yet")
@@ -83,11 +70,9 @@ func (p *Pipeline) canWrite() {
 }
 
 // waitWritable holds the fetch goroutine while the worker cannot write or
-// has not checked yet. After a refusal it checks again every RetryMax, the
-// first time RetryMax after the refusal, so that even a check that passes
-// while uploads are refused costs each message at most one delivery per
-// RetryMax. A check that fails in a way that may heal (S3 unreachable, 5xx)
-// lets fetching go on: uploads then retry as in any S3 outage. It returns
+// has not checked yet, checking again every RetryMax after a refusal (each
+// message costs at most one delivery per RetryMax). A check failing in a
+// way that may heal (S3 unreachable, 5xx) lets fetching go on. It returns
 // false when ctx ends first.
 func (p *Pipeline) waitWritable(ctx context.Context) bool {
 	if p.Writable() == nil {

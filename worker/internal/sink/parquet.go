@@ -14,21 +14,11 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 )
 
-// ParquetRow is one row of a Parquet object: the fields of an NDJSON line,
-// with data kept as the event's JSON text under the JSON logical type.
-//
-// data is one JSON column rather than typed columns inferred from each
-// batch: the events of a tenant have no declared schema, so inferred
-// columns would differ between two objects of one partition (a field that
-// is a number in one batch and a string in the next, or absent), and
-// engines reading a partition's files together refuse or silently drop
-// what does not fit the first file's schema. A JSON column reads the same
-// in every object; engines extract fields with their JSON functions.
-//
-// received_at is microseconds since the epoch, UTC (TIMESTAMP(MICROS,
-// isAdjustedToUTC=true)), the precision every common engine reads
-// (nanosecond timestamps are refused by several); the gateway's time is
-// truncated to the microsecond.
+// ParquetRow is one row of a Parquet object: the fields of an NDJSON line.
+// data is the event's JSON text in one JSON column, not typed columns
+// inferred per batch, so every object of a partition has the same schema;
+// received_at is microseconds since the epoch, UTC, the precision every
+// common engine reads.
 type ParquetRow struct {
 	ID         []byte `parquet:"id,string"`
 	Tenant     string `parquet:"tenant,dict"`

@@ -133,21 +133,12 @@ type Object struct {
 	Metadata  map[string]string
 }
 
-// Put stores obj and returns the key it is stored under. Each key is
-// written once: the request carries If-None-Match: *, so S3 refuses to
-// replace an existing object. On a refusal (412) Put reads the stored
-// object's metadata:
-//   - all of count, sequences, sequence hash, stream incarnation and content
-//     digest equal obj's: the same messages were stored before; obj is
-//     stored;
-//   - the same incarnation, another batch: ErrConflict;
-//   - another incarnation, or no incarnation at all (an object written
-//     before objects carried it): obj goes to obj.StreamKey, where a 412 is
-//     judged the same way (any mismatch there is ErrConflict).
-//
-// Both keys are functions of the batch alone, so a retry finds its own
-// object. Objects larger than the part size go up as a multipart upload; a
-// failed one is aborted. A nil error means the object is stored.
+// Put stores obj, written once with If-None-Match: *, and returns its key.
+// On a 412 it reads the stored object's metadata: the same batch means obj
+// is stored; the same incarnation and another batch is ErrConflict; another
+// incarnation, or none, sends obj to obj.StreamKey, judged the same way.
+// Both keys are functions of the batch, so a retry finds its own object;
+// large objects go up in parts. A nil error means the object is stored.
 func (s *Sink) Put(ctx context.Context, obj Object) (string, error) {
 	err := s.putOnce(ctx, obj, obj.Key)
 	if !errors.Is(err, errExists) {
