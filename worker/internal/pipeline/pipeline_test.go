@@ -491,8 +491,8 @@ func (f *failingList) ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...
 }
 
 // TestFailedLookupPausesLookups: redelivered messages of many partitions
-// while S3 fails cost one failed listing, not one per partition: the
-// messages waiting for their lookups are not held up for long.
+// while S3 fails cost one failed listing per lookupRetry, not one per
+// partition, and are not taken for landed.
 func TestFailedLookupPausesLookups(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	c := &failingList{faultyS3: h.s3}
@@ -506,8 +506,8 @@ func TestFailedLookupPausesLookups(t *testing.T) {
 	for i, tenant := range []string{"acme", "beta", "gamma", "delta"} {
 		meta := metaAt(hourAgo, 1)
 		meta.Tenant = tenant
-		if l := p.regather.landed(batch.Item{Meta: meta, Seq: uint64(i + 1), Stream: "s"}); l != nil {
-			t.Errorf("landed object %+v with S3 failing", l)
+		if l, ok := p.regather.landed(batch.Item{Meta: meta, Seq: uint64(i + 1), Stream: "s"}, time.Now()); l != nil || ok {
+			t.Errorf("landed object %+v (known %v) with S3 failing", l, ok)
 		}
 	}
 	if n := c.lists.Load(); n != 1 {

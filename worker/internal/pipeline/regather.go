@@ -21,10 +21,17 @@ import (
 // object's 412 and acks without a second copy. Lookups cost S3 round trips,
 // so they run on their own goroutines, never on the fetch goroutine.
 
-// storedTTL is how long a partition's listing is reused, and how long
-// lookups stop after one failed. The objects that matter were stored
-// before their messages came back (AckWait later).
-const storedTTL = 30 * time.Second
+// A listing is reused for a message queued at most keepAlive after it was
+// taken: the object that holds a redelivered message was stored before its
+// holder's last keep-alive ended, AckWait before the redelivery, so such a
+// listing shows it. A lookup that fails is tried again every lookupRetry,
+// the message kept alive, for up to lookupPatience (an S3 outage holds the
+// upload anyway); after that, or at shutdown, the message is batched as a
+// new one, which can only add a duplicate.
+const (
+	lookupRetry    = time.Second
+	lookupPatience = 30 * time.Second
+)
 
 // lookupWorkers is how many lookups run at once.
 const lookupWorkers = 4
@@ -46,7 +53,7 @@ type regather struct {
 	wake *sync.Cond
 	// queue waits for a lookup; looking[i] is the message lookup worker i
 	// is on. Both are kept alive.
-	queue   []batch.Item
+	queue   []queued
 	looking []jetstream.Msg
 	// pending counts, per source, the messages queued or in a lookup.
 	pending map[string]int
@@ -60,6 +67,12 @@ type regather struct {
 	// once the lookups are done.
 	workers, alive sync.WaitGroup
 	quit           chan struct{}
+}
+
+// queued is a message waiting for its lookup, since when.
+type queued struct {
+	it    batch.Item
+	since time.Time
 }
 
 type listKey struct {
@@ -96,7 +109,7 @@ func (r *regather) start(out chan<- []batch.Item) {
 // add queues a redelivered message for its lookup.
 func (r *regather) add(it batch.Item) {
 	r.mu.Lock()
-	r.queue = append(r.queue, it)
+	r.queue = append(r.queue, queued{it: it, since: time.Now()})
 	r.pending[it.Source]++
 	r.mu.Unlock()
 	r.wake.Signal()
@@ -125,13 +138,14 @@ func (r *regather) work(i int) {
 			r.mu.Unlock()
 			return
 		}
-		it := r.queue[0]
-		r.queue[0] = batch.Item{}
+		q := r.queue[0]
+		r.queue[0] = queued{}
 		r.queue = r.queue[1:]
+		it := q.it
 		r.looking[i] = it.Msg
 		r.mu.Unlock()
 
-		it.Landed = r.landed(it)
+		it.Landed = r.lookUp(q)
 		r.mu.Lock()
 		r.looking[i] = nil
 		r.mu.Unlock()
@@ -164,8 +178,8 @@ func (r *regather) keepWaitingAlive() {
 		}
 		r.mu.Lock()
 		waiting := make([]jetstream.Msg, 0, len(r.queue)+len(r.looking))
-		for _, it := range r.queue {
-			waiting = append(waiting, it.Msg)
+		for _, q := range r.queue {
+			waiting = append(waiting, q.it.Msg)
 		}
 		for _, m := range r.looking {
 			if m != nil {
@@ -179,19 +193,36 @@ func (r *regather) keepWaitingAlive() {
 	}
 }
 
+// lookUp is landed, tried again every lookupRetry while S3 fails, for up
+// to lookupPatience and not after stop began; nil after that.
+func (r *regather) lookUp(q queued) *batch.Landed {
+	for {
+		l, ok := r.landed(q.it, q.since.Add(-r.keepAlive))
+		if ok {
+			return l
+		}
+		r.mu.Lock()
+		closing := r.closing
+		r.mu.Unlock()
+		if closing || time.Since(q.since) >= lookupPatience {
+			return nil
+		}
+		time.Sleep(lookupRetry)
+	}
+}
+
 // landed returns the stored object of the message's stream incarnation
-// whose key's sequence range holds it (the smallest such range), or nil.
-// Errors mean nil: a fresh batch can only add a duplicate, never lose the
-// message. After a failed S3 call no lookup asks S3 anything for storedTTL,
-// so an outage costs one failed call per storedTTL.
-func (r *regather) landed(it batch.Item) *batch.Landed {
+// whose key's sequence range holds it (the smallest such range), or nil,
+// from a listing taken after listedAfter. ok is false when S3 could not
+// tell.
+func (r *regather) landed(it batch.Item, listedAfter time.Time) (*batch.Landed, bool) {
 	part := batch.PartitionOf(it.Meta, it.Stream)
 	prefix := objkey.PartitionPrefix("", part.Tenant, part.Hour)
-	keys, ok := lookup(r, r.lists, listKey{part.Tenant, part.Hour}, "list "+prefix, storedTTL, func(ctx context.Context) ([]objkey.Key, error) {
+	keys, ok := lookup(r, r.lists, listKey{part.Tenant, part.Hour}, "list "+prefix, listedAfter, func(ctx context.Context) ([]objkey.Key, error) {
 		return r.s3.Stored(ctx, part.Tenant, part.Hour)
 	})
 	if !ok {
-		return nil
+		return nil, false
 	}
 	var holding []objkey.Key
 	for _, k := range keys {
@@ -205,23 +236,23 @@ func (r *regather) landed(it batch.Item) *batch.Landed {
 	for _, k := range holding {
 		key := k.String()
 		// Objects are written once: their metadata never change.
-		st, ok := lookup(r, r.objects, key, "read the metadata of "+key, 0, func(ctx context.Context) (sink.Stored, error) {
+		st, ok := lookup(r, r.objects, key, "read the metadata of "+key, time.Time{}, func(ctx context.Context) (sink.Stored, error) {
 			return r.s3.StoredBatch(ctx, key)
 		})
 		if !ok {
-			return nil
+			return nil, false
 		}
 		if st.Stream == it.Stream { // another incarnation's, or one that does not say, cannot hold it
-			return &batch.Landed{Key: key, FirstSeq: k.FirstSeq, LastSeq: k.LastSeq, Events: st.Events}
+			return &batch.Landed{Key: key, FirstSeq: k.FirstSeq, LastSeq: k.LastSeq, Events: st.Events}, true
 		}
 	}
-	return nil
+	return nil, true
 }
 
-// lookup answers from cache when it holds an answer for key younger than
-// ttl (0: forever), else asks S3 once for all lookups that need it. ok is
-// false when the call failed, or failed less than storedTTL ago.
-func lookup[K comparable, T any](r *regather, cache map[K]*cached[T], key K, what string, ttl time.Duration, call func(context.Context) (T, error)) (T, bool) {
+// lookup answers from cache when it holds an answer for key asked after
+// after (zero: any), else asks S3 once for all lookups that need it. ok is
+// false when the call failed, or one failed less than lookupRetry ago.
+func lookup[K comparable, T any](r *regather, cache map[K]*cached[T], key K, what string, after time.Time, call func(context.Context) (T, error)) (T, bool) {
 	var zero T
 	r.mu.Lock()
 	if time.Now().Before(r.off) {
@@ -229,7 +260,7 @@ func lookup[K comparable, T any](r *regather, cache map[K]*cached[T], key K, wha
 		return zero, false
 	}
 	c := cache[key]
-	if c == nil || (ttl > 0 && time.Since(c.at) > ttl) {
+	if c == nil || c.at.Before(after) {
 		if len(cache) > maxCached {
 			clear(cache)
 		}
@@ -243,9 +274,11 @@ func lookup[K comparable, T any](r *regather, cache map[K]*cached[T], key K, wha
 		cancel()
 		r.mu.Lock()
 		if c.err != nil {
-			delete(cache, key)
-			r.off = time.Now().Add(storedTTL)
-			r.warn(what+" for redelivered messages; they are batched as new ones for a while", "err", c.err)
+			if cache[key] == c {
+				delete(cache, key)
+			}
+			r.off = time.Now().Add(lookupRetry)
+			r.warn(what+" for redelivered messages failed; trying again", "in", lookupRetry, "err", c.err)
 		}
 		r.mu.Unlock()
 		close(c.ready)

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -258,4 +259,68 @@ func storedOnce(t *testing.T, ids map[string]int) {
 			t.Errorf("event %s stored %d times", id, n)
 		}
 	}
+}
+
+// TestLookupListsAfterTheMessageCame: a listing taken before an object was
+// stored is not reused for a message redelivered more than keepAlive after
+// it, and a lookup that fails while S3 is down is tried again: both find
+// the object that holds the message, rather than batching it anew (a
+// second copy, and the object's landing counted under the copy's receipt).
+func TestLookupListsAfterTheMessageCame(t *testing.T) {
+	h := newHarness(t, stream.ConsumerConfig{})
+	for i := range 4 {
+		h.publish("acme", hourAgo, i, 1, 10)
+	}
+	items := h.fetchItems(4)
+	lim := batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour}
+	cfg := h.config(lim)
+	c := &outagedList{faultyS3: h.s3}
+	sk, err := sink.New(c, sink.Config{Bucket: devstack.S3Bucket, Prefix: h.prefix, Compression: "gzip"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Sink, cfg.KeepAlive = sk, 100*time.Millisecond
+	p := New(cfg)
+	if l, ok := p.regather.landed(items[1], time.Now()); l != nil || !ok { // lists the partition: nothing stored yet
+		t.Fatalf("landed %+v, %v before anything was stored", l, ok)
+	}
+	b := batch.New(lim)
+	b.Add(items[1], time.Now())
+	b.Add(items[2], time.Now())
+	obj, err := cfg.Sink.Encode(b.All(batch.ReasonShutdown)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cfg.Sink.Put(t.Context(), obj); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * cfg.KeepAlive)
+	if l := p.regather.lookUp(queued{it: items[1], since: time.Now()}); l == nil || l.FirstSeq != items[1].Seq {
+		t.Errorf("a listing older than the message was reused: landed %+v", l)
+	}
+
+	time.Sleep(2 * cfg.KeepAlive)
+	c.down.Store(true)
+	time.AfterFunc(2*lookupRetry, func() { c.down.Store(false) })
+	if l := p.regather.lookUp(queued{it: items[2], since: time.Now()}); l == nil || l.LastSeq != items[2].Seq {
+		t.Errorf("a lookup during an S3 outage was not tried again: landed %+v", l)
+	}
+	if c.failed.Load() == 0 {
+		t.Error("no listing failed during the outage")
+	}
+}
+
+// outagedList is the real client whose listings fail while down is set.
+type outagedList struct {
+	*faultyS3
+	down   atomic.Bool
+	failed atomic.Int64
+}
+
+func (o *outagedList) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input, opts ...func(*s3.Options)) (*s3.ListObjectsV2Output, error) {
+	if o.down.Load() {
+		o.failed.Add(1)
+		return nil, errSlowDown
+	}
+	return o.faultyS3.ListObjectsV2(ctx, in, opts...)
 }
