@@ -9,7 +9,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
-	"github.com/sluice-ingest/sluice/limiter/redistest"
+	"github.com/sluice-ingest/sluice/limiter/proctest"
 )
 
 // NATSOptions configures an embedded NATS server.
@@ -71,7 +71,7 @@ func StartNATS(opts NATSOptions) (*NATS, error) {
 		return nil, err
 	}
 	var err error
-	if opts.Port, err = redistest.PortOrFree(opts.Port); err != nil {
+	if opts.Port, err = proctest.PortOrFree(opts.Port); err != nil {
 		return nil, err
 	}
 	n := &NATS{opts: opts}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/sluice-ingest/sluice/limiter/proctest"
 )
 
 // NATSClusterOptions configures a cluster of nats-server processes.
@@ -47,8 +48,7 @@ type NATSNode struct {
 	mon  int // monitoring port, for /healthz
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *proctest.Process // the current run; nil when killed
 }
 
 // StartNATSCluster writes a config file for each node (client, cluster
@@ -163,14 +163,12 @@ func (n *NATSNode) launch() error {
 	defer log.Close() // the child has its own descriptor
 	cmd := exec.Command(n.bin, "-c", n.conf())
 	cmd.Stdout, cmd.Stderr = log, log
-	DieWithParent(cmd)
-	if err := cmd.Start(); err != nil {
+	proc, err := proctest.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("start nats node %s: %w", n.Name, err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	n.mu.Lock()
-	n.cmd, n.done = cmd, done
+	n.proc = proc
 	n.mu.Unlock()
 	return nil
 }
@@ -179,14 +177,12 @@ func (n *NATSNode) launch() error {
 // left alone.
 func (n *NATSNode) Kill() {
 	n.mu.Lock()
-	cmd, done := n.cmd, n.done
-	n.cmd, n.done = nil, nil
+	proc := n.proc
+	n.proc = nil
 	n.mu.Unlock()
-	if cmd == nil {
-		return
+	if proc != nil {
+		proc.Kill()
 	}
-	_ = cmd.Process.Kill()
-	<-done
 }
 
 // Restart starts a killed node again on the same ports, config and store,
@@ -215,19 +211,16 @@ func (n *NATSNode) Restart(ctx context.Context, timeout time.Duration) error {
 	}
 }
 
-func (n *NATSNode) exited() bool {
+// running is the current run, or nil when the node was killed.
+func (n *NATSNode) running() *proctest.Process {
 	n.mu.Lock()
-	done := n.done
-	n.mu.Unlock()
-	if done == nil {
-		return true
-	}
-	select {
-	case <-done:
-		return true
-	default:
-		return false
-	}
+	defer n.mu.Unlock()
+	return n.proc
+}
+
+func (n *NATSNode) exited() bool {
+	proc := n.running()
+	return proc == nil || proc.Exited()
 }
 
 // WaitHealthy polls the node's /healthz until it answers 200 (JetStream
@@ -236,27 +229,17 @@ func (n *NATSNode) exited() bool {
 func (n *NATSNode) WaitHealthy(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	url := n.Monitor() + "/healthz"
-	last := "no answer"
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		if n.exited() {
-			return fmt.Errorf("nats node %s exited before it was healthy", n.Name)
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("nats node %s not healthy at %s: %s", n.Name, url, last)
-		case <-time.After(100 * time.Millisecond):
-		}
+	proc := n.running()
+	if proc == nil {
+		return fmt.Errorf("nats node %s is not running", n.Name)
 	}
+	url := n.Monitor() + "/healthz"
+	err := proctest.WaitHTTP(ctx, url, 100*time.Millisecond, proc.Done())
+	switch {
+	case errors.Is(err, proctest.ErrExited):
+		return fmt.Errorf("nats node %s exited before it was healthy", n.Name)
+	case err != nil:
+		return fmt.Errorf("nats node %s not healthy at %s: %w", n.Name, url, err)
+	}
+	return nil
 }

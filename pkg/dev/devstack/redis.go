@@ -8,6 +8,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 
+	"github.com/sluice-ingest/sluice/limiter/proctest"
 	"github.com/sluice-ingest/sluice/limiter/redistest"
 )
 
@@ -40,7 +41,7 @@ func StartRedis(ctx context.Context, opts RedisOptions) (*Redis, error) {
 	if err == nil {
 		return &Redis{Kind: redistest.Binary, srv: srv, addr: srv.Addr()}, nil
 	}
-	if !errors.Is(err, redistest.ErrNotFound) || !opts.AllowEmbedded {
+	if !errors.Is(err, proctest.ErrNotFound) || !opts.AllowEmbedded {
 		return nil, err
 	}
 	if opts.Port == 0 {

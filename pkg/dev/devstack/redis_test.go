@@ -6,6 +6,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/sluice-ingest/sluice/limiter/proctest"
 	"github.com/sluice-ingest/sluice/limiter/redistest"
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack"
 )
@@ -19,8 +20,8 @@ func TestStartRedis(t *testing.T) {
 		return c.Ping(t.Context()).Err()
 	}
 	t.Run("redis-server", func(t *testing.T) {
-		if _, err := redistest.FindBinary(redistest.Binary, redistest.BinaryEnv); err != nil {
-			redistest.Missing(t, err)
+		if _, err := proctest.FindBinary(redistest.Binary, redistest.BinaryEnv); err != nil {
+			proctest.Missing(t, err)
 		}
 		r, err := devstack.StartRedis(t.Context(), devstack.RedisOptions{Dir: t.TempDir(), AllowEmbedded: true})
 		if err != nil {

@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
-	"github.com/sluice-ingest/sluice/limiter/redistest"
+	"github.com/sluice-ingest/sluice/limiter/proctest"
 )
 
 // Dev stack S3 credentials and bucket, as documented in the README.
@@ -45,8 +45,7 @@ type S3Options struct {
 // S3 is a running versitygw with the posix backend and metadata on.
 type S3 struct {
 	opts S3Options
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *proctest.Process // nil when stopped
 }
 
 // StartS3 starts versitygw, waits for it and creates the bucket.
@@ -59,7 +58,7 @@ func StartS3(ctx context.Context, opts S3Options) (*S3, error) {
 		opts.Binary = b
 	}
 	var err error
-	if opts.Port, err = redistest.PortOrFree(opts.Port); err != nil {
+	if opts.Port, err = proctest.PortOrFree(opts.Port); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
@@ -84,13 +83,11 @@ func (s *S3) start(ctx context.Context) error {
 		"--port", s.Addr(), "--quiet",
 		"posix", s.opts.Dir)
 	cmd.Stdout, cmd.Stderr = s.opts.Log, s.opts.Log
-	DieWithParent(cmd)
-	if err := cmd.Start(); err != nil {
+	proc, err := proctest.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("start versitygw: %w", err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	s.cmd, s.done = cmd, done
+	s.proc = proc
 
 	wctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
@@ -109,29 +106,29 @@ func (s *S3) Endpoint() string { return "http://" + s.Addr() }
 
 // Pid is the process id of versitygw, 0 when it is stopped.
 func (s *S3) Pid() int {
-	if s.cmd == nil || s.cmd.Process == nil {
+	if s.proc == nil {
 		return 0
 	}
-	return s.cmd.Process.Pid
+	return s.proc.Pid()
 }
 
 // Dir is the posix backend's root directory.
 func (s *S3) Dir() string { return s.opts.Dir }
 
-// Stop terminates the server; its files stay.
+// Stop terminates the server with an interrupt (SIGINT, which versitygw
+// stops on), killing it after 5s; its files stay.
 func (s *S3) Stop() {
-	if s.cmd != nil {
-		stopProcess(s.cmd, s.done, 5*time.Second)
-		s.cmd = nil
+	if s.proc != nil {
+		_ = s.proc.Stop(os.Interrupt, 5*time.Second)
+		s.proc = nil
 	}
 }
 
 // Kill ends the server with SIGKILL and waits for it; its files stay.
 func (s *S3) Kill() {
-	if s.cmd != nil {
-		_ = s.cmd.Process.Kill()
-		<-s.done
-		s.cmd = nil
+	if s.proc != nil {
+		s.proc.Kill()
+		s.proc = nil
 	}
 }
 

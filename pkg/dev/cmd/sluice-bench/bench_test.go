@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sluice-ingest/sluice/limiter/proctest"
 	"github.com/sluice-ingest/sluice/limiter/redistest"
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 )
@@ -18,8 +19,8 @@ import (
 // judges a speed.
 func TestBenchmarkRunsEveryRow(t *testing.T) {
 	for name, env := range map[string]string{"versitygw": "SLUICE_VERSITYGW", redistest.Binary: redistest.BinaryEnv} {
-		if _, err := redistest.FindBinary(name, env); err != nil {
-			redistest.Missing(t, err)
+		if _, err := proctest.FindBinary(name, env); err != nil {
+			proctest.Missing(t, err)
 		}
 	}
 	// Built into one directory, where sluice-bench looks for the others.

@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,16 +11,14 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/sluice-ingest/sluice/pkg/dev/devstack"
+	"github.com/sluice-ingest/sluice/limiter/proctest"
 )
 
 // proc is one server process the benchmark started and measures.
 type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  string // file holding its output
-	done chan struct{}
-	err  error
+	name    string
+	process *proctest.Process
+	log     string // file holding its output
 }
 
 // startProc runs bin with args and the environment env (on top of PATH and
@@ -43,43 +41,23 @@ func startProc(name, dir, bin string, args []string, env map[string]string) (*pr
 		cmd.Env = append(cmd.Env, k+"="+env[k])
 	}
 	cmd.Stdout, cmd.Stderr = lf, lf
-	devstack.DieWithParent(cmd)
-	if err := cmd.Start(); err != nil {
-		lf.Close()
+	defer lf.Close() // the child has its own descriptor
+	pp, err := proctest.Start(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("start %s (%s): %w", name, bin, err)
 	}
-	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		lf.Close()
-		close(p.done)
-	}()
-	return p, nil
+	return &proc{name: name, process: pp, log: logPath}, nil
 }
 
-func (p *proc) pid() int { return p.cmd.Process.Pid }
+func (p *proc) pid() int { return p.process.Pid() }
 
 // exited reports whether the process has ended.
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
+func (p *proc) exited() bool { return p.process.Exited() }
 
 // stop sends SIGTERM and kills the process after grace.
 func (p *proc) stop(grace time.Duration) {
-	if p == nil || p.exited() {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(grace):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+	if p != nil {
+		_ = p.process.Stop(syscall.SIGTERM, grace)
 	}
 }
 
@@ -96,25 +74,12 @@ func (p *proc) tail() string {
 func (p *proc) waitHTTP(ctx context.Context, url string) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	last := ""
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		select {
-		case <-p.done:
-			return fmt.Errorf("%s exited before it was ready (%v):\n%s", p.name, p.err, p.tail())
-		case <-ctx.Done():
-			return fmt.Errorf("%s not ready at %s: %s\n%s", p.name, url, last, p.tail())
-		case <-time.After(50 * time.Millisecond):
-		}
+	err := proctest.WaitHTTP(ctx, url, 50*time.Millisecond, p.process.Done())
+	switch {
+	case errors.Is(err, proctest.ErrExited):
+		return fmt.Errorf("%s exited before it was ready (%v):\n%s", p.name, p.process.Err(), p.tail())
+	case err != nil:
+		return fmt.Errorf("%s not ready at %s: %w\n%s", p.name, url, err, p.tail())
 	}
+	return nil
 }

@@ -206,8 +206,8 @@ func (st *stack) waitDrained(ctx context.Context, within time.Duration) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("stream %s not drained within %s (%d messages left, %v)", stream.EventsStream, within, msgs, err)
-		case <-st.worker.done:
-			return fmt.Errorf("worker exited: %v\n%s", st.worker.err, st.worker.tail())
+		case <-st.worker.process.Done():
+			return fmt.Errorf("worker exited: %v\n%s", st.worker.process.Err(), st.worker.tail())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -229,7 +229,7 @@ func (st *stack) streamMsgs(ctx context.Context) (uint64, error) {
 func (st *stack) alive() error {
 	for _, p := range []*proc{st.nats, st.gateway, st.worker, st.ceiling, st.seed} {
 		if p != nil && p.exited() {
-			return fmt.Errorf("%s exited: %v\n%s", p.name, p.err, p.tail())
+			return fmt.Errorf("%s exited: %v\n%s", p.name, p.process.Err(), p.tail())
 		}
 	}
 	return nil

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluice-ingest/sluice/limiter/proctest"
 	"github.com/sluice-ingest/sluice/pkg/config"
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack"
 )
@@ -164,14 +165,9 @@ Ctrl-C stops everything.
 	}
 }
 
-type child struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
-
 // startChild starts bin with this process's environment plus env, and
 // reports on exited when it ends.
-func startChild(bin string, env map[string]string, exited chan<- error) (*child, error) {
+func startChild(bin string, env map[string]string, exited chan<- error) (*proctest.Process, error) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("%s: %w (run `make build`)", bin, err)
 	}
@@ -181,28 +177,18 @@ func startChild(bin string, env map[string]string, exited chan<- error) (*child,
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	devstack.DieWithParent(cmd)
-	if err := cmd.Start(); err != nil {
+	c, err := proctest.Start(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", bin, err)
 	}
-	c := &child{cmd: cmd, done: make(chan struct{})}
 	go func() {
-		err := cmd.Wait()
-		close(c.done)
-		exited <- fmt.Errorf("%s: %v", filepath.Base(bin), err)
+		<-c.Done()
+		exited <- fmt.Errorf("%s: %v", filepath.Base(bin), c.Err())
 	}()
 	return c, nil
 }
 
-func stopChild(c *child) {
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(40 * time.Second):
-		_ = c.cmd.Process.Kill()
-		<-c.done
-	}
-}
+func stopChild(c *proctest.Process) { _ = c.Stop(syscall.SIGTERM, 40*time.Second) }
 
 func merge(a, b map[string]string) map[string]string {
 	out := make(map[string]string, len(a)+len(b))

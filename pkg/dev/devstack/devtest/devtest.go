@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sluice-ingest/sluice/limiter/redistest"
+	"github.com/sluice-ingest/sluice/limiter/proctest"
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack"
 )
 
@@ -48,8 +48,8 @@ func JetStream(t testing.TB, n interface{ URL() string }) (*nats.Conn, jetstream
 func S3(t testing.TB) *devstack.S3 {
 	t.Helper()
 	s, err := devstack.StartS3(t.Context(), devstack.S3Options{Dir: t.TempDir(), Bucket: devstack.S3Bucket})
-	if errors.Is(err, devstack.ErrNotFound) {
-		redistest.Missing(t, err)
+	if errors.Is(err, proctest.ErrNotFound) {
+		proctest.Missing(t, err)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +118,7 @@ func build(t testing.TB, pkg string, race bool) string {
 	if p, ok := built[flavour+" "+pkg]; ok {
 		return p
 	}
-	root, err := devstack.RepoRoot()
+	root, err := proctest.RepoRoot()
 	if err != nil {
 		t.Fatalf("build %s: %v", pkg, err)
 	}

@@ -3,8 +3,8 @@ package devtest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-ingest/sluice/pkg/dev/devstack"
+	"github.com/sluice-ingest/sluice/limiter/proctest"
 )
 
 // Proc is a program started by a test, with its output captured.
@@ -24,10 +24,8 @@ type Proc struct {
 	env  []string
 	out  *syncBuffer
 
-	mu   sync.Mutex // guards the current run, which Restart replaces
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error
+	mu   sync.Mutex        // guards the current run, which Restart replaces
+	proc *proctest.Process // the current run
 }
 
 type syncBuffer struct {
@@ -68,32 +66,21 @@ func (p *Proc) start() error {
 	cmd := exec.Command(p.bin)
 	cmd.Env = p.env
 	cmd.Stdout, cmd.Stderr = p.out, p.out
-	devstack.DieWithParent(cmd)
-	if err := cmd.Start(); err != nil {
+	proc, err := proctest.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("start %s: %w", p.Name, err)
 	}
-	done := make(chan struct{})
 	p.mu.Lock()
-	p.cmd, p.done, p.err = cmd, done, nil
+	p.proc = proc
 	p.mu.Unlock()
-	go func() {
-		err := cmd.Wait()
-		p.mu.Lock()
-		if p.cmd == cmd {
-			p.err = err
-		}
-		p.mu.Unlock()
-		close(done)
-	}()
 	return nil
 }
 
-// run is the current run: its process and the channel closed when it
-// exits.
-func (p *Proc) run() (*exec.Cmd, chan struct{}) {
+// run is the current run.
+func (p *Proc) run() *proctest.Process {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.cmd, p.done
+	return p.proc
 }
 
 // Restart kills the process if it still runs and starts the program again
@@ -122,47 +109,22 @@ func Tail(log string, n int) string {
 }
 
 // Signal sends sig to the process.
-func (p *Proc) Signal(sig os.Signal) {
-	cmd, _ := p.run()
-	_ = cmd.Process.Signal(sig)
-}
+func (p *Proc) Signal(sig os.Signal) { p.run().Signal(sig) }
 
 // Kill ends the process with SIGKILL and waits for it.
-func (p *Proc) Kill() {
-	cmd, done := p.run()
-	_ = cmd.Process.Kill()
-	<-done
-}
+func (p *Proc) Kill() { p.run().Kill() }
 
 // Stop sends SIGTERM and waits up to grace before killing. It returns the
 // process's exit error (nil for a clean exit).
 func (p *Proc) Stop(grace time.Duration) error {
-	_, done := p.run()
-	select {
-	case <-done:
-		return p.exitErr()
-	default:
-	}
-	p.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(grace):
-		p.Kill()
-	}
-	return p.exitErr()
-}
-
-func (p *Proc) exitErr() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.err
+	return p.run().Stop(syscall.SIGTERM, grace)
 }
 
 // PeakRSS is the process's peak resident set so far (VmHWM in
 // /proc/<pid>/status), in bytes.
 func (p *Proc) PeakRSS() (int64, error) {
-	cmd, _ := p.run()
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/status")
+	pid := p.run().Pid()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return 0, fmt.Errorf("peak RSS of %s: %w", p.Name, err)
 	}
@@ -175,14 +137,11 @@ func (p *Proc) PeakRSS() (int64, error) {
 			return kb << 10, nil
 		}
 	}
-	return 0, fmt.Errorf("peak RSS of %s: no VmHWM in /proc/%d/status", p.Name, cmd.Process.Pid)
+	return 0, fmt.Errorf("peak RSS of %s: no VmHWM in /proc/%d/status", p.Name, pid)
 }
 
 // Done is closed when the process (its current run) has exited.
-func (p *Proc) Done() <-chan struct{} {
-	_, done := p.run()
-	return done
-}
+func (p *Proc) Done() <-chan struct{} { return p.run().Done() }
 
 // WaitReady polls url until it answers 200, the process exits or 30s pass,
 // and fails the test if it does not.
@@ -199,25 +158,15 @@ func WaitReady(t testing.TB, p *Proc, url string) {
 // ends; for a caller that must not stop the test (a goroutine, or a test
 // that reports more before failing).
 func Ready(ctx context.Context, p *Proc, url string) error {
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		resp, err := http.DefaultClient.Do(req)
-		last := fmt.Sprint(err)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = resp.Status
-		}
-		select {
-		case <-p.Done():
-			return fmt.Errorf("%s exited before it was ready: %v", p.Name, p.exitErr())
-		case <-ctx.Done():
-			return fmt.Errorf("%s not ready at %s: %s", p.Name, url, last)
-		case <-time.After(50 * time.Millisecond):
-		}
+	run := p.run()
+	err := proctest.WaitHTTP(ctx, url, 50*time.Millisecond, run.Done())
+	switch {
+	case errors.Is(err, proctest.ErrExited):
+		return fmt.Errorf("%s exited before it was ready: %v", p.Name, run.Err())
+	case err != nil:
+		return fmt.Errorf("%s not ready at %s: %w", p.Name, url, err)
 	}
+	return nil
 }
 
 // Eventually polls cond every interval until it returns true or timeout
@@ -236,7 +185,7 @@ func Eventually(t testing.TB, timeout, interval time.Duration, cond func() bool,
 // Addr returns a free 127.0.0.1:port.
 func Addr(t testing.TB) string {
 	t.Helper()
-	a, err := devstack.FreeAddr()
+	a, err := proctest.FreeAddr()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package redistest
+package proctest
 
 import (
 	"errors"
@@ -7,13 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
-)
-
-// Binary is the server this package runs, and BinaryEnv the variable that
-// names its path when it is not in .bin/ or on PATH.
-const (
-	Binary    = "redis-server"
-	BinaryEnv = "SLUICE_REDIS_SERVER"
 )
 
 // ErrNotFound is returned by FindBinary when a program is nowhere to be found.
