@@ -93,3 +93,5 @@ replace github.com/sluice-ingest/sluice/pkg => ../pkg
 replace github.com/sluice-ingest/sluice/limiter => ../limiter
 
 replace github.com/sluice-ingest/sluice/pkg/dev => ../pkg/dev
+
+replace github.com/sluice-ingest/sluice/client => ../client
