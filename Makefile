@@ -2,7 +2,7 @@
 # loops over the modules, because `go test ./...` at the root does not cross
 # module borders.
 
-MODULES     := client pkg limiter gateway worker
+MODULES     := client pkg pkg/dev limiter gateway worker
 GO          ?= go
 VERSITYGW   := github.com/versity/versitygw/cmd/versitygw@v1.8.0
 NATSCLI     := github.com/nats-io/natscli/nats@v0.5.0
@@ -19,10 +19,10 @@ build:
 	@mkdir -p bin
 	$(GO) build -o bin/gateway ./gateway/cmd/gateway
 	$(GO) build -o bin/worker ./worker/cmd/worker
-	$(GO) build -o bin/sluice-dev ./pkg/cmd/sluice-dev
-	$(GO) build -o bin/sluice-load ./pkg/cmd/sluice-load
+	$(GO) build -o bin/sluice-dev ./pkg/dev/cmd/sluice-dev
+	$(GO) build -o bin/sluice-load ./pkg/dev/cmd/sluice-load
 	$(GO) build -o bin/sluice ./pkg/cmd/sluice
-	$(GO) build -o bin/sluice-bench ./pkg/cmd/sluice-bench
+	$(GO) build -o bin/sluice-bench ./pkg/dev/cmd/sluice-bench
 
 # Pinned tools, built once into .bin/ (versitygw takes about two minutes).
 tools: .bin/versitygw

@@ -12,6 +12,7 @@ require (
 	github.com/sluice-ingest/sluice/client v0.0.0
 	github.com/sluice-ingest/sluice/limiter v0.0.0
 	github.com/sluice-ingest/sluice/pkg v0.0.0
+	github.com/sluice-ingest/sluice/pkg/dev v0.0.0
 	go.opentelemetry.io/otel v1.47.0
 	go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp v0.23.0
 	go.opentelemetry.io/otel/log v1.47.0
@@ -76,3 +77,5 @@ replace github.com/sluice-ingest/sluice/pkg => ../pkg
 replace github.com/sluice-ingest/sluice/limiter => ../limiter
 
 replace github.com/sluice-ingest/sluice/client => ../client
+
+replace github.com/sluice-ingest/sluice/pkg/dev => ../pkg/dev

@@ -5,6 +5,7 @@ WORKDIR /src
 COPY go.work go.work.sum ./
 COPY client/go.mod client/go.sum client/
 COPY pkg/go.mod pkg/go.sum pkg/
+COPY pkg/dev/go.mod pkg/dev/go.sum pkg/dev/
 COPY limiter/go.mod limiter/go.sum limiter/
 COPY gateway/go.mod gateway/go.sum gateway/
 COPY worker/go.mod worker/go.sum worker/

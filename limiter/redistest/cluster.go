@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sluice-ingest/sluice/limiter/proctest"
 )
 
 // Cluster is a Redis Cluster of masters without replicas.
@@ -28,7 +30,7 @@ func StartCluster(tb testing.TB, n int) *Cluster {
 	root := tb.TempDir()
 	for i := range n {
 		dir := filepath.Join(root, "node"+strconv.Itoa(i))
-		bus, err := FreePort()
+		bus, err := proctest.FreePort()
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -1,7 +1,7 @@
-// Package redistest starts real redis-server processes for tests (a single
-// server, a Cluster, a Sentinel) on free ports in directories of their own,
-// kills, restarts, pauses and resumes them, and holds what every test
-// server helper shares (FreePort, FindBinary, Missing). It lives in the
-// limiter module, which depends on nothing but go-redis; it must not be
-// imported by production code.
+// Package redistest starts real redis-server processes for tests and the
+// dev stack (a single server, a Cluster, a Sentinel) on free 127.0.0.1
+// ports in directories of their own, and kills, restarts, pauses and
+// resumes them. What every process helper shares (ports, binaries, the
+// missing-binary rule, starting and stopping) is limiter/proctest's. It
+// must not be imported by production code.
 package redistest

@@ -15,12 +15,21 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/sluice-ingest/sluice/limiter/proctest"
+)
+
+// Binary is the server this package runs, and BinaryEnv the variable that
+// names its path when it is not in .bin/ or on PATH.
+const (
+	Binary    = "redis-server"
+	BinaryEnv = "SLUICE_REDIS_SERVER"
 )
 
 // Options configures one redis-server process.
 type Options struct {
 	// Binary is the redis-server executable; empty means
-	// FindBinary(Binary, BinaryEnv).
+	// proctest.FindBinary(Binary, BinaryEnv).
 	Binary string
 	// Port to listen on at 127.0.0.1; 0 picks a free one.
 	Port int
@@ -44,8 +53,7 @@ type Server struct {
 	BusPort int
 
 	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc *proctest.Process // the current run; nil when none runs
 }
 
 // Launch starts redis-server and waits until it answers PING. The caller
@@ -57,12 +65,12 @@ func Launch(ctx context.Context, opts Options) (*Server, error) {
 	bin := opts.Binary
 	if bin == "" {
 		var err error
-		if bin, err = FindBinary(Binary, BinaryEnv); err != nil {
+		if bin, err = proctest.FindBinary(Binary, BinaryEnv); err != nil {
 			return nil, err
 		}
 	}
 	var err error
-	if opts.Port, err = PortOrFree(opts.Port); err != nil {
+	if opts.Port, err = proctest.PortOrFree(opts.Port); err != nil {
 		return nil, err
 	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
@@ -92,16 +100,14 @@ func Launch(ctx context.Context, opts Options) (*Server, error) {
 func (s *Server) launch(ctx context.Context) error {
 	cmd := exec.Command(s.argv[0], s.argv[1:]...)
 	cmd.Dir = s.dir
-	DieWithParent(cmd)
-	if err := cmd.Start(); err != nil {
+	proc, err := proctest.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("start %s: %w", Binary, err)
 	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	s.mu.Lock()
-	s.cmd, s.done = cmd, done
+	s.proc = proc
 	s.mu.Unlock()
-	if err := s.waitReady(ctx, done); err != nil {
+	if err := s.waitReady(ctx, proc.Done()); err != nil {
 		s.Kill()
 		return fmt.Errorf("%s on %s not ready: %w\n%s", Binary, s.addr, err, s.Log())
 	}
@@ -114,21 +120,14 @@ func (s *Server) waitReady(ctx context.Context, exited <-chan struct{}) error {
 	defer cancel()
 	c := redis.NewClient(&redis.Options{Addr: s.addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer c.Close()
-	for {
-		pctx, pcancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		err := c.Ping(pctx).Err()
-		pcancel()
-		if err == nil {
-			return nil
+	return proctest.Poll(ctx, 10*time.Millisecond, exited, func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		defer cancel()
+		if err := c.Ping(ctx).Err(); err != nil {
+			return fmt.Errorf("PING: %w", err)
 		}
-		select {
-		case <-exited:
-			return errors.New("the process exited")
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last PING: %v)", ctx.Err(), err)
-		case <-time.After(10 * time.Millisecond): // polling a condition
-		}
-	}
+		return nil
+	})
 }
 
 // Addr is host:port.
@@ -150,10 +149,10 @@ func (s *Server) Log() string {
 func (s *Server) Pid() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd == nil {
+	if s.proc == nil {
 		return 0
 	}
-	return s.cmd.Process.Pid
+	return s.proc.Pid()
 }
 
 // String names the server for messages.
@@ -161,40 +160,29 @@ func (s *Server) String() string { return Binary + " " + s.addr }
 
 // Kill ends the server with SIGKILL and waits for it to exit.
 func (s *Server) Kill() {
-	cmd, done := s.take()
-	if cmd == nil {
-		return
+	if proc := s.take(); proc != nil {
+		proc.Kill()
 	}
-	_ = cmd.Process.Kill()
-	<-done
 }
 
 // Stop asks the server to end with SIGTERM and kills it after 5s.
 func (s *Server) Stop() {
-	cmd, done := s.take()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = cmd.Process.Kill()
-		<-done
+	if proc := s.take(); proc != nil {
+		_ = proc.Stop(syscall.SIGTERM, 5*time.Second)
 	}
 }
 
 // take detaches the running process (resumed, in case it was paused), or
 // returns nil when none runs.
-func (s *Server) take() (*exec.Cmd, <-chan struct{}) {
+func (s *Server) take() *proctest.Process {
 	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.cmd, s.done = nil, nil
+	proc := s.proc
+	s.proc = nil
 	s.mu.Unlock()
-	if cmd != nil {
-		_ = cmd.Process.Signal(syscall.SIGCONT)
+	if proc != nil {
+		proc.Signal(syscall.SIGCONT)
 	}
-	return cmd, done
+	return proc
 }
 
 // Restart kills the server and starts it again on the same port and
@@ -214,14 +202,15 @@ func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
 func (s *Server) signal(sig syscall.Signal) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cmd != nil {
-		_ = s.cmd.Process.Signal(sig)
+	if s.proc != nil {
+		s.proc.Signal(sig)
 	}
 }
 
 // Start runs a standalone redis-server for the test with extra arguments,
 // in a directory of the test's own, stopped at cleanup (its log is printed
-// when the test failed). A missing binary skips or fails the test (Missing).
+// when the test failed). A missing binary skips or fails the test
+// (proctest.Missing).
 func Start(tb testing.TB, extra ...string) *Server {
 	tb.Helper()
 	return StartWith(tb, Options{Dir: tb.TempDir(), Args: extra})
@@ -234,8 +223,8 @@ func StartWith(tb testing.TB, opts Options) *Server {
 		opts.Dir = tb.TempDir()
 	}
 	s, err := Launch(context.Background(), opts)
-	if errors.Is(err, ErrNotFound) {
-		Missing(tb, err)
+	if errors.Is(err, proctest.ErrNotFound) {
+		proctest.Missing(tb, err)
 	}
 	if err != nil {
 		tb.Fatal(err)

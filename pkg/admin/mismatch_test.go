@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/sluice-ingest/sluice/pkg/admin"
-	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
+	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/ledger"
 	"github.com/sluice-ingest/sluice/pkg/stream"
 )

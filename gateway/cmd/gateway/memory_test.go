@@ -13,8 +13,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/sluice-ingest/sluice/pkg/config"
-	"github.com/sluice-ingest/sluice/pkg/devstack"
-	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
+	"github.com/sluice-ingest/sluice/pkg/dev/devstack"
+	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 )
 
 // 256 clients at once, each sending a zstd body of a few hundred bytes that

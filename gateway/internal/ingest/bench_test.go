@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-ingest/sluice/pkg/dev/loadgen"
 	"github.com/sluice-ingest/sluice/pkg/ledger"
-	"github.com/sluice-ingest/sluice/pkg/loadgen"
 )
 
 // BenchmarkHandler measures requests/s over real HTTP on loopback, for the

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/sluice-ingest/sluice/limiter/redistest"
-	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
+	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 )
 
 const gatewayPkg = "github.com/sluice-ingest/sluice/gateway/cmd/gateway"

@@ -1,8 +1,0 @@
-//go:build !linux
-
-package redistest
-
-import "os/exec"
-
-// DieWithParent does nothing here: only Linux has a parent-death signal.
-func DieWithParent(*exec.Cmd) {}
