@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,7 +33,7 @@ func manyTenants(n int) (keys string, tenants []string) {
 }
 
 // runTenantsLoad posts requests of 1 to 5 events from 2 clients, each at
-// most 100 a second, going round the tenants, until stop is closed or max
+// most 40 a second, going round the tenants, until stop is closed or max
 // requests were sent.
 func runTenantsLoad(t *testing.T, ingest string, tenants []string, max int, stop <-chan struct{}) (*load, func()) {
 	l := &load{accepted: map[int]acceptedReq{}, started: map[int]bool{}}
@@ -41,7 +42,7 @@ func runTenantsLoad(t *testing.T, ingest string, tenants []string, max int, stop
 	client := &http.Client{Timeout: 10 * time.Second}
 	for range 2 {
 		wg.Go(func() {
-			pace := time.NewTicker(10 * time.Millisecond)
+			pace := time.NewTicker(25 * time.Millisecond)
 			defer pace.Stop()
 			for {
 				req := int(next.Add(1))
@@ -144,6 +145,13 @@ func TestUnwritableWorkerLeavesItsPartitions(t *testing.T) {
 	env["SLUICE_ADMIN_ADDR"], env["SLUICE_S3_ENDPOINT"] = flapping, proxy.url
 	fw := devtest.Start(t, "worker-flapping", devtest.Binary(t, workerPkg), env)
 	devtest.WaitReady(t, fw, "http://"+flapping+"/readyz")
+	t.Cleanup(func() {
+		if t.Failed() { // their goroutines, in the outputs printed next
+			st.worker.Signal(syscall.SIGQUIT)
+			fw.Signal(syscall.SIGQUIT)
+			time.Sleep(time.Second)
+		}
+	})
 	owns := func(admin string, n float64) func() bool {
 		return func() bool { return gauge(admin, "sluice_worker_partitions_owned") == n }
 	}
@@ -179,7 +187,7 @@ func TestUnwritableWorkerLeavesItsPartitions(t *testing.T) {
 	}()
 	stop := make(chan struct{})
 	l, wait := runTenantsLoad(t, st.ingest, tenants, 1<<30, stop)
-	const rounds = 4
+	const rounds = 3
 	for round := 1; round <= rounds; round++ {
 		// It holds messages of its partitions when its secret goes wrong.
 		devtest.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool { return gauge(flapping, "sluice_worker_inflight_bytes") > 0 },
