@@ -26,7 +26,9 @@ const DefaultPartitions = 16
 const PriorityGroup = "sluice"
 
 // MembersBucket is the JetStream KV bucket where each running worker keeps
-// its membership key alive.
+// its membership key alive. A key's value is "writable <time>" or
+// "unwritable <time>" (the time of its last heartbeat): a worker that
+// cannot write to S3 takes no partition while any member can.
 const MembersBucket = "SLUICE_MEMBERS"
 
 // HoursBucket is the JetStream KV bucket of the tenant-hours whose
@@ -34,6 +36,12 @@ const MembersBucket = "SLUICE_MEMBERS"
 // delivered a message of it, <tenant>.<YYYYMMDDHH>.<consumer>, so that
 // whoever reads the consumer next closes them (worker/internal/manifest).
 const HoursBucket = "SLUICE_HOURS"
+
+// HandBacksBucket is the JetStream KV bucket where a worker that cannot
+// write to S3 records the messages it hands back, one key per message and
+// delivery (<stream incarnation>.<stream sequence>.<delivery>), so that
+// those deliveries do not count towards SLUICE_MAX_DELIVER.
+const HandBacksBucket = "SLUICE_HANDBACKS"
 
 // PartitionConsumer is the name of partition p's durable consumer:
 // base-pNN (base is Consumer unless SLUICE_CONSUMER says otherwise).

@@ -31,7 +31,15 @@ func (w *worker) consume(ctx context.Context) error {
 	if err != nil {
 		return nil // ctx ended first
 	}
-	p := w.newPipeline(tracker, rec)
+	var handBacks *pipeline.HandBacks
+	err = stream.Retry(ctx, w.log, "ensure the hand-backs bucket", func(ctx context.Context) error {
+		handBacks, err = pipeline.EnsureHandBacks(ctx, w.js, w.s.nats.Replicas)
+		return err
+	})
+	if err != nil {
+		return nil // ctx ended first
+	}
+	p := w.newPipeline(tracker, rec, handBacks)
 	member, err := w.join(ctx, slots, p)
 	if err != nil {
 		return nil // ctx ended first
@@ -42,7 +50,7 @@ func (w *worker) consume(ctx context.Context) error {
 	return w.runPipeline(ctx, p, member, tracker)
 }
 
-func (w *worker) newPipeline(tracker *manifest.Tracker, rec pipeline.Recorder) *pipeline.Pipeline {
+func (w *worker) newPipeline(tracker *manifest.Tracker, rec pipeline.Recorder, handBacks *pipeline.HandBacks) *pipeline.Pipeline {
 	return pipeline.New(pipeline.Config{
 		Stream:           w.streams.EventsConfig().Name,
 		JS:               w.js,
@@ -52,6 +60,7 @@ func (w *worker) newPipeline(tracker *manifest.Tracker, rec pipeline.Recorder) *
 		MaxInflightBytes: w.s.maxInflightBytes,
 		MaxMessageBytes:  int(w.nc.MaxPayload()),
 		MaxDeliver:       w.s.maxDeliver,
+		HandBacks:        handBacks,
 		DeadLetterRetry:  w.s.ackWait,
 		KeepAlive:        w.s.ackWait / 3,
 		ShutdownTimeout:  w.s.shutdownTimeout,
@@ -69,7 +78,8 @@ func (w *worker) join(ctx context.Context, slots []jetstream.Consumer, p *pipeli
 	err := stream.Retry(ctx, w.log, "join the workers", func(ctx context.Context) error {
 		var err error
 		member, err = partition.Join(ctx, partition.Config{
-			JS: w.js, Stream: w.streams.EventsConfig().Name, Slots: slots, TTL: w.s.ackWait, Replicas: w.streams.Replicas, Log: w.log,
+			JS: w.js, Stream: w.streams.EventsConfig().Name, Slots: slots, TTL: w.s.ackWait, Replicas: w.streams.Replicas,
+			Writable: p, Metrics: w.members, Log: w.log,
 		}, p)
 		return err
 	})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-ingest/sluice/pkg/stream"
 	"github.com/sluice-ingest/sluice/pkg/telemetry"
+	"github.com/sluice-ingest/sluice/worker/internal/partition"
 	"github.com/sluice-ingest/sluice/worker/internal/pipeline"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
@@ -25,6 +26,7 @@ type worker struct {
 	s3c        *s3.Client
 	sink       *sink.Sink
 	metrics    *pipeline.Metrics
+	members    *partition.Metrics
 	mismatched prometheus.Gauge
 	ready      *readiness
 	admin      *telemetry.Admin
@@ -52,6 +54,7 @@ func wire(s settings, log *slog.Logger, nc *nats.Conn, js jetstream.JetStream, s
 	w := &worker{
 		s: s, log: log, nc: nc, js: js, streams: s.nats.Config(), s3c: s3c, sink: sk,
 		metrics:    pipeline.NewMetrics(reg),
+		members:    partition.NewMetrics(reg),
 		mismatched: newReconcileGauge(reg),
 		ready:      &readiness{nc: nc},
 		ensured:    make(chan struct{}),

@@ -42,7 +42,13 @@ type Config struct {
 	// Replicas of the members bucket: the events stream's, so that
 	// membership outlives a NATS node as the stream does.
 	Replicas int
-	Log      *slog.Logger
+	// Writable is whether this worker can write; a member that cannot
+	// takes no partition while another can (writable.go). Nil means it
+	// always can.
+	Writable Writability
+	// Metrics, when set, counts partitions owned and withdrawals.
+	Metrics *Metrics
+	Log     *slog.Logger
 }
 
 // Member is this worker's membership.
@@ -51,13 +57,21 @@ type Member struct {
 	kv  jetstream.KeyValue
 	rd  Reader
 
-	mu      sync.Mutex
+	putMu sync.Mutex // one put of the key at a time, its value read under it
+
+	mu sync.Mutex
+	// members holds every key in the bucket, true for those that can
+	// write.
 	members map[string]bool
 	owned   map[int]bool // slots being read
 	// releasing is the slots being handed over, each with the channel
 	// its handover closes; a slot wanted again meanwhile is taken back.
 	releasing map[int]<-chan struct{}
 	wake      chan struct{}
+	// withdrawn is whether this worker left the assignment because it
+	// cannot write; said is whether that was logged; unassigned whether
+	// it keeps its partitions because no member can write.
+	withdrawn, said, unassigned bool
 }
 
 // Join creates (or updates) the members bucket and puts this worker's key
@@ -68,7 +82,7 @@ func Join(ctx context.Context, cfg Config, rd Reader) (*Member, error) {
 	}
 	kv, err := cfg.JS.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      stream.MembersBucket,
-		Description: "Sluice workers alive, one key each, kept by heartbeats; partitions are shared out over the sorted keys",
+		Description: "Sluice workers alive, one key each, kept by heartbeats, value writable or unwritable; partitions are shared out over the sorted keys of those that can write",
 		TTL:         cfg.TTL,
 		// Markers make the watchers see a key removed by the TTL.
 		LimitMarkerTTL: cfg.TTL,
@@ -89,17 +103,29 @@ func Join(ctx context.Context, cfg Config, rd Reader) (*Member, error) {
 // ID is this worker's key in the members bucket.
 func (m *Member) ID() string { return m.cfg.ID }
 
+// heartbeat puts this worker's key, with whether it can write now.
 func (m *Member) heartbeat(ctx context.Context) error {
-	if _, err := m.kv.Put(ctx, m.cfg.ID, []byte(time.Now().UTC().Format(time.RFC3339Nano))); err != nil {
+	m.putMu.Lock()
+	defer m.putMu.Unlock()
+	if _, err := m.kv.Put(ctx, m.cfg.ID, memberValue(m.canWrite(), time.Now())); err != nil {
 		return fmt.Errorf("heartbeat %s: %w", m.cfg.ID, err)
 	}
 	return nil
 }
 
+// canWrite is whether this worker can write now.
+func (m *Member) canWrite() bool { return m.cfg.Writable == nil || m.cfg.Writable.Writable() == nil }
+
 // Run keeps the membership alive and the partitions assigned until ctx
-// ends: it heartbeats every TTL/3, watches the bucket (a member joining,
-// leaving or expiring rebalances at once) and lists it again every TTL.
+// ends: it heartbeats every TTL/3 and whenever the worker's writability
+// changes, watches the bucket (a member joining, leaving, expiring or
+// changing its writability rebalances at once) and lists it again every
+// TTL.
 func (m *Member) Run(ctx context.Context) error {
+	var changed <-chan struct{}
+	if m.cfg.Writable != nil {
+		changed = m.cfg.Writable.WritableChanged()
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
@@ -114,6 +140,14 @@ func (m *Member) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-m.wake:
+		case <-changed:
+			// rebalance reads the worker's own writability; the others
+			// learn it from this put.
+			hctx, cancel := context.WithTimeout(ctx, m.cfg.TTL/3)
+			if err := m.heartbeat(hctx); err != nil && ctx.Err() == nil {
+				m.cfg.Log.Warn("membership: telling the others this worker's writability failed; the next heartbeat does", "err", err)
+			}
+			cancel()
 		case <-t.C:
 			m.list(ctx)
 		}
@@ -135,9 +169,10 @@ func (m *Member) beat(ctx context.Context) {
 		}
 		cancel()
 		m.mu.Lock()
-		joined := !m.members[m.cfg.ID]
-		m.members[m.cfg.ID] = true
+		_, listed := m.members[m.cfg.ID]
+		m.members[m.cfg.ID] = m.canWrite()
 		m.mu.Unlock()
+		joined := !listed
 		if joined { // back after its key expired
 			m.poke()
 		}
@@ -162,7 +197,7 @@ func (m *Member) watch(ctx context.Context) {
 			}
 			m.mu.Lock()
 			if e.Operation() == jetstream.KeyValuePut {
-				m.members[e.Key()] = true
+				m.members[e.Key()] = canWrite(e.Value())
 			} else {
 				delete(m.members, e.Key())
 			}
@@ -173,23 +208,45 @@ func (m *Member) watch(ctx context.Context) {
 	}
 }
 
-// list reads the bucket's keys again, in case the watch missed a change.
+// list reads the bucket's keys and values again, in case the watch
+// missed a change.
 func (m *Member) list(ctx context.Context) {
 	lctx, cancel := context.WithTimeout(ctx, m.cfg.TTL)
 	defer cancel()
-	keys, err := m.kv.Keys(lctx)
-	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+	members, err := m.read(lctx)
+	if err != nil {
 		if ctx.Err() == nil {
 			m.cfg.Log.Warn("list members", "err", err)
 		}
 		return
 	}
 	m.mu.Lock()
-	clear(m.members)
-	for _, k := range keys {
-		m.members[k] = true
-	}
+	m.members = members
 	m.mu.Unlock()
+}
+
+// read is every key in the bucket, true for those that can write.
+func (m *Member) read(ctx context.Context) (map[string]bool, error) {
+	w, err := m.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = w.Stop() }()
+	members := map[string]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil, errors.New("watch closed")
+			}
+			if e == nil { // every value is in
+				return members, nil
+			}
+			members[e.Key()] = canWrite(e.Value())
+		}
+	}
 }
 
 func (m *Member) poke() {
@@ -208,16 +265,20 @@ func (m *Member) poke() {
 func (m *Member) rebalance(ctx context.Context, wg *sync.WaitGroup) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if !m.members[m.cfg.ID] {
+	if _, listed := m.members[m.cfg.ID]; !listed {
 		// Not listed yet (the watch has not delivered our own key), or
 		// expired: keep what it reads until it is listed again, rather
 		// than dropping everything on a missed heartbeat.
 		return
 	}
-	var members []string
-	for k := range m.members {
-		members = append(members, k)
-	}
+	m.members[m.cfg.ID] = m.canWrite() // its own, not the last one the others saw
+	members := Writers(m.members)
+	m.noteWithdrawal(members)
+	defer func() {
+		if m.cfg.Metrics != nil {
+			m.cfg.Metrics.owned.Set(float64(len(m.owned)))
+		}
+	}()
 	want := Assign(members, m.cfg.ID, len(m.cfg.Slots))
 	for s := range m.owned {
 		if slices.Contains(want, s) {
@@ -261,6 +322,40 @@ func (m *Member) rebalance(ctx context.Context, wg *sync.WaitGroup) {
 		m.rd.Acquire(cons.CachedInfo().Name, cons, jetstream.FetchPriorityGroup(stream.PriorityGroup))
 		m.cfg.Log.Info("reading partition", "consumer", cons.CachedInfo().Name, "members", len(members))
 	}
+}
+
+// noteWithdrawal logs and counts this worker leaving the assignment for
+// want of S3 writes, and rejoining it. m.mu is held.
+func (m *Member) noteWithdrawal(writers []string) {
+	in := slices.Contains(writers, m.cfg.ID)
+	reason := error(nil)
+	if m.cfg.Writable != nil {
+		reason = m.cfg.Writable.Writable()
+	}
+	switch {
+	case !in && !m.withdrawn:
+		m.withdrawn, m.said = true, false
+		if errors.Is(reason, pipeline.ErrNotChecked) {
+			return // starting: it joins once its first check passes
+		}
+		m.said = true
+		if m.cfg.Metrics != nil {
+			m.cfg.Metrics.withdrawals.Inc()
+		}
+		m.cfg.Log.Warn("leaving the partition assignment: this worker cannot write to S3; the others take its partitions until a write check passes",
+			"owned", len(m.owned), "writers", len(writers), "err", reason)
+	case in && m.withdrawn:
+		m.withdrawn = false
+		if m.said {
+			m.cfg.Log.Info("rejoining the partition assignment: S3 takes this worker's writes again", "writers", len(writers))
+		}
+	}
+	unassigned := in && reason != nil && !errors.Is(reason, pipeline.ErrNotChecked)
+	if unassigned && !m.unassigned {
+		m.cfg.Log.Warn("no worker can write to S3: keeping the partitions, fetching nothing until a write check passes",
+			"members", len(m.members), "err", reason)
+	}
+	m.unassigned = unassigned
 }
 
 // unpin makes the server pin the consumer's next puller at once, rather

@@ -22,6 +22,8 @@ type Metrics struct {
 	s3Writable prometheus.Gauge
 	// consumers found stalled (stall.go)
 	stalls prometheus.Counter
+	// hand-backs recorded, not counted towards MaxDeliver (handback.go)
+	handBacksRecorded prometheus.Counter
 }
 
 // NewMetrics registers the pipeline metrics on reg.
@@ -75,7 +77,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m.stalls = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "sluice_worker_partition_stalls_total", Help: "Consumers read by this worker that had messages for it but delivered none for twice SLUICE_ACK_WAIT while it fetched; each was unpinned and fetched afresh.",
 	})
-	reg.MustRegister(m.deadLettersRefused, m.dlqMessages, m.dlqBytes, m.s3Writable, m.stalls)
+	m.handBacksRecorded = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sluice_worker_handbacks_recorded_total", Help: "Messages handed back because this worker could not write, recorded in SLUICE_HANDBACKS so the delivery does not count towards SLUICE_MAX_DELIVER.",
+	})
+	reg.MustRegister(m.deadLettersRefused, m.dlqMessages, m.dlqBytes, m.s3Writable, m.handBacksRecorded, m.stalls)
 	for _, o := range []string{"acked", "retried", "dead_lettered"} {
 		m.messages.WithLabelValues(o)
 	}

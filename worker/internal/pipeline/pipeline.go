@@ -43,10 +43,14 @@ type Config struct {
 	// FetchMessages bounds the messages of one fetch request.
 	FetchMessages int
 	// MaxDeliver is SLUICE_MAX_DELIVER: a message delivered for the
-	// MaxDeliver-th time or later (the server's count, in its metadata)
-	// goes to the dead-letter stream instead of a batch. The consumer
-	// itself redelivers without limit. Zero means unlimited.
+	// MaxDeliver-th time or later (the server's count, in its metadata,
+	// less the hand-backs of workers that could not write recorded in
+	// HandBacks) goes to the dead-letter stream instead of a batch. The
+	// consumer itself redelivers without limit. Zero means unlimited.
 	MaxDeliver int
+	// HandBacks records the hand-backs of a worker that cannot write
+	// (handback.go); nil counts them as deliveries.
+	HandBacks HandBackLog
 	// DeadLetterRetry is how long a message whose dead letter was refused
 	// waits in the events stream before it is delivered (and its dead
 	// letter tried) again.
@@ -118,7 +122,6 @@ type Pipeline struct {
 	// writable is whether the worker can write to S3 (writable.go);
 	// refusedLog throttles the log of refused dead letters.
 	writable   writable
-	writeCheck sync.Mutex // one write check at a time (waitWritable)
 	refusedLog logEvery
 	// sources are the consumers read; releases carries their handovers
 	// to Run, which completes them (releasing, busyFrom) and closes
@@ -155,7 +158,8 @@ func New(cfg Config) *Pipeline {
 		releasing: map[string]chan struct{}{}, busyFrom: map[string]int{},
 	}
 	p.sources.active, p.sources.handing = map[string]*source{}, map[string]chan struct{}{}
-	p.writable.err, p.writable.log.every, p.refusedLog.every = errNotChecked, time.Minute, time.Minute
+	p.writable.init()
+	p.refusedLog.every = time.Minute
 	if cfg.Consumer != nil {
 		p.Acquire(cfg.Consumer.CachedInfo().Name, cfg.Consumer)
 	}
@@ -280,6 +284,7 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 	defer p.regather.stop()
 	fctx, fail := context.WithCancelCause(ctx)
 	defer fail(nil)
+	defer p.checkWrites(fctx)() // writable.go; fctx has ended when pull returns
 	var (
 		once   sync.Once
 		failed error
@@ -314,7 +319,14 @@ func (p *Pipeline) check(ctx context.Context, m jetstream.Msg, source string) (b
 		}
 		deliveries = md.NumDelivered
 		if p.cfg.MaxDeliver > 0 && deliveries >= uint64(p.cfg.MaxDeliver) {
-			err = fmt.Errorf("delivered %d times, MaxDeliver is %d", deliveries, p.cfg.MaxDeliver)
+			counted, known := p.countedDeliveries(ctx, m, md, tag) // less hand-backs (handback.go)
+			if !known {
+				p.budget.release(heldBytes(m.Data()))
+				return batch.Item{}, false
+			}
+			if counted >= uint64(p.cfg.MaxDeliver) {
+				err = fmt.Errorf("delivered %d times (%d counted), MaxDeliver is %d", deliveries, counted, p.cfg.MaxDeliver)
+			}
 		}
 	}
 	var meta envelope.Meta

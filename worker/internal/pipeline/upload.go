@@ -64,8 +64,7 @@ func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive fun
 		return false
 	}
 	if p.refused() { // this worker cannot write: another one will (writable.go)
-		stopKeepAlive()
-		p.handBack(bt)
+		p.handBack(ctx, bt, false, stopKeepAlive)
 		return true
 	}
 	obj, err := p.cfg.Sink.Encode(bt)
@@ -103,9 +102,7 @@ func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive fun
 			return true
 		}
 		if sink.Unwritable(err) { // the worker is broken, not the batch (writable.go)
-			p.cannotWrite(err)
-			stopKeepAlive()
-			p.handBack(bt)
+			p.handBackRefused(ctx, bt, err, stopKeepAlive)
 			return true
 		}
 		if ctx.Err() != nil {

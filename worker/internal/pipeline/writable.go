@@ -13,41 +13,93 @@ import (
 // A worker that cannot write (sink.Unwritable: credentials, permission,
 // bucket, region) while other replicas may: retrying would hold its
 // messages forever. It marks itself unwritable (/readyz 503,
-// sluice_worker_s3_writable 0, a log line a minute), hands back every
-// message it holds Nak'ed with HandBackDelay, fetches nothing, and checks
-// every RetryMax with sink.CheckWritable, the first time before any fetch.
+// sluice_worker_s3_writable 0, a log line a minute), tells its membership,
+// which leaves the partition assignment, hands back every message it holds
+// (recorded, so not counted towards MaxDeliver: handback.go), fetches
+// nothing, and checks every RetryMax on its own goroutine whether it can
+// write again, the first time before any fetch.
 
-// errNotChecked is the state before the first write check.
-var errNotChecked = errors.New("S3 write access not checked yet")
+// ErrNotChecked is Writable's answer before the first write check.
+var ErrNotChecked = errors.New("S3 write access not checked yet")
 
 // writable is whether the worker can write to its bucket: nil when it can.
 type writable struct {
 	mu  sync.Mutex
 	err error
-	log logEvery
+	// ok is closed while err is nil: the fetch goroutines wait for it.
+	ok chan struct{}
+	// lost wakes checkWrites after a refusal; changed tells the
+	// membership that err went from nil to not checked or refused, or
+	// back. Both hold one signal.
+	lost, changed chan struct{}
+	log           logEvery
+}
+
+func (w *writable) init() {
+	w.err, w.ok = ErrNotChecked, make(chan struct{})
+	w.lost, w.changed = make(chan struct{}, 1), make(chan struct{}, 1)
+	w.log.every = time.Minute
+}
+
+// set records err (nil: writable) and reports whether that changed its
+// class: writable, not checked, refused.
+func (w *writable) set(err error) (was error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	was, w.err = w.err, err
+	switch {
+	case was != nil && err == nil:
+		close(w.ok)
+	case was == nil && err != nil:
+		w.ok = make(chan struct{})
+	}
+	if class(was) != class(err) {
+		signal(w.changed)
+	}
+	return was
+}
+
+func class(err error) int {
+	switch err {
+	case nil:
+		return 0
+	case ErrNotChecked:
+		return 1
+	}
+	return 2
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
 }
 
 // Writable is nil while the worker can write to its bucket, else the
-// reason it cannot (or has not checked yet).
+// reason it cannot (or ErrNotChecked).
 func (p *Pipeline) Writable() error {
 	p.writable.mu.Lock()
 	defer p.writable.mu.Unlock()
 	return p.writable.err
 }
 
+// WritableChanged receives a value after Writable changed between nil,
+// ErrNotChecked and a refusal. It has one reader: the membership.
+func (p *Pipeline) WritableChanged() <-chan struct{} { return p.writable.changed }
+
 // refused is whether S3 has refused this worker's writes (rather than not
 // checked yet).
 func (p *Pipeline) refused() bool {
 	err := p.Writable()
-	return err != nil && err != errNotChecked
+	return err != nil && err != ErrNotChecked
 }
 
 // cannotWrite records an error for which sink.Unwritable holds.
 func (p *Pipeline) cannotWrite(err error) {
 	w := &p.writable
-	w.mu.Lock()
-	w.err = err
-	w.mu.Unlock()
+	w.set(err)
+	signal(w.lost)
 	p.cfg.Metrics.s3Writable.Set(0)
 	if ok, held := w.log.allow(time.Now()); ok {
 		p.cfg.Log.Error("cannot write to S3; handing messages back to other workers and fetching nothing until it can",
@@ -58,62 +110,108 @@ func (p *Pipeline) cannotWrite(err error) {
 // canWrite records that the worker can write.
 func (p *Pipeline) canWrite() {
 	w := &p.writable
-	w.mu.Lock()
-	was := w.err
-	w.err = nil
-	w.mu.Unlock()
+	was := w.set(nil)
 	w.log.reset() // a new outage is logged at once
 	p.cfg.Metrics.s3Writable.Set(1)
-	if was != nil && was != errNotChecked {
+	if was != nil && was != ErrNotChecked {
 		p.cfg.Log.Info("S3 writable again; fetching")
 	}
 }
 
-// waitWritable holds the fetch goroutine while the worker cannot write or
-// has not checked yet, checking again every RetryMax after a refusal (each
-// message costs at most one delivery per RetryMax). A check failing in a
-// way that may heal (S3 unreachable, 5xx) lets fetching go on. It returns
-// false when ctx ends first.
+// waitWritable holds a fetch goroutine while the worker cannot write or
+// has not checked yet. It returns false when ctx ends first.
 func (p *Pipeline) waitWritable(ctx context.Context) bool {
-	if p.Writable() == nil {
-		return true
-	}
-	p.writeCheck.Lock() // the fetch goroutines of other consumers wait for this check
-	defer p.writeCheck.Unlock()
-	for p.Writable() != nil {
-		if p.refused() {
-			select {
-			case <-ctx.Done():
-				return false
-			case <-time.After(p.cfg.RetryMax):
-			}
-		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := p.cfg.Sink.CheckWritable(cctx)
-		cancel()
-		if ctx.Err() != nil {
-			return false
-		}
-		if err == nil || !sink.Unwritable(err) {
-			if err != nil {
-				p.cfg.Log.Warn("S3 write check failed; fetching anyway", "err", err)
-			}
-			p.canWrite()
+	for {
+		w := &p.writable
+		w.mu.Lock()
+		err, ok := w.err, w.ok
+		w.mu.Unlock()
+		if err == nil {
 			return true
 		}
-		p.cannotWrite(err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-ok:
+		}
 	}
-	return true
 }
 
-// handBack gives a batch's messages back to the stream for another worker.
-// The delay keeps this worker's fetch under way from taking them straight
-// back.
-func (p *Pipeline) handBack(bt *batch.Batch) {
+// checkWrites runs the write checks until ctx ends: one at once, then,
+// while the worker can write, none; after a refusal, one every RetryMax
+// (the first RetryMax after it) until one passes, so that even a check
+// that passes while uploads are refused costs each message at most one
+// delivery per RetryMax. A check that fails in a way that may heal (S3
+// unreachable, 5xx) lets fetching go on: uploads then retry as in any S3
+// outage. It returns a func that waits for it to return.
+func (p *Pipeline) checkWrites(ctx context.Context) (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			switch err := p.Writable(); {
+			case err == nil:
+				select {
+				case <-ctx.Done():
+				case <-p.writable.lost:
+				}
+				continue
+			case err != ErrNotChecked:
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(p.cfg.RetryMax):
+				}
+			}
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := p.cfg.Sink.CheckWritable(cctx)
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			if err == nil || !sink.Unwritable(err) {
+				if err != nil {
+					p.cfg.Log.Warn("S3 write check failed; fetching anyway", "err", err)
+				}
+				p.canWrite()
+				continue
+			}
+			p.cannotWrite(err)
+		}
+	}()
+	return func() { <-done }
+}
+
+// confirmRefused is whether a write check run now confirms that this
+// worker cannot write at all, after an upload was refused.
+func (p *Pipeline) confirmRefused(ctx context.Context) bool {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return sink.Unwritable(p.cfg.Sink.CheckWritable(cctx))
+}
+
+// handBack gives a batch's messages back to the stream for another worker,
+// having recorded the hand-back unless counted is set (handback.go), then
+// stopped their keep-alive (stop). The delay keeps this worker's fetch
+// under way from taking them straight back.
+func (p *Pipeline) handBack(ctx context.Context, bt *batch.Batch, counted bool, stop func()) {
+	if !counted {
+		p.recordHandBacks(ctx, bt.Items)
+	}
+	stop()
 	for _, it := range bt.Items {
 		_ = it.Msg.NakWithDelay(p.cfg.HandBackDelay)
 	}
 	p.cfg.Metrics.messages.WithLabelValues("retried").Add(float64(len(bt.Items)))
+}
+
+// handBackRefused hands back the batch whose upload met err, for which
+// sink.Unwritable holds. Its delivery counts towards MaxDeliver unless a
+// write check confirms that the worker cannot write at all: the refusal
+// may be about this very object.
+func (p *Pipeline) handBackRefused(ctx context.Context, bt *batch.Batch, err error, stop func()) {
+	p.cannotWrite(err)
+	p.handBack(ctx, bt, !p.confirmRefused(ctx), stop)
 }
 
 // handBackOpen hands back every open batch while the worker cannot write.
@@ -123,7 +221,7 @@ func (p *Pipeline) handBackOpen() {
 		return
 	}
 	for _, bt := range p.b.All(batch.ReasonShutdown) { // the reason is not counted: the batch is not cut
-		p.handBack(bt)
+		p.handBack(context.Background(), bt, false, func() {})
 		p.budget.release(held(bt))
 		p.holding.done(bt)
 	}
