@@ -13,7 +13,7 @@ import (
 
 // A coalesced message holds the events of several requests of one tenant,
 // one after the other in its body, published as one JetStream message by
-// the gateway (see README "Publishing"). Its headers are Sluice-Tenant,
+// the gateway (docs/stream.md, "Coalesced messages"). Its headers are Sluice-Tenant,
 // Sluice-Message-Id (the message's id M, a random batch id) and
 // Sluice-Requests: one "<events>@<received_at>" per request in body order,
 // separated by spaces. Request i's batch id is "M-<i>" (RequestBatchID),

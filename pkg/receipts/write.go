@@ -54,7 +54,7 @@ const window = 256
 // would make creating race-free, but costs the server four times as much
 // per receipt. The race it leaves: two workers creating the receipt of one
 // batch within the same milliseconds, which needs its message held by both
-// at once, see README "Duplicates and exactly-once"; both then count it,
+// at once, see docs/guarantees.md "Duplicates and exactly-once"; both then count it,
 // and the receipt lists the last one's object.)
 func (w *Writer) Record(ctx context.Context, batches []Batch, o Outcome) ([]bool, error) {
 	create, err := newCreation(o)

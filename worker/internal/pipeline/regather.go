@@ -28,7 +28,7 @@ import (
 // of that object, and that batch is cut as soon as it has the object's
 // first and last sequence and event count again. Its upload then meets the
 // 412 of the stored object with the same metadata, and its messages are
-// acked without a second copy. What this does not cover is in the README
+// acked without a second copy. What this does not cover is in docs/guarantees.md
 // ("Duplicates and exactly-once").
 //
 // Lookups cost S3 round trips, so they run on their own goroutines, never
