@@ -8,29 +8,23 @@ import (
 	"testing"
 )
 
-// TestREADMEExampleBuilds builds the README's example program (the Go
-// block of section "Go client" holding package main) as a user's
-// module would, with this folder for the SDK, so that it stays one a user
-// can paste.
+// TestREADMEExampleBuilds builds the example program of this folder's
+// README.md (its Go block holding package main) as a user's module would,
+// with this folder for the SDK, so that it stays one a user can paste.
 func TestREADMEExampleBuilds(t *testing.T) {
-	readme, err := os.ReadFile("../README.md")
+	readme, err := os.ReadFile("README.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, ok := strings.Cut(string(readme), "\n## Go client\n")
-	if !ok {
-		t.Fatal(`README has no section "Go client"`)
-	}
-	section, _, _ = strings.Cut(section, "\n## ")
 	var program string
-	for _, block := range strings.Split(section, "```go\n")[1:] {
+	for _, block := range strings.Split(string(readme), "```go\n")[1:] {
 		block, _, _ = strings.Cut(block, "```\n")
 		if strings.Contains(block, "\npackage main\n") || strings.HasPrefix(block, "package main\n") {
 			program = block
 		}
 	}
 	if program == "" {
-		t.Fatal(`section "Go client" has no Go block holding package main`)
+		t.Fatal("README.md has no Go block holding package main")
 	}
 
 	sdk, err := filepath.Abs(".")

@@ -25,17 +25,17 @@ func TestCatalogueCodesAreDistinct(t *testing.T) {
 	}
 }
 
-// The README's table of refusals (section API) lists exactly the catalogue:
-// every code under its status, none missing, none extra.
-func TestREADMETableMatchesCatalogue(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+// The table of refusals in docs/api.md (section Errors) lists exactly the
+// catalogue: every code under its status, none missing, none extra.
+func TestDocTableMatchesCatalogue(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/api.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	const head = "| status | `error` | when |"
-	_, table, ok := strings.Cut(string(readme), head+"\n|---|---|---|\n")
+	_, table, ok := strings.Cut(string(doc), head+"\n|---|---|---|\n")
 	if !ok {
-		t.Fatalf("README has no table starting %q", head)
+		t.Fatalf("docs/api.md has no table starting %q", head)
 	}
 	table, _, _ = strings.Cut(table, "\n\n")
 	code := regexp.MustCompile("`([a-z_]+)`")
@@ -58,6 +58,6 @@ func TestREADMETableMatchesCatalogue(t *testing.T) {
 	slices.SortFunc(got, byCode)
 	slices.SortFunc(want, byCode)
 	if !slices.Equal(got, want) {
-		t.Errorf("README table:\n%v\ncatalogue:\n%v", got, want)
+		t.Errorf("docs/api.md table:\n%v\ncatalogue:\n%v", got, want)
 	}
 }

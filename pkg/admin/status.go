@@ -75,7 +75,8 @@ type Replica struct {
 // Consumer is one consumer of the events stream.
 type Consumer struct {
 	Name string `json:"name"`
-	// Workers marks the workers' durable consumer (SLUICE_CONSUMER).
+	// Workers marks the workers' durable consumers: each partition's,
+	// <SLUICE_CONSUMER>-pNN, and the unpartitioned SLUICE_CONSUMER.
 	Workers bool `json:"workers"`
 	// Pending is messages not yet delivered; AckPending delivered and not
 	// yet acknowledged; Redelivered delivered more than once and not yet
@@ -100,9 +101,10 @@ type Consumer struct {
 }
 
 // GetStatus reads the status of the events stream named events, its
-// consumers (workers names the workers' one) and the dead-letter stream.
-// Either stream missing is ErrStreamMissing. A missing workers consumer is
-// no error: Consumers then simply holds no entry with Workers set.
+// consumers (workers is the workers' base name, SLUICE_CONSUMER) and the
+// dead-letter stream. Either stream missing is ErrStreamMissing. Missing
+// workers' consumers are no error: Consumers then holds no entry with
+// Workers set.
 func GetStatus(ctx context.Context, js jetstream.JetStream, events, workers string) (Status, error) {
 	var s Status
 	nc := js.Conn()
@@ -171,12 +173,19 @@ func streamInfo(info *jetstream.StreamInfo) StreamInfo {
 
 func consumer(ci *jetstream.ConsumerInfo, workers string) Consumer {
 	return Consumer{
-		Name: ci.Name, Workers: ci.Name == workers,
+		Name: ci.Name, Workers: isWorkers(ci.Name, workers),
 		Pending: ci.NumPending, AckPending: ci.NumAckPending, Redelivered: ci.NumRedelivered, Waiting: ci.NumWaiting,
 		LastDelivered: utc(ci.Delivered.Last), LastAcked: utc(ci.AckFloor.Last), AckFloorSeq: ci.AckFloor.Stream,
 		MaxAckPending: ci.Config.MaxAckPending, MaxDeliver: ci.Config.MaxDeliver, AckWait: Duration(ci.Config.AckWait),
 		Paused: ci.Paused,
 	}
+}
+
+// isWorkers is whether name is one of the workers' consumers: base, or a
+// partition's, base-pNN (stream.PartitionConsumer).
+func isWorkers(name, base string) bool {
+	p, ok := strings.CutPrefix(name, base+"-p")
+	return name == base || ok && len(p) >= 2 && strings.Trim(p, "0123456789") == ""
 }
 
 func utc(t *time.Time) *time.Time {

@@ -12,7 +12,7 @@ import (
 )
 
 // A coalesced message holds the events of several requests of one tenant,
-// one after the other in its body. Its headers are Sluice-Tenant,
+// one after the other in its body (docs/stream.md). Its headers are Sluice-Tenant,
 // Sluice-Message-Id (its id M, a random batch id) and Sluice-Requests, one
 // "<events>@<received_at>" per request in body order; request i's batch id
 // is "M-<i>" (RequestBatchID). It carries no Sluice-Batch-Id: a reader

@@ -145,7 +145,7 @@ func TestSettingsMustFitTheContainer(t *testing.T) {
 		t.Errorf("defaults in 512 MiB: err = %v, want one naming the settings and the limit", err)
 	}
 	if p := s.memory(); p.bound() != 636<<20 {
-		t.Errorf("bound with the defaults = %d MiB, the README says 636", p.bound()>>20)
+		t.Errorf("bound with the defaults = %d MiB, docs/api.md says 636", p.bound()>>20)
 	}
 }
 

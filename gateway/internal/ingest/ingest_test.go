@@ -138,7 +138,7 @@ func TestBadInputsPublishNothing(t *testing.T) {
 // heapBound is how much heap in use may grow while the gateway refuses a
 // 300 MiB gzip bomb or a 64 MiB body with the default limits (1 MiB on the
 // wire, 4 MiB decoded): the decoded limit plus buffers, far below the size
-// of either body. The README (API) documents it.
+// of either body. docs/api.md (Streaming decode and memory) documents it.
 const heapBound = 32 << 20
 
 func TestHeapStaysBounded(t *testing.T) {

@@ -40,7 +40,7 @@ func printStatus(w io.Writer, s admin.Status, workers string, now time.Time) {
 		printConsumer(w, c, now)
 	}
 	if !found {
-		fmt.Fprintf(w, "consumer %s: missing (no worker has started on %s)\n\n", workers, s.Events.Name)
+		fmt.Fprintf(w, "consumers %s-pNN: missing (no worker has started on %s)\n\n", workers, s.Events.Name)
 	}
 
 	printStream(w, s.DLQ, now)

@@ -101,11 +101,38 @@ func TestStatusWithoutConsumer(t *testing.T) {
 	c := cluster{n: n, js: js}
 	out := c.mustSluice(t, "status")
 	for _, want := range []string{
-		"consumer sluice-workers: missing (no worker has started on SLUICE_EVENTS)\n",
+		"consumers sluice-workers-pNN: missing (no worker has started on SLUICE_EVENTS)\n",
 		"  limits           max bytes 1.0 GiB, max messages unlimited, max age unlimited, discard new\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// The partition consumers are the workers': each has its workers line, and
+// none is reported missing.
+func TestStatusPartitionConsumers(t *testing.T) {
+	n := devtest.NATS(t)
+	_, js := devtest.JetStream(t, n)
+	if err := stream.EnsureStreams(t.Context(), js, stream.Config{Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := stream.EnsureConsumers(t.Context(), js, stream.EventsStream, 2, stream.ConsumerConfig{AckWait: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	c := cluster{n: n, js: js}
+	out := c.mustSluice(t, "status")
+	for _, want := range []string{
+		"consumer sluice-workers-p00 (the workers')\n",
+		"consumer sluice-workers-p01 (the workers')\n",
+		"  workers          none pulling, and nothing to do\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "missing") {
+		t.Errorf("status reports a consumer missing:\n%s", out)
 	}
 }

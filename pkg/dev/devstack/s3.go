@@ -18,7 +18,7 @@ import (
 	"github.com/sluice-ingest/sluice/limiter/proctest"
 )
 
-// Dev stack S3 credentials and bucket, as documented in the README.
+// Dev stack S3 credentials and bucket, as documented in docs/configuration.md.
 const (
 	S3AccessKey = "sluice"
 	S3SecretKey = "sluicesecret"

@@ -187,7 +187,7 @@ const { DuckDBInstance } = require('@duckdb/node-api');
 })().catch((e) => { console.error(e.message); process.exit(1); });
 `
 
-// duckdbCounts queries the downloaded objects with DuckDB as the README
+// duckdbCounts queries the downloaded objects with DuckDB as docs/objects.md
 // shows: per tenant, the events, their distinct ids, the events whose data
 // DuckDB reads as a JSON object (a field of a nested object included), and
 // the hive partitions (dt, hour) they are in. It skips when node or

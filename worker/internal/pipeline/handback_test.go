@@ -11,8 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/sluice-ingest/sluice/pkg/devstack"
-	"github.com/sluice-ingest/sluice/pkg/devstack/devtest"
+	"github.com/sluice-ingest/sluice/pkg/dev/devstack"
+	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/stream"
 	"github.com/sluice-ingest/sluice/worker/internal/batch"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"

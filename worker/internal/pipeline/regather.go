@@ -19,7 +19,8 @@ import (
 // is looked up among its partition's stored objects and batched only with
 // the other messages of the object that holds it: the upload meets that
 // object's 412 and acks without a second copy. Lookups cost S3 round trips,
-// so they run on their own goroutines, never on the fetch goroutine.
+// so they run on their own goroutines, never on the fetch goroutine. What
+// this does not cover is in docs/guarantees.md.
 
 // A listing is reused for a message queued at most keepAlive after it was
 // taken: the object that holds a redelivered message was stored before its

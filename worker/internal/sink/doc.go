@@ -1,4 +1,4 @@
-// Package sink turns a batch into an S3 object (NDJSON or Parquet, the same
+// Package sink turns a batch into an S3 object (NDJSON or Parquet, as docs/objects.md says; the same
 // messages always giving the same bytes) and uploads it once with
 // If-None-Match: *. It owns every S3 call the worker makes, the judgement of
 // whether an existing object is the batch being uploaded, and the one
