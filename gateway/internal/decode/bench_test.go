@@ -34,7 +34,7 @@ func BenchmarkDecode(b *testing.B) {
 		{"wrapper-zstd", "application/json", "zstd", zst(`{"events":[` + list + "]}"), n},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			d := NewDecoder(Limits{})
+			d := newDecoder(Limits{})
 			body := []byte(bc.body)
 			r := bytes.NewReader(body)
 			b.SetBytes(int64(len(body)))
