@@ -13,8 +13,8 @@ import (
 )
 
 // plainHooks runs the lexer without a decoding around it: out grows
-// without a budget, read errors are reported as they are, and positions
-// are byte offsets.
+// (doubling) without a budget, read errors are reported as they are, and
+// positions are byte offsets.
 type plainHooks struct {
 	l   *Lexer
 	out []byte
@@ -22,7 +22,7 @@ type plainHooks struct {
 
 func (h *plainHooks) Grow(need int) error {
 	if need > cap(h.out) {
-		h.out = append(make([]byte, 0, need), h.out...)
+		h.out = append(make([]byte, 0, max(need, 2*cap(h.out))), h.out...)
 	}
 	return nil
 }
