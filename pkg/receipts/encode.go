@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+
+	"github.com/sluice-ingest/sluice/pkg/jsonx"
 )
 
 // creation encodes the records an outcome creates: newRecord(b, o)
@@ -20,9 +22,9 @@ type creation struct {
 func newCreation(o Outcome) (creation, error) {
 	r := newRecord(Batch{}, o)
 	c := creation{landed: o.landed()}
-	c.status = append(appendString([]byte(`,"status":`), r.Status), `,"events":`...)
+	c.status = append(jsonx.AppendString([]byte(`,"status":`), r.Status, jsonx.Marshal), `,"events":`...)
 	if o.landed() {
-		c.object = append(appendString([]byte(`,"objects":[{"key":`), o.Key), `,"events":`...)
+		c.object = append(jsonx.AppendString([]byte(`,"objects":[{"key":`), o.Key, jsonx.Marshal), `,"events":`...)
 		c.tail = []byte(`}]`)
 	} else {
 		c.object = []byte(`,"objects":[]`)
@@ -35,16 +37,16 @@ func newCreation(o Outcome) (creation, error) {
 		c.tail = append(append(c.tail, `,"landed_at":`...), at...)
 	}
 	if r.Error != "" {
-		c.tail = appendString(append(c.tail, `,"error":`...), r.Error)
+		c.tail = jsonx.AppendString(append(c.tail, `,"error":`...), r.Error, jsonx.Marshal)
 	}
-	c.tail = append(appendString(append(c.tail, `,"counted_in":`...), r.CountedIn), '}')
+	c.tail = append(jsonx.AppendString(append(c.tail, `,"counted_in":`...), r.CountedIn, jsonx.Marshal), '}')
 	return c, nil
 }
 
 // encode returns the JSON of the record of bt created by the outcome.
 func (c creation) encode(bt Batch) []byte {
 	b := make([]byte, 0, 16+len(bt.BatchID)+len(c.status)+len(c.object)+len(c.tail)+2*20+len(bt.Requests)*8)
-	b = appendString(append(b, `{"batch_id":`...), bt.BatchID)
+	b = jsonx.AppendString(append(b, `{"batch_id":`...), bt.BatchID, jsonx.Marshal)
 	b = strconv.AppendInt(append(b, c.status...), int64(bt.Events), 10)
 	b = append(b, c.object...)
 	if c.landed { // the object is listed with the batch's events
@@ -62,16 +64,4 @@ func (c creation) encode(bt Batch) []byte {
 		b = strconv.AppendInt(b, int64(n), 10)
 	}
 	return append(b, ']', '}')
-}
-
-// appendString appends s as json.Marshal encodes it; s is most often an
-// id that needs no escaping, and costs no allocation then.
-func appendString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
-	return append(append(append(b, '"'), s...), '"')
 }

@@ -39,3 +39,26 @@ func TestCreationEncodesAsJSON(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkCreation encodes the records of one landing for batches whose
+// ids need no escaping, and of a dead letter whose error does.
+func BenchmarkCreation(b *testing.B) {
+	at := time.Date(2026, 12, 1, 14, 5, 6, 789, time.UTC)
+	for name, o := range map[string]Outcome{
+		"landing":     {ID: ObjectOutcome("k"), Key: "raw/tenant=acme/dt=2026-12-01/hour=14/1-3.ndjson.gz", At: at},
+		"dead-letter": {ID: DeadLetterOutcome("s1", 4), Error: "undecodable body: \"x\" <b> é\n", At: at},
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c, err := newCreation(o)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for range 100 {
+					_ = c.encode(Batch{BatchID: "n29a9fnj049josr94jq47sb4do", Events: 20})
+				}
+			}
+		})
+	}
+}

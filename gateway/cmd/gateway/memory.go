@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 	"github.com/sluice-ingest/sluice/gateway/internal/decode"
 	"github.com/sluice-ingest/sluice/gateway/internal/otlp"
 )
@@ -41,7 +42,7 @@ const (
 func (s settings) memory() memoryPlan {
 	return memoryPlan{
 		base:       baseBytes + natsReconnectBytes + s.limits.MaxDecodedBytes,
-		perRequest: decode.FixedBytesPerRequest + connBytes,
+		perRequest: body.FixedBytesPerRequest + connBytes,
 		requests:   int64(s.maxInflight),
 		inflight:   s.limits.MaxInflightBytes,
 	}

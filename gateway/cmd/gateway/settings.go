@@ -6,7 +6,7 @@ import (
 	"io"
 	"time"
 
-	"github.com/sluice-ingest/sluice/gateway/internal/decode"
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 	"github.com/sluice-ingest/sluice/gateway/internal/ingest"
 	"github.com/sluice-ingest/sluice/gateway/internal/ratelimit"
 	"github.com/sluice-ingest/sluice/pkg/config"
@@ -20,7 +20,7 @@ type settings struct {
 	adminAddr, httpAddr string
 	authMode, keysFile  string
 	tlsCert, tlsKey     string
-	limits              decode.Limits
+	limits              body.Limits
 	maxInflight         int
 	consumer            string
 	maxConsumerLag      int
@@ -46,8 +46,8 @@ func parseSettings(args []string, getenv func(string) string, stdout io.Writer) 
 	cs.Bytes(&s.limits.MaxBodyBytes, "SLUICE_MAX_BODY_BYTES", "1MiB", 1, "largest request body on the wire")
 	cs.Bytes(&s.limits.MaxDecodedBytes, "SLUICE_MAX_DECODED_BYTES", "4MiB", 1, "largest request body after decompression; lowered to the NATS max_payload (less 1 KiB for headers) when that is smaller")
 	cs.Bytes(&s.limits.MaxInflightBytes, "SLUICE_MAX_INFLIGHT_BYTES", "256MiB", 1, "decoded bytes (output buffers and zstd windows) all requests in flight may hold; a body that would pass it is answered 503 overloaded")
-	cs.Int(&s.limits.MaxEvents, "SLUICE_MAX_EVENTS", decode.DefaultMaxEvents, 1, "most events in one request")
-	cs.Int(&s.limits.MaxDepth, "SLUICE_MAX_DEPTH", decode.DefaultMaxDepth, 1, "deepest nesting of objects and arrays in a body (the {\"events\":[...]} wrapper takes 2)")
+	cs.Int(&s.limits.MaxEvents, "SLUICE_MAX_EVENTS", body.DefaultMaxEvents, 1, "most events in one request")
+	cs.Int(&s.limits.MaxDepth, "SLUICE_MAX_DEPTH", body.DefaultMaxDepth, 1, "deepest nesting of objects and arrays in a body (the {\"events\":[...]} wrapper takes 2)")
 	cs.Int(&s.maxInflight, "SLUICE_MAX_INFLIGHT", ingest.DefaultMaxInflight, 1, "requests decoded or published at once; one more is answered 503 overloaded")
 	cs.String(&s.consumer, "SLUICE_CONSUMER", stream.Consumer, "the workers' durable consumer, whose lag SLUICE_MAX_CONSUMER_LAG watches")
 	cs.Int(&s.maxConsumerLag, "SLUICE_MAX_CONSUMER_LAG", 0, 0, "answer 503 backlogged while the workers' consumer has more messages pending than this (0 = off)")

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 )
 
 // benchEvent is a typical small telemetry event (about 150 bytes).
@@ -34,7 +36,7 @@ func BenchmarkDecode(b *testing.B) {
 		{"wrapper-zstd", "application/json", "zstd", zst(`{"events":[` + list + "]}"), n},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			d := NewDecoder(Limits{})
+			d := newDecoder(body.Limits{})
 			body := []byte(bc.body)
 			r := bytes.NewReader(body)
 			b.SetBytes(int64(len(body)))

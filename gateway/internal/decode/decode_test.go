@@ -12,9 +12,11 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 )
 
-var lim = Limits{MaxBodyBytes: 1 << 20, MaxDecodedBytes: 1 << 20, MaxEvents: 100, MaxDepth: 8}
+var lim = body.Limits{MaxBodyBytes: 1 << 20, MaxDecodedBytes: 1 << 20, MaxEvents: 100, MaxDepth: 8}
 
 func gz(s string) string {
 	var b bytes.Buffer
@@ -30,8 +32,8 @@ func zst(s string) string {
 	return string(w.EncodeAll([]byte(s), nil))
 }
 
-func decodeString(d *Decoder, body, ct, ce string) (string, int, error) {
-	b, err := d.Decode(strings.NewReader(body), ct, ce)
+func decodeString(d *Decoder, in, ct, ce string) (string, int, error) {
+	b, err := d.Decode(strings.NewReader(in), ct, ce)
 	if err != nil {
 		return "", 0, err
 	}
@@ -40,7 +42,7 @@ func decodeString(d *Decoder, body, ct, ce string) (string, int, error) {
 }
 
 func TestDecodeShapes(t *testing.T) {
-	d := NewDecoder(lim)
+	d := newDecoder(lim)
 	for _, tt := range []struct {
 		name, ct, ce, body, want string
 	}{
@@ -143,11 +145,11 @@ var badInputs = []struct {
 }
 
 func TestDecodeRejects(t *testing.T) {
-	d := NewDecoder(lim)
+	d := newDecoder(lim)
 	for _, tt := range badInputs {
 		_, _, err := decodeString(d, tt.body, tt.ct, tt.ce)
-		var de *Error
-		if !errors.As(err, &de) || de.Status != tt.status || string(de.Code) != tt.code || !strings.Contains(de.Message, tt.where) {
+		var de *body.Error
+		if !errors.As(err, &de) || de.Status() != tt.status || string(de.Code) != tt.code || !strings.Contains(de.Message, tt.where) {
 			t.Errorf("%s: err = %v, want %d %s mentioning %q", tt.name, err, tt.status, tt.code, tt.where)
 		}
 	}
@@ -155,23 +157,23 @@ func TestDecodeRejects(t *testing.T) {
 
 // A client whose connection fails mid-body is not sent a 500.
 func TestDecodeReadError(t *testing.T) {
-	d := NewDecoder(lim)
+	d := newDecoder(lim)
 	_, err := d.Decode(io.MultiReader(strings.NewReader(`[{"a":`), iotest.ErrReader(errors.New("connection reset"))), "", "")
-	var de *Error
-	if !errors.As(err, &de) || de.Status != 400 || !strings.Contains(de.Message, "connection reset") {
+	var de *body.Error
+	if !errors.As(err, &de) || de.Status() != 400 || !strings.Contains(de.Message, "connection reset") {
 		t.Fatalf("err = %v", err)
 	}
 	_, err = d.Decode(io.MultiReader(strings.NewReader(`[{"a":`), iotest.ErrReader(io.ErrUnexpectedEOF)), "", "gzip")
-	if !errors.As(err, &de) || de.Status != 400 {
+	if !errors.As(err, &de) || de.Status() != 400 {
 		t.Fatalf("err = %v", err)
 	}
 }
 
 // The decoder reads in small pieces as happily as in one.
 func TestDecodeOneByteReads(t *testing.T) {
-	d := NewDecoder(lim)
-	body := `{"events":[{"s":"é\u00e9 🎉","n":-1.5e3,"t":true,"f":false,"z":null,"a":[{"b":[]}]}]}`
-	b, err := d.Decode(iotest.OneByteReader(strings.NewReader(body)), "", "")
+	d := newDecoder(lim)
+	in := `{"events":[{"s":"é\u00e9 🎉","n":-1.5e3,"t":true,"f":false,"z":null,"a":[{"b":[]}]}]}`
+	b, err := d.Decode(iotest.OneByteReader(strings.NewReader(in)), "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,15 +186,15 @@ func TestDecodeOneByteReads(t *testing.T) {
 
 // Reused buffers never leak one request's bytes into the next.
 func TestDecodeReuse(t *testing.T) {
-	d := NewDecoder(lim)
+	d := newDecoder(lim)
 	for i := range 50 {
-		body := `[{"i":` + strings.Repeat("1", 1+i%7) + `}]`
-		got, _, err := decodeString(d, body, "", []string{"", "gzip", "zstd"}[i%3])
+		in := `[{"i":` + strings.Repeat("1", 1+i%7) + `}]`
+		got, _, err := decodeString(d, in, "", []string{"", "gzip", "zstd"}[i%3])
 		if i%3 == 1 {
-			got, _, err = decodeString(d, gz(body), "", "gzip")
+			got, _, err = decodeString(d, gz(in), "", "gzip")
 		}
 		if i%3 == 2 {
-			got, _, err = decodeString(d, zst(body), "", "zstd")
+			got, _, err = decodeString(d, zst(in), "", "zstd")
 		}
 		if want := `{"i":` + strings.Repeat("1", 1+i%7) + "}\n"; err != nil || got != want {
 			t.Fatalf("round %d: %q, %v; want %q", i, got, err, want)
@@ -202,7 +204,7 @@ func TestDecodeReuse(t *testing.T) {
 }
 
 // FuzzDecode checks that any input is either decoded into valid NDJSON
-// objects or refused with a 4xx *Error, that nothing encoding/json rejects
+// objects or refused with a 4xx *body.Error, that nothing encoding/json rejects
 // is accepted, and that an accepted body holds the events as sent.
 func FuzzDecode(f *testing.F) {
 	for _, tt := range badInputs {
@@ -217,17 +219,17 @@ func FuzzDecode(f *testing.F) {
 		f.Add([]byte(zst(s)), "", "zstd")
 	}
 	f.Add([]byte("{\"a\":1}\n{\"b\":true}\n"), "application/x-ndjson", "")
-	d := NewDecoder(Limits{MaxBodyBytes: 64 << 10, MaxDecodedBytes: 256 << 10, MaxEvents: 50, MaxDepth: 16})
-	f.Fuzz(func(t *testing.T, body []byte, ct, ce string) {
+	d := newDecoder(body.Limits{MaxBodyBytes: 64 << 10, MaxDecodedBytes: 256 << 10, MaxEvents: 50, MaxDepth: 16})
+	f.Fuzz(func(t *testing.T, in []byte, ct, ce string) {
 		jsonMode := ce == "" && (ct == "" || ct == "application/json")
-		b, err := d.Decode(bytes.NewReader(body), ct, ce)
+		b, err := d.Decode(bytes.NewReader(in), ct, ce)
 		if err != nil {
-			var de *Error
-			if !errors.As(err, &de) || de.Status < 400 || de.Status > 499 || de.Code == "" {
-				t.Fatalf("error %v (%T) is not a 4xx *Error", err, err)
+			var de *body.Error
+			if !errors.As(err, &de) || de.Status() < 400 || de.Status() > 499 || de.Code == "" {
+				t.Fatalf("error %v (%T) is not a 4xx *body.Error", err, err)
 			}
-			if jsonMode && de.Code == "malformed_body" && json.Valid(body) && utf8.Valid(body) {
-				t.Fatalf("refused %q, which is valid JSON: %v", body, err)
+			if jsonMode && de.Code == "malformed_body" && json.Valid(in) && utf8.Valid(in) {
+				t.Fatalf("refused %q, which is valid JSON: %v", in, err)
 			}
 			return
 		}
@@ -246,8 +248,8 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("line %q is not compact", l)
 			}
 		}
-		if jsonMode && !json.Valid(body) {
-			t.Fatalf("accepted %q, which encoding/json rejects", body)
+		if jsonMode && !json.Valid(in) {
+			t.Fatalf("accepted %q, which encoding/json rejects", in)
 		}
 	})
 }
@@ -255,22 +257,22 @@ func FuzzDecode(f *testing.F) {
 // Every good body that encoding/json accepts decodes to the same events as
 // encoding/json sees.
 func TestDecodeAgreesWithEncodingJSON(t *testing.T) {
-	d := NewDecoder(lim)
-	for _, body := range []string{
+	d := newDecoder(lim)
+	for _, in := range []string{
 		`[{"a":1},{"b":"x y"}]`, `{"events":[{"a":{"b":[1,2,{"c":"\"}"}]}}]}`,
 		`{"a":"[,]{}"}`, ` [ { "a" : [ ] , "b" : { } } ] `, `{"events":[{"x":"\\"}]}`,
 	} {
-		got, n, err := decodeString(d, body, "", "")
+		got, n, err := decodeString(d, in, "", "")
 		if err != nil {
-			t.Fatalf("%s: %v", body, err)
+			t.Fatalf("%s: %v", in, err)
 		}
 		var want []json.RawMessage
 		var wrapper struct{ Events []json.RawMessage }
-		if json.Unmarshal([]byte(body), &want) != nil {
-			if json.Unmarshal([]byte(body), &wrapper); wrapper.Events != nil {
+		if json.Unmarshal([]byte(in), &want) != nil {
+			if json.Unmarshal([]byte(in), &wrapper); wrapper.Events != nil {
 				want = wrapper.Events
 			} else {
-				want = []json.RawMessage{json.RawMessage(body)}
+				want = []json.RawMessage{json.RawMessage(in)}
 			}
 		}
 		var sb strings.Builder
@@ -281,7 +283,10 @@ func TestDecodeAgreesWithEncodingJSON(t *testing.T) {
 			sb.WriteByte('\n')
 		}
 		if got != sb.String() || n != len(want) {
-			t.Errorf("%s: got %q, want %q", body, got, sb.String())
+			t.Errorf("%s: got %q, want %q", in, got, sb.String())
 		}
 	}
 }
+
+// newDecoder is a Decoder with a Budget of its own.
+func newDecoder(lim Limits) *Decoder { return NewDecoder(body.NewBudget(lim)) }

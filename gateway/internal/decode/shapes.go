@@ -2,11 +2,12 @@ package decode
 
 import (
 	"github.com/sluice-ingest/sluice/client/apierror"
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 )
 
 // The body shapes: which JSON bodies carry events, and where. These rules
-// drive the grammar (grammar.go) and turn what it copied into one line per
-// event.
+// drive the lexer (body.Lexer), which copies the body compact to out, and
+// turn what it copied into one line per event.
 
 type keySet uint8
 
@@ -17,7 +18,7 @@ const (
 	keyOther
 )
 
-// envelope is what the shapes note while the grammar reads the body: the
+// envelope is what the shapes note while the lexer reads the body: the
 // top-level object's keys (and which of "events" and "data" came twice),
 // and the array of events last read: start and end in out of its first
 // MaxEvents elements, how many it holds, and the first one that is not an
@@ -37,12 +38,12 @@ type envelope struct {
 // {"events":[...]}, the classic {"version","token","data":[...]}, or one
 // event object.
 func (st *state) jsonBody() error {
-	c, ok := st.skipSpace()
+	c, ok := st.SkipSpace()
 	if !ok {
-		if err := st.failed(); err != nil {
+		if err := st.Failed(); err != nil {
 			return err
 		}
-		return errEmpty
+		return body.ErrEmpty
 	}
 	switch {
 	case c == '[':
@@ -62,9 +63,9 @@ func (st *state) jsonBody() error {
 		}
 		return st.classify()
 	case kind(c) != "":
-		return errorf(apierror.InvalidBody, "body must be a JSON object or an array of objects, got %s", kind(c))
+		return body.Errorf(apierror.InvalidBody, "body must be a JSON object or an array of objects, got %s", kind(c))
 	}
-	return st.syntax("invalid character %s at the start of the body", quoteByte(c))
+	return st.Syntax("invalid character %s at the start of the body", body.QuoteByte(c))
 }
 
 // classify decides what the top-level object was: the wrapper when its only
@@ -85,7 +86,7 @@ func (st *state) classify() error {
 		return nil
 	}
 	if st.twice != 0 {
-		return errorf(apierror.InvalidBody, "key %q appears twice", field)
+		return body.Errorf(apierror.InvalidBody, "key %q appears twice", field)
 	}
 	return st.emitEvents(field)
 }
@@ -96,13 +97,13 @@ func (st *state) emitEvents(field string) error {
 	lim := st.d.lim
 	switch {
 	case !st.haveArray || st.arrayField != field:
-		return errorf(apierror.InvalidBody, "%q must be an array of event objects", field)
+		return body.Errorf(apierror.InvalidBody, "%q must be an array of event objects", field)
 	case st.bad >= 0:
-		return errorf(apierror.InvalidEvent, "%s: each event must be a JSON object, got %s", elementName(field, st.bad), st.badKind)
+		return body.Errorf(apierror.InvalidEvent, "%s: each event must be a JSON object, got %s", elementName(field, st.bad), st.badKind)
 	case st.count > lim.MaxEvents:
 		return tooManyEvents(lim.MaxEvents)
 	case st.count == 0:
-		return errorf(apierror.NoEvents, "request carries no events")
+		return body.Errorf(apierror.NoEvents, "request carries no events")
 	}
 	// Each element starts after the '[' or ',' before it, so the write
 	// position never passes the start of the element being moved.
@@ -122,36 +123,36 @@ func (st *state) ndjsonBody() error {
 	lim := st.d.lim
 	blank := true
 	for st.pos.line = 1; ; {
-		c, ok := st.skipSpace()
+		c, ok := st.SkipSpace()
 		if !ok {
 			break
 		}
 		if c == '\n' {
-			st.r++
+			st.Take(nil)
 			st.pos.line++
 			continue
 		}
 		blank = false
 		if k := kind(c); c != '{' && k != "" {
-			return errorf(apierror.InvalidEvent, "line %d: each event must be a JSON object, got %s", st.pos.line, k)
+			return body.Errorf(apierror.InvalidEvent, "line %d: each event must be a JSON object, got %s", st.pos.line, k)
 		}
 		if st.events == lim.MaxEvents {
 			return tooManyEvents(lim.MaxEvents)
 		}
-		if err := st.value(0); err != nil {
+		if err := st.Value(&st.out, 0); err != nil {
 			return err
 		}
 		st.out = append(st.out, '\n')
 		st.events++
-		if c, ok = st.skipSpace(); ok && c != '\n' {
-			return st.syntax("invalid character %s after the event (one event per line)", quoteByte(c))
+		if c, ok = st.SkipSpace(); ok && c != '\n' {
+			return st.Syntax("invalid character %s after the event (one event per line)", body.QuoteByte(c))
 		}
 	}
-	if err := st.failed(); err != nil {
+	if err := st.Failed(); err != nil {
 		return err
 	}
 	if blank {
-		return errEmpty
+		return body.ErrEmpty
 	}
 	return nil
 }
@@ -159,10 +160,10 @@ func (st *state) ndjsonBody() error {
 // end checks that nothing but whitespace follows the body's value, reading
 // to the end so a truncated or corrupt compressed stream is noticed.
 func (st *state) end() error {
-	if c, ok := st.skipSpace(); ok {
-		return st.syntax("unexpected %s after the JSON value (send several events as an array, or as application/x-ndjson)", quoteByte(c))
+	if c, ok := st.SkipSpace(); ok {
+		return st.Syntax("unexpected %s after the JSON value (send several events as an array, or as application/x-ndjson)", body.QuoteByte(c))
 	}
-	if err := st.failed(); err != nil {
+	if err := st.Failed(); err != nil {
 		return err
 	}
 	return nil
@@ -177,18 +178,18 @@ func (st *state) eventsArray(depth int, field string, strict bool) error {
 	lim := st.d.lim
 	st.spans, st.count, st.bad = st.spans[:0], 0, -1
 	st.haveArray, st.arrayField, st.pos.field = true, field, field
-	if empty, err := st.open(depth, ']'); empty || err != nil {
+	if empty, err := st.Open(&st.out, depth, ']'); empty || err != nil {
 		return err
 	}
 	for {
-		c, ok := st.skipSpace()
+		c, ok := st.SkipSpace()
 		if !ok {
-			return st.ended("inside an array")
+			return st.Ended("inside an array")
 		}
 		st.pos.index = st.count
 		if k := kind(c); c != '{' && k != "" {
 			if strict {
-				return errorf(apierror.InvalidEvent, "%s: each event must be a JSON object, got %s", elementName(field, st.count), k)
+				return body.Errorf(apierror.InvalidEvent, "%s: each event must be a JSON object, got %s", elementName(field, st.count), k)
 			}
 			if st.bad < 0 {
 				st.bad, st.badKind = st.count, k
@@ -198,14 +199,14 @@ func (st *state) eventsArray(depth int, field string, strict bool) error {
 			return tooManyEvents(lim.MaxEvents)
 		}
 		start := len(st.out)
-		if err := st.value(depth); err != nil {
+		if err := st.Value(&st.out, depth); err != nil {
 			return err
 		}
 		if st.count < lim.MaxEvents {
 			st.spans = append(st.spans, start, len(st.out))
 		}
 		st.count++
-		done, err := st.next(']')
+		done, err := st.Next(&st.out, ']')
 		if err != nil {
 			return err
 		}
@@ -219,18 +220,18 @@ func (st *state) eventsArray(depth int, field string, strict bool) error {
 // topObject reads the body's own object, noting its keys and reading its
 // "events" and "data" arrays as arrays of events.
 func (st *state) topObject() error {
-	if empty, err := st.open(1, '}'); empty || err != nil {
+	if empty, err := st.Open(&st.out, 1, '}'); empty || err != nil {
 		return err
 	}
 	for {
-		key, err := st.key()
-		if err != nil {
+		start := len(st.out)
+		if err := st.Key(&st.out, false); err != nil {
 			return err
 		}
-		if err := st.topValue(key); err != nil {
+		if err := st.topValue(st.out[start : len(st.out)-1]); err != nil { // the key as sent, without its colon
 			return err
 		}
-		if done, err := st.next('}'); done || err != nil {
+		if done, err := st.Next(&st.out, '}'); done || err != nil {
 			return err
 		}
 	}
@@ -254,10 +255,10 @@ func (st *state) topValue(key []byte) error {
 		st.twice |= k
 	}
 	st.keys |= k
-	if c, ok := st.skipSpace(); ok && c == '[' && field != "" {
+	if c, ok := st.SkipSpace(); ok && c == '[' && field != "" {
 		return st.eventsArray(2, field, false)
 	}
-	return st.value(1)
+	return st.Value(&st.out, 1)
 }
 
 // kind names the JSON value that starts with c, or "" when none does.
@@ -273,7 +274,7 @@ func kind(c byte) string {
 		return "a boolean"
 	case c == 'n':
 		return "null"
-	case c == '-' || isDigit(c):
+	case c == '-' || '0' <= c && c <= '9':
 		return "a number"
 	}
 	return ""

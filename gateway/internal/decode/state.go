@@ -5,17 +5,26 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 )
 
+// readBufSize is the window of the decoded body the lexer holds at once.
+const readBufSize = 16 << 10
+
 // state is one decoding: where the body comes from (the limits and the
-// decompressor), the grammar reading it, and what the body shapes note.
+// decompressor), the lexer reading it (whose Hooks it is), the compact
+// output, and what the body shapes note.
 type state struct {
 	d     *Decoder
 	batch Batch
-	parser
+	body.Lexer
+	in  []byte // the lexer's window
+	out []byte
+	pos position
 	envelope
 
-	wire, dec LimitReader
+	wire, dec body.LimitReader
 	enc       contentEncoding
 	gz        *gzip.Reader
 	// zs is the pooled zstd decoder (windows up to zstdPooledWindow);
@@ -36,7 +45,6 @@ type state struct {
 func newState(d *Decoder) *state {
 	st := &state{d: d}
 	st.in = make([]byte, readBufSize)
-	st.hooks = st
 	return st
 }
 
@@ -47,27 +55,28 @@ func (st *state) reset() {
 	if st.zsOwn != nil {
 		st.zsOwn.Close()
 	}
-	*st = state{d: st.d, gz: st.gz, zs: st.zs,
-		parser:   parser{scanner: scanner{in: st.in, out: st.out[:0], hooks: st}},
+	*st = state{d: st.d, gz: st.gz, zs: st.zs, in: st.in, out: st.out[:0],
 		envelope: envelope{spans: st.spans[:0]}}
 }
 
 func (st *state) decode(r io.Reader, enc contentEncoding, ndjson bool) error {
-	st.newlines, st.pos.index, st.maxDepth = ndjson, -1, st.d.lim.MaxDepth
-	if err := st.source(r, enc); err != nil {
+	src, err := st.source(r, enc)
+	if err != nil {
 		return err
 	}
+	st.Lexer.Reset(st.in, src, st)
+	st.Newlines, st.MaxDepth, st.pos.index = ndjson, st.d.lim.MaxDepth, -1
 	if ndjson {
 		return st.ndjsonBody()
 	}
 	return st.jsonBody()
 }
 
-// source sets st.src to the decoded body: the wire bytes, limited, through
-// the decompressor, limited again.
-func (st *state) source(r io.Reader, enc contentEncoding) error {
+// source returns the decoded body: the wire bytes, limited, through the
+// decompressor, limited again.
+func (st *state) source(r io.Reader, enc contentEncoding) (io.Reader, error) {
 	st.enc = enc
-	st.wire = NewLimitReader(r, st.d.lim.MaxBodyBytes, true)
+	st.wire = body.NewLimitReader(r, st.d.lim.MaxBodyBytes, true)
 	var plain io.Reader = &st.wire
 	switch enc {
 	case gzipped:
@@ -76,19 +85,18 @@ func (st *state) source(r io.Reader, enc contentEncoding) error {
 		}
 		if err := st.gz.Reset(&st.wire); err != nil {
 			if err == io.EOF {
-				return errEmpty
+				return nil, body.ErrEmpty
 			}
-			return st.readError(err)
+			return nil, st.ReadError(err)
 		}
 		plain = st.gz
 	case zstded:
 		zs, err := st.zstdSource()
 		if err != nil {
-			return err
+			return nil, err
 		}
 		plain = zs
 	}
-	st.dec = NewLimitReader(plain, st.d.maxDecoded.Load(), false)
-	st.src = &st.dec
-	return nil
+	st.dec = body.NewLimitReader(plain, st.d.budget.MaxDecodedBytes(), false)
+	return &st.dec, nil
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/sluice-ingest/sluice/client/apierror"
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 )
 
 // zstdPooledWindow is the largest window of the zstd decoder a pooled state
@@ -42,8 +43,8 @@ func newZstd(maxWindow int64) *zstd.Decoder {
 // later frame that needs a larger window than the first is refused.
 func (st *state) zstdSource() (io.Reader, error) {
 	n, _ := io.ReadFull(&st.wire, st.zhead[:])
-	if st.wire.err != nil {
-		return nil, st.wire.err
+	if err := st.wire.Err(); err != nil {
+		return nil, err
 	}
 	st.zin = prefixReader{head: st.zhead[:n], r: &st.wire}
 	limit := st.d.lim.MaxDecodedBytes
@@ -54,7 +55,7 @@ func (st *state) zstdSource() (io.Reader, error) {
 		case h.Skippable: // the next frame's header is further on: allow any window
 			window = limit
 		case h.SingleSegment && h.FrameContentSize > uint64(limit):
-			return nil, errorf(apierror.DecodedTooLarge,
+			return nil, body.Errorf(apierror.DecodedTooLarge,
 				"request body exceeds the limit of %d bytes after decompression (its zstd frame holds %d)", limit, h.FrameContentSize)
 		case h.SingleSegment:
 			window = int64(max(h.FrameContentSize, zstd.MinWindowSize))
@@ -80,13 +81,13 @@ func (st *state) zstdSource() (io.Reader, error) {
 		zs = st.zsOwn
 	}
 	if err := zs.Reset(&st.zin); err != nil {
-		return nil, st.readError(err)
+		return nil, st.ReadError(err)
 	}
 	return zs, nil
 }
 
-func (st *state) windowTooLarge() *Error {
-	return errorf(apierror.DecodedTooLarge,
+func (st *state) windowTooLarge() *body.Error {
+	return body.Errorf(apierror.DecodedTooLarge,
 		"zstd frame needs a window over %d bytes (the decoded limit, or what the body's first frame needs)", st.zsWindow)
 }
 

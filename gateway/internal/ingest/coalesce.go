@@ -189,12 +189,12 @@ func (c *coalescer) completed(subject string) {
 func (c *coalescer) fly(subject string, g *group) {
 	defer c.completed(subject)
 	defer close(g.done)
-	if err := c.h.dec.Reserve(g.bytes); err != nil {
+	if err := c.h.budget.Reserve(g.bytes); err != nil {
 		close(g.built)
 		g.err = err
 		return
 	}
-	defer c.h.dec.Unreserve(g.bytes)
+	defer c.h.budget.Unreserve(g.bytes)
 	msg := nats.NewMsg(subject)
 	if len(g.waiters) == 1 {
 		g.meta = g.waiters[0].meta

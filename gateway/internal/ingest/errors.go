@@ -13,66 +13,40 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-ingest/sluice/client/apierror"
-	"github.com/sluice-ingest/sluice/gateway/internal/decode"
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 )
-
-// apiError is a refusal with its status (the catalogue's for its code),
-// code and message.
-type apiError struct {
-	status     int
-	code       apierror.Code
-	message    string
-	retryAfter time.Duration // > 0 sets Retry-After
-}
-
-func newAPIError(code apierror.Code, message string, retryAfter time.Duration) *apiError {
-	return &apiError{code.Status(), code, message, retryAfter}
-}
-
-func (e *apiError) Error() string { return string(e.code) + ": " + e.message }
 
 // The refusals of work the gateway has no room for. Each carries
 // Retry-After, because the same request can succeed later.
 var (
-	errUnavailable = newAPIError(apierror.Unavailable, "the event broker is unavailable; retry later", time.Second)
-	errOverloaded  = newAPIError(apierror.Overloaded, "the gateway has too many requests in flight; retry later", time.Second)
-	errStreamFull  = newAPIError(apierror.StreamFull, "the stream is full; retry later", 5*time.Second)
+	errUnavailable = &body.Error{Code: apierror.Unavailable, Message: "the event broker is unavailable; retry later", RetryAfter: time.Second}
+	errOverloaded  = &body.Error{Code: apierror.Overloaded, Message: "the gateway has too many requests in flight; retry later", RetryAfter: time.Second}
+	errStreamFull  = &body.Error{Code: apierror.StreamFull, Message: "the stream is full; retry later", RetryAfter: 5 * time.Second}
 )
 
-// toAPIError is the one place where errors become status codes. Client
-// input is refused with a 4xx (*decode.Error, *apiError); a failed publish
-// is a 503 (or 413 when the broker can never take the message). Anything
-// else is the gateway's own fault: 500.
-func toAPIError(err error) *apiError {
-	var ae *apiError
-	if errors.As(err, &ae) {
-		return ae
-	}
-	if errors.Is(err, decode.ErrBusy) {
-		return newAPIError(decode.ErrBusy.Code, decode.ErrBusy.Message, time.Second)
-	}
-	var de *decode.Error
-	if errors.As(err, &de) {
-		var retry time.Duration
-		if de.Status == http.StatusServiceUnavailable { // decode.ErrBusy
-			retry = time.Second
-		}
-		return newAPIError(de.Code, de.Message, retry)
+// toAPIError is the one place where errors become answers. A refusal is
+// a *body.Error already: client input a 4xx, no room for the work a 503
+// with Retry-After. A failed publish is a 503 (or 413 when the broker can
+// never take the message). Anything else is the gateway's own fault: 500.
+func toAPIError(err error) *body.Error {
+	var refusal *body.Error
+	if errors.As(err, &refusal) {
+		return refusal
 	}
 	var be *brokerError
 	if errors.As(err, &be) {
 		return publishError(be.err)
 	}
-	return newAPIError(apierror.Internal, "internal error", 0)
+	return &body.Error{Code: apierror.Internal, Message: "internal error"}
 }
 
 // publishError maps a failed publish to the contract.
-func publishError(err error) *apiError {
+func publishError(err error) *body.Error {
 	var api *jetstream.APIError
 	if errors.As(err, &api) {
 		switch {
 		case api.ErrorCode == jetstream.JSErrCodeStreamMessageExceedsMaximum:
-			return newAPIError(apierror.DecodedTooLarge, "the events exceed the stream's maximum message size", 0)
+			return &body.Error{Code: apierror.DecodedTooLarge, Message: "the events exceed the stream's maximum message size"}
 		case api.ErrorCode == jsErrCodeInsufficientResources,
 			strings.Contains(api.Description, "maximum bytes exceeded"),
 			strings.Contains(api.Description, "maximum messages exceeded"):
@@ -81,12 +55,12 @@ func publishError(err error) *apiError {
 	}
 	switch {
 	case errors.Is(err, nats.ErrMaxPayload):
-		return newAPIError(apierror.DecodedTooLarge, "the events exceed the broker's maximum message size", 0)
+		return &body.Error{Code: apierror.DecodedTooLarge, Message: "the events exceed the broker's maximum message size"}
 	case errors.Is(err, jetstream.ErrTooManyStalledMsgs):
 		return errOverloaded
 	case errors.Is(err, context.Canceled):
 		// The client went away; nobody reads this answer.
-		return newAPIError(apierror.Unavailable, "request cancelled before the PubAck", 0)
+		return &body.Error{Code: apierror.Unavailable, Message: "request cancelled before the PubAck"}
 	}
 	return errUnavailable
 }
@@ -99,22 +73,23 @@ const jsErrCodeInsufficientResources jetstream.ErrorCode = 10023
 // the thousand under overload), so only a 500 is logged above debug.
 func (h *Handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	ae := h.refusal(w, r, err)
-	writeJSON(w, ae.status, errorBody{ae.code, ae.message})
+	writeJSON(w, ae.Status(), errorBody{ae.Code, ae.Message})
 }
 
 // refusal maps err to its answer, sets its Retry-After, and logs and counts
 // it; the caller writes the body.
-func (h *Handler) refusal(w http.ResponseWriter, r *http.Request, err error) *apiError {
+func (h *Handler) refusal(w http.ResponseWriter, r *http.Request, err error) *body.Error {
 	ae := toAPIError(err)
-	if ae.retryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, (ae.retryAfter+time.Second-1)/time.Second))))
+	if ae.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(max(1, (ae.RetryAfter+time.Second-1)/time.Second))))
 	}
+	status := ae.Status()
 	level := h.cfg.Log.Debug
-	if ae.status >= http.StatusInternalServerError && ae.status != http.StatusServiceUnavailable {
+	if status >= http.StatusInternalServerError && status != http.StatusServiceUnavailable {
 		level = h.cfg.Log.Error
 	}
-	level("request refused", "path", r.URL.Path, "status", ae.status, "code", ae.code, "err", err)
-	code := strconv.Itoa(ae.status)
+	level("request refused", "path", r.URL.Path, "status", status, "code", ae.Code, "err", err)
+	code := strconv.Itoa(status)
 	if r.Context().Err() != nil {
 		// The client went away (closed its connection): nobody reads this
 		// answer, and a 503 would be counted as the gateway's refusal.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-ingest/sluice/client/apierror"
 	"github.com/sluice-ingest/sluice/gateway/internal/auth"
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 	"github.com/sluice-ingest/sluice/gateway/internal/decode"
 	"github.com/sluice-ingest/sluice/gateway/internal/otlp"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
@@ -48,7 +49,7 @@ type Config struct {
 	Auth      *auth.Authenticator
 	Admit     Admitter // nil admits everything
 	Publisher Publisher
-	Limits    decode.Limits
+	Limits    body.Limits
 	// AdmitBeforeBody asks Admit before the body is read, with events 0, so
 	// that a refused request costs no decoding. Leave it false for an
 	// Admitter that weighs requests by their event count.
@@ -84,7 +85,10 @@ type Config struct {
 
 // Handler serves the ingest API.
 type Handler struct {
-	cfg     Config
+	cfg Config
+	// budget holds the limits in force and the bytes in flight that both
+	// decoders (and the coalesced copies) charge.
+	budget  *body.Budget
 	dec     *decode.Decoder
 	logsDec *otlp.Decoder
 	slots   chan struct{} // one token per request being decoded or published
@@ -112,24 +116,26 @@ func NewHandler(cfg Config) *Handler {
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = DefaultPublishTimeout
 	}
+	budget := body.NewBudget(cfg.Limits)
 	h := &Handler{
 		cfg:     cfg,
-		dec:     decode.NewDecoder(cfg.Limits),
+		budget:  budget,
+		dec:     decode.NewDecoder(budget),
+		logsDec: otlp.NewDecoder(budget),
 		slots:   make(chan struct{}, cfg.MaxInflight),
 		mux:     http.NewServeMux(),
 		pubOpts: []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)},
 	}
-	h.logsDec = otlp.NewDecoder(h.dec) // its limits in force and its budget of bytes in flight
 	if cfg.Coalesce {
 		// Until the broker's max_payload is known (CapDecodedBytes), its
 		// default bounds a message.
-		h.coalesce = newCoalescer(h, min(h.dec.Limits().MaxDecodedBytes+headerRoom, defaultMaxPayload))
+		h.coalesce = newCoalescer(h, min(budget.MaxDecodedBytes()+headerRoom, defaultMaxPayload))
 	}
 	h.mux.HandleFunc("/v1/events", h.events)
 	h.mux.HandleFunc("/v1/logs", h.logs)
 	h.mux.HandleFunc("/v1/receipts/{batch_id}", h.receipt)
 	h.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		h.fail(w, r, newAPIError(apierror.NotFound, "no such endpoint: "+r.URL.Path+"; POST /v1/events or /v1/logs", 0))
+		h.fail(w, r, &body.Error{Code: apierror.NotFound, Message: "no such endpoint: " + r.URL.Path + "; POST /v1/events or /v1/logs"})
 	})
 	return h
 }
@@ -147,11 +153,11 @@ const defaultMaxPayload = 1 << 20
 // message the broker takes, less room for the headers, and returns the
 // limit in force. A coalesced message is bounded by maxPayload too.
 func (h *Handler) CapDecodedBytes(maxPayload int64) int64 {
-	h.dec.CapDecodedBytes(maxPayload - headerRoom)
+	h.budget.CapDecodedBytes(maxPayload - headerRoom)
 	if h.coalesce != nil {
 		h.coalesce.setMaxPayload(maxPayload)
 	}
-	return h.dec.Limits().MaxDecodedBytes
+	return h.budget.MaxDecodedBytes()
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -173,7 +179,7 @@ func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	}
 	defer h.release()
 
-	lim := h.dec.Limits()
+	lim := h.budget.Limits()
 	batch, err := h.dec.Decode(http.MaxBytesReader(w, r.Body, lim.MaxBodyBytes), r.Header.Get("Content-Type"), r.Header.Get("Content-Encoding"))
 	if err != nil {
 		h.fail(w, r, err)
@@ -206,20 +212,20 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request) (intake, error) 
 	in := intake{start: h.cfg.Now()}
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		return in, newAPIError(apierror.MethodNotAllowed, r.Method+" is not allowed; use POST", 0)
+		return in, &body.Error{Code: apierror.MethodNotAllowed, Message: r.Method + " is not allowed; use POST"}
 	}
 	var err error
 	in.key, err = h.cfg.Auth.Authenticate(r)
 	if err != nil {
-		return in, newAPIError(apierror.Unauthorized, err.Error(), 0)
+		return in, &body.Error{Code: apierror.Unauthorized, Message: err.Error()}
 	}
 	in.idemKey = r.Header.Get("Idempotency-Key")
 	if len(in.idemKey) > maxIdempotencyKey {
-		return in, newAPIError(apierror.InvalidIdempotencyKey, "Idempotency-Key is longer than "+strconv.Itoa(maxIdempotencyKey)+" bytes", 0)
+		return in, &body.Error{Code: apierror.InvalidIdempotencyKey, Message: "Idempotency-Key is longer than " + strconv.Itoa(maxIdempotencyKey) + " bytes"}
 	}
-	lim := h.dec.Limits()
+	lim := h.budget.Limits()
 	if r.ContentLength > lim.MaxBodyBytes {
-		return in, decode.BodyTooLarge(lim.MaxBodyBytes)
+		return in, body.BodyTooLarge(lim.MaxBodyBytes)
 	}
 	if err := h.admitWork(); err != nil {
 		return in, err
@@ -290,9 +296,9 @@ func (h *Handler) rateLimit(w http.ResponseWriter, r *http.Request, key auth.Key
 	}
 	switch {
 	case err != nil:
-		return newAPIError(apierror.LimiterUnavailable, "rate limiter unavailable; retry later", time.Second)
+		return &body.Error{Code: apierror.LimiterUnavailable, Message: "rate limiter unavailable; retry later", RetryAfter: time.Second}
 	case !adm.Allowed:
-		return newAPIError(apierror.RateLimited, "tenant rate limit exceeded", adm.RetryAfter)
+		return &body.Error{Code: apierror.RateLimited, Message: "tenant rate limit exceeded", RetryAfter: adm.RetryAfter}
 	}
 	return nil
 }
@@ -306,7 +312,7 @@ func (h *Handler) admitWork() error {
 	}
 	if h.cfg.Lag != nil {
 		if lag, over := h.cfg.Lag.Over(); over {
-			return newAPIError(apierror.Backlogged, "the workers are "+strconv.FormatInt(lag, 10)+" messages behind; retry later", 5*time.Second)
+			return &body.Error{Code: apierror.Backlogged, Message: "the workers are " + strconv.FormatInt(lag, 10) + " messages behind; retry later", RetryAfter: 5 * time.Second}
 		}
 	}
 	select {

@@ -17,7 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/sluice-ingest/sluice/gateway/internal/auth"
-	"github.com/sluice-ingest/sluice/gateway/internal/decode"
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/stream"
@@ -507,7 +507,7 @@ func TestDecodedLimitFollowsTheBroker(t *testing.T) {
 	if n := g.streamInfo().State.Msgs; n != 0 {
 		t.Fatalf("stream holds %d messages, want 0", n)
 	}
-	if got := g.handler.CapDecodedBytes(64 << 20); got != decode.DefaultMaxDecodedBytes {
-		t.Fatalf("decoded limit under a 64 MiB max_payload = %d, want the configured %d", got, decode.DefaultMaxDecodedBytes)
+	if got := g.handler.CapDecodedBytes(64 << 20); got != body.DefaultMaxDecodedBytes {
+		t.Fatalf("decoded limit under a 64 MiB max_payload = %d, want the configured %d", got, body.DefaultMaxDecodedBytes)
 	}
 }

@@ -23,7 +23,7 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	lim := h.logsDec.Limits()
+	lim := h.budget.Limits()
 	batch, err := h.logsDec.Decode(http.MaxBytesReader(w, r.Body, lim.MaxBodyBytes), enc, r.Header.Get("Content-Encoding"))
 	if err != nil {
 		h.failOTLP(w, r, enc, err)
@@ -49,6 +49,6 @@ func (h *Handler) logs(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) failOTLP(w http.ResponseWriter, r *http.Request, enc otlp.Encoding, err error) {
 	ae := h.refusal(w, r, err)
 	w.Header().Set("Content-Type", enc.ContentType())
-	w.WriteHeader(ae.status)
-	_, _ = w.Write(otlp.Status(enc, ae.status, ae.code, ae.message))
+	w.WriteHeader(ae.Status())
+	_, _ = w.Write(otlp.Status(enc, ae))
 }

@@ -25,7 +25,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-ingest/sluice/gateway/internal/auth"
-	"github.com/sluice-ingest/sluice/gateway/internal/decode"
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/stream"
@@ -310,7 +310,7 @@ func TestOTLPJSON(t *testing.T) {
 // reason; 429 and 503 carry Retry-After; nothing is published.
 func TestOTLPRefusals(t *testing.T) {
 	adm := &scripted{script: []func() (Admission, error){refuse, fail}}
-	g := startGateway(t, gatewayOptions{cfg: Config{Admit: adm, Limits: decode.Limits{MaxEvents: 3}}})
+	g := startGateway(t, gatewayOptions{cfg: Config{Admit: adm, Limits: body.Limits{MaxEvents: 3}}})
 	one := []byte(`{"resourceLogs":[{"scopeLogs":[{"logRecords":[{}]}]}]}`)
 	oneProto := []byte{0x0a, 0x04, 0x12, 0x02, 0x12, 0x00} // the same in protobuf
 	for _, tt := range []struct {
@@ -394,7 +394,7 @@ func TestOTLPRateLimitBeforeBody(t *testing.T) {
 // /v1/logs shares the budget of bytes in flight with /v1/events: a request
 // whose buffers would pass it is a 503 with Retry-After.
 func TestOTLPBudget(t *testing.T) {
-	g := startGateway(t, gatewayOptions{cfg: Config{Limits: decode.Limits{MaxDecodedBytes: 1 << 20, MaxInflightBytes: 512 << 10}}})
+	g := startGateway(t, gatewayOptions{cfg: Config{Limits: body.Limits{MaxDecodedBytes: 1 << 20, MaxInflightBytes: 512 << 10}}})
 	body := []byte(`{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"` + strings.Repeat("x", 600<<10) + `"}}]}]}]}`)
 	a := g.postLogs("key-a", "application/json", "gzip", []byte(gzipped(string(body))))
 	if a.status != http.StatusServiceUnavailable || a.reason != "overloaded" || a.header.Get("Retry-After") != "1" || a.st.Code != 14 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-ingest/sluice/client/apierror"
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/ledger"
 	"github.com/sluice-ingest/sluice/pkg/receipts"
@@ -36,12 +37,12 @@ const receiptTimeout = 2 * time.Second
 func (h *Handler) receipt(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", http.MethodGet)
-		h.fail(w, r, newAPIError(apierror.MethodNotAllowed, r.Method+" is not allowed; use GET", 0))
+		h.fail(w, r, &body.Error{Code: apierror.MethodNotAllowed, Message: r.Method + " is not allowed; use GET"})
 		return
 	}
 	key, err := h.cfg.Auth.Authenticate(r)
 	if err != nil {
-		h.fail(w, r, newAPIError(apierror.Unauthorized, err.Error(), 0))
+		h.fail(w, r, &body.Error{Code: apierror.Unauthorized, Message: err.Error()})
 		return
 	}
 	id := r.PathValue("batch_id")
@@ -65,9 +66,9 @@ func (h *Handler) receipt(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, rec)
 }
 
-func notFound(id string) *apiError {
-	return newAPIError(apierror.NotFound,
-		"no receipt for batch id "+quoteID(id)+" of this tenant: unknown, expired, or accepted and not landed yet", 0)
+func notFound(id string) *body.Error {
+	return &body.Error{Code: apierror.NotFound,
+		Message: "no receipt for batch id " + quoteID(id) + " of this tenant: unknown, expired, or accepted and not landed yet"}
 }
 
 // quoteID shows at most 128 bytes of what the client sent.

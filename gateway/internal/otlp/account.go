@@ -1,35 +1,27 @@
 package otlp
 
-// Host is what the otlp Decoder shares with the JSON path's decoder: the
-// limits in force (the decoded limit follows the broker's message size)
-// and the budget of bytes that all requests in flight may hold.
-// *decode.Decoder is one.
-type Host interface {
-	Limits() Limits
-	Reserve(n int64) error // decode.ErrBusy when the bytes are not there
-	Unreserve(n int64)
-}
+import "github.com/sluice-ingest/sluice/gateway/internal/body"
 
 // maxPooled is what each buffer of a decoding may hold without being
 // charged to the budget, and the largest kept for reuse; larger ones are
 // left to the GC so that a burst of big requests does not pin memory.
 // A decoding's six buffers (the body, its protobuf form, the events, the
 // resource's and the scope's members, a string) and its gzip reader stay
-// within decode.FixedBytesPerRequest.
+// within body.FixedBytesPerRequest.
 const maxPooled = 32 << 10
 
 // account charges the bytes a decoding's buffers hold past maxPooled to
-// the host's budget as they grow: each growth is charged at the next
+// the Budget as they grow: each growth is charged at the next
 // check (after every string, value and record), so what is held uncharged
 // is at most the buffer grown last.
 type account struct {
-	host    Host
+	budget  *body.Budget
 	bufs    [6]*[]byte
 	charged int64
 }
 
 // sync charges what the buffers hold now beyond what was charged, or
-// fails with decode.ErrBusy.
+// fails with body.ErrBusy.
 func (a *account) sync() error {
 	var n int64
 	for _, b := range a.bufs {
@@ -40,7 +32,7 @@ func (a *account) sync() error {
 	if n <= a.charged {
 		return nil
 	}
-	if err := a.host.Reserve(n - a.charged); err != nil {
+	if err := a.budget.Reserve(n - a.charged); err != nil {
 		return err
 	}
 	a.charged = n
@@ -51,7 +43,7 @@ func (a *account) sync() error {
 // dropped by the caller.
 func (a *account) release() {
 	if a.charged > 0 {
-		a.host.Unreserve(a.charged)
+		a.budget.Unreserve(a.charged)
 		a.charged = 0
 	}
 }

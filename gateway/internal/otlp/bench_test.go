@@ -6,6 +6,8 @@ import (
 
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
+
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 )
 
 // BenchmarkDecode maps a request of 500 typical records (a string body,
@@ -22,7 +24,7 @@ func BenchmarkDecode(b *testing.B) {
 			TraceId: traceID, SpanId: spanID, Flags: 1,
 		}
 	})
-	d := newDecoder(Limits{})
+	d := newDecoder(body.Limits{})
 	for _, enc := range []Encoding{Protobuf, JSON} {
 		body := mustProto(b, req)
 		if enc == JSON {

@@ -11,7 +11,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/sluice-ingest/sluice/client/apierror"
-	"github.com/sluice-ingest/sluice/gateway/internal/decode"
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 )
 
 // Encoding is an OTLP/HTTP body encoding.
@@ -49,7 +49,7 @@ func EncodingOf(contentType string) (Encoding, error) {
 			return JSON, nil
 		}
 	}
-	return JSON, errorf(apierror.UnsupportedMediaType,
+	return JSON, body.Errorf(apierror.UnsupportedMediaType,
 		"Content-Type %q is not accepted on /v1/logs; send application/x-protobuf or application/json", contentType)
 }
 
@@ -81,27 +81,24 @@ type state struct {
 	acct  account
 }
 
-// Decoder decodes OTLP logs requests within the limits and the budget of
-// its host. It is safe for concurrent use and reuses its buffers.
+// Decoder decodes OTLP logs requests within the limits of its Budget, as
+// they are at each request, and charges it. It is safe for concurrent use
+// and reuses its buffers.
 type Decoder struct {
-	host Host
-	pool sync.Pool // of *state
+	budget *body.Budget
+	pool   sync.Pool // of *state
 }
 
-// NewDecoder returns a Decoder enforcing the host's limits, as they are
-// at each request, and charging its budget.
-func NewDecoder(host Host) *Decoder {
-	d := &Decoder{host: host}
+// NewDecoder returns a Decoder of the Budget b.
+func NewDecoder(b *body.Budget) *Decoder {
+	d := &Decoder{budget: b}
 	d.pool.New = func() any {
 		st := &state{d: d}
-		st.acct = account{host: host, bufs: [6]*[]byte{&st.body, &st.tr.out, &st.m.out.b, &st.m.res.b, &st.m.scope.b, &st.tr.scratch}}
+		st.acct = account{budget: b, bufs: [6]*[]byte{&st.body, &st.tr.out, &st.m.out.b, &st.m.res.b, &st.m.scope.b, &st.tr.scratch}}
 		return st
 	}
 	return d
 }
-
-// Limits are the limits in force.
-func (d *Decoder) Limits() Limits { return d.host.Limits() }
 
 func (d *Decoder) put(st *state) {
 	st.batch = Batch{}
@@ -112,13 +109,13 @@ func (d *Decoder) put(st *state) {
 		}
 		*b = (*b)[:0]
 	}
-	st.tr.in = nil
+	st.tr.lex = body.Lexer{} // drop the reference to the request body
 	d.pool.Put(st)
 }
 
 // Decode reads a request body of encoding enc with the given
 // Content-Encoding (gzip or none) and maps its records. Every error it
-// returns is an *Error; records refused one by one are counted in the
+// returns is a *body.Error; records refused one by one are counted in the
 // Batch instead.
 func (d *Decoder) Decode(r io.Reader, enc Encoding, contentEncoding string) (*Batch, error) {
 	st := d.pool.Get().(*state)
@@ -131,7 +128,7 @@ func (d *Decoder) Decode(r io.Reader, enc Encoding, contentEncoding string) (*Ba
 }
 
 func (st *state) decode(r io.Reader, enc Encoding, contentEncoding string) error {
-	lim := st.d.host.Limits()
+	lim := st.d.budget.Limits()
 	if err := st.read(r, contentEncoding, lim); err != nil {
 		return err
 	}
@@ -161,8 +158,8 @@ func (st *state) decode(r io.Reader, enc Encoding, contentEncoding string) error
 // read reads the whole decoded body into st.body: the wire bytes at most
 // MaxBodyBytes, decompressed at most MaxDecodedBytes. The buffer grows
 // with what arrives, never with what a header announces.
-func (st *state) read(r io.Reader, contentEncoding string, lim Limits) error {
-	wire := decode.NewLimitReader(r, lim.MaxBodyBytes, true)
+func (st *state) read(r io.Reader, contentEncoding string, lim body.Limits) error {
+	wire := body.NewLimitReader(r, lim.MaxBodyBytes, true)
 	src, what := io.Reader(&wire), ""
 	switch ce := strings.TrimSpace(contentEncoding); {
 	case ce == "" || strings.EqualFold(ce, "identity"):
@@ -172,16 +169,16 @@ func (st *state) read(r io.Reader, contentEncoding string, lim Limits) error {
 		}
 		if err := st.gz.Reset(&wire); err != nil {
 			if err == io.EOF {
-				return errorf(apierror.EmptyBody, "request body is empty")
+				return body.ErrEmpty
 			}
 			return readError(err, "gzip ", &wire)
 		}
 		src, what = st.gz, "gzip "
 	default:
-		return errorf(apierror.UnsupportedEncoding,
+		return body.Errorf(apierror.UnsupportedEncoding,
 			"Content-Encoding %q is not accepted on /v1/logs; send gzip or identity", ce)
 	}
-	plain := decode.NewLimitReader(src, lim.MaxDecodedBytes, false)
+	plain := body.NewLimitReader(src, lim.MaxDecodedBytes, false)
 	b := st.body[:0]
 	if cap(b) == 0 {
 		b = make([]byte, 0, 16<<10)
@@ -211,7 +208,7 @@ func (st *state) read(r io.Reader, contentEncoding string, lim Limits) error {
 // readError maps a failure to read or decompress (what: "gzip ") the
 // body: the failure that stuck in one of the readers (the wire's first:
 // its limit, or the client's read error), else err.
-func readError(err error, what string, readers ...*decode.LimitReader) *Error {
+func readError(err error, what string, readers ...*body.LimitReader) *body.Error {
 	for _, r := range readers {
 		if e := r.Err(); e != nil {
 			return e

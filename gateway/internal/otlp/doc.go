@@ -6,8 +6,9 @@
 // OTLP/HTTP specification asks for: an ExportLogsServiceResponse (with
 // partial success when some records were refused) and a google.rpc.Status
 // for refusals, each in the request's encoding. Decoding is bounded by the
-// same limits as the JSON path: the body and the events it maps to stay
-// within MaxDecodedBytes, records within MaxEvents, nesting within
+// same body.Limits and body.Budget as the JSON path: the body and the
+// events it maps to stay within MaxDecodedBytes, records within MaxEvents,
+// the nesting of one mapped event (counted from the event) within
 // MaxDepth, and no length or count read from the body sizes an allocation.
 //
 // The protobuf is walked in place with protowire rather than unmarshalled
@@ -16,7 +17,8 @@
 // bytes for every message, 2 bytes on the wire for an empty one, so a body
 // within the limits would hold hundreds of MiB before any count could be
 // checked. protojson cannot read OTLP JSON at all (its ids are hex, not
-// base64), so a JSON body is translated to the same wire form by a small
-// parser over the OTLP schema, and one mapping serves both encodings.
+// base64), so a JSON body is translated to the same wire form by
+// body.Lexer driven by the OTLP schema, and one mapping serves both
+// encodings; the events' strings are escaped by pkg/jsonx.
 // It must not publish, authenticate or know about tenants.
 package otlp

@@ -11,18 +11,20 @@ import (
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 )
 
 // fuzzLimits are small, so that the fuzzer reaches every limit.
-var fuzzLimits = Limits{MaxBodyBytes: 64 << 10, MaxDecodedBytes: 32 << 10, MaxEvents: 50, MaxDepth: 12}
+var fuzzLimits = body.Limits{MaxBodyBytes: 64 << 10, MaxDecodedBytes: 32 << 10, MaxEvents: 50, MaxDepth: 12}
 
-// checkBatch holds what every decoding must: an *Error or events that
+// checkBatch holds what every decoding must: an *body.Error or events that
 // are JSON objects, as many as counted, within the size limit.
 func checkBatch(t *testing.T, out string, b *Batch, err error) {
 	t.Helper()
 	if err != nil {
-		var e *Error
-		if !errors.As(err, &e) || e.Status < 400 || e.Status > 499 || e.Code == "" || e.Message == "" {
+		var e *body.Error
+		if !errors.As(err, &e) || e.Status() < 400 || e.Status() > 499 || e.Code == "" || e.Message == "" {
 			t.Fatalf("error %#v is not a refusal", err)
 		}
 		return
@@ -94,8 +96,8 @@ func FuzzOTLPProtobuf(f *testing.F) {
 }
 
 func isLimit(err error) bool {
-	var e *Error
-	return errors.As(err, &e) && e.Status == 413
+	var e *body.Error
+	return errors.As(err, &e) && e.Status() == 413
 }
 
 // FuzzOTLPJSON decodes arbitrary JSON bodies: beyond checkBatch, a body

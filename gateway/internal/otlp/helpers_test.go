@@ -13,7 +13,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sluice-ingest/sluice/gateway/internal/decode"
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 )
 
 // decodeString decodes body with d and returns the batch's NDJSON, its
@@ -118,5 +118,5 @@ func lines(t testing.TB, ndjson string) []string {
 	return ls
 }
 
-// newDecoder is a Decoder whose host is a JSON path decoder with lim.
-func newDecoder(lim Limits) *Decoder { return NewDecoder(decode.NewDecoder(lim)) }
+// newDecoder is a Decoder with a Budget of its own.
+func newDecoder(lim body.Limits) *Decoder { return NewDecoder(body.NewBudget(lim)) }

@@ -7,6 +7,8 @@ import (
 	"strconv"
 
 	"github.com/sluice-ingest/sluice/client/apierror"
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
+	"github.com/sluice-ingest/sluice/pkg/jsonx"
 )
 
 // jsonOut builds the events' JSON. Every append that can grow it past
@@ -19,8 +21,8 @@ type jsonOut struct {
 }
 
 // tooLarge is the refusal of events that map to more than the limit.
-func (o *jsonOut) tooLarge() *Error {
-	return errorf(apierror.DecodedTooLarge,
+func (o *jsonOut) tooLarge() *body.Error {
+	return body.Errorf(apierror.DecodedTooLarge,
 		"the log records map to more than the limit of %d bytes of events", o.limit)
 }
 
@@ -45,44 +47,29 @@ func (o *jsonOut) key(first bool, name string) {
 }
 
 // str appends s as a JSON string. s must be valid UTF-8 (the callers check,
-// so that an invalid record is refused rather than altered).
+// so that an invalid record is refused rather than altered). A long s is
+// escaped a piece at a time, so the output never passes the limit by more
+// than a piece's worth of escapes.
 func (o *jsonOut) str(s []byte) error {
 	if len(o.b)+len(s) > o.limit {
 		return o.tooLarge()
 	}
 	o.b = append(o.b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			i++
-			continue
-		}
-		o.b = append(o.b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			o.b = append(o.b, '\\', c)
-		case '\n':
-			o.b = append(o.b, '\\', 'n')
-		case '\r':
-			o.b = append(o.b, '\\', 'r')
-		case '\t':
-			o.b = append(o.b, '\\', 't')
-		default:
-			o.b = append(o.b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		i++
-		start = i
+	for len(s) > strPiece {
+		o.b = jsonx.AppendEscaped(o.b, s[:strPiece], jsonx.Minimal)
+		s = s[strPiece:]
 		if len(o.b) > o.limit {
 			return o.tooLarge()
 		}
 	}
-	o.b = append(o.b, s[start:]...)
+	o.b = jsonx.AppendEscaped(o.b, s, jsonx.Minimal)
 	o.b = append(o.b, '"')
 	return o.check()
 }
 
-const hexDigits = "0123456789abcdef"
+// strPiece is what str escapes at once: 4 KiB, which control characters
+// turn into at most 24 KiB.
+const strPiece = 4 << 10
 
 // uintStr appends v as a JSON string: the OTLP JSON encoding of 64-bit
 // integers.

@@ -15,7 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sluice-ingest/sluice/gateway/internal/decode"
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 )
 
 func records(n int, r func(i int) *logspb.LogRecord) *collogspb.ExportLogsServiceRequest {
@@ -40,7 +40,7 @@ func nested(n int) *commonpb.AnyValue {
 // Each limit refuses a request in both encodings with the status and code
 // of /v1/events.
 func TestLimits(t *testing.T) {
-	lim := Limits{MaxBodyBytes: 64 << 10, MaxDecodedBytes: 256 << 10, MaxEvents: 3, MaxDepth: 11}
+	lim := body.Limits{MaxBodyBytes: 64 << 10, MaxDecodedBytes: 256 << 10, MaxEvents: 3, MaxDepth: 11}
 	d := newDecoder(lim)
 	plain := func(i int) *logspb.LogRecord { return &logspb.LogRecord{SeverityText: "x"} }
 	// Depth 11: the event (1), body (2), then each array takes three
@@ -78,7 +78,7 @@ func TestLimits(t *testing.T) {
 
 // Bodies that do not decode are refused with 400 and what was wrong.
 func TestMalformed(t *testing.T) {
-	d := newDecoder(Limits{})
+	d := newDecoder(body.Limits{})
 	one := mustProto(t, records(1, func(int) *logspb.LogRecord { return &logspb.LogRecord{SeverityText: "x"} }))
 	var group []byte
 	group = protowire.AppendTag(group, 7, protowire.StartGroupType)
@@ -132,7 +132,7 @@ func TestMalformed(t *testing.T) {
 // No length or count in a body sizes an allocation: decoding hostile
 // bodies allocates about what their bytes and the limits allow.
 func TestHostileBodiesAllocateLittle(t *testing.T) {
-	d := newDecoder(Limits{})
+	d := newDecoder(body.Limits{})
 	var manyEmpty []byte // 512 KiB of empty AnyValues in one array: 2 bytes each
 	values := bytes.Repeat([]byte{0x0a, 0x00}, 1<<18)
 	anyv := protowire.AppendTag(nil, anyArray, protowire.BytesType)
@@ -175,33 +175,31 @@ func TestHostileBodiesAllocateLittle(t *testing.T) {
 	}
 }
 
-// The buffers of decodings in flight are charged to the host's budget of
-// bytes in flight: with one request of 600 KiB held (its body and its
-// events, some 1.7 MiB of buffers), the next is refused with
-// decode.ErrBusy (a 503), and decoded once the first is released, which
-// gives back every byte it took.
+// The buffers of decodings in flight are charged to the Budget: with one
+// request of 600 KiB held (its body and its events, some 1.7 MiB of
+// buffers), the next is refused with ErrBusy (a 503), and decoded once the
+// first is released, which gives back every byte it took.
 func TestBudget(t *testing.T) {
 	const inflight = 2560 << 10
-	host := decode.NewDecoder(Limits{MaxDecodedBytes: 1 << 20, MaxInflightBytes: inflight})
-	d := NewDecoder(host)
-	body := mustProto(t, records(1, func(int) *logspb.LogRecord { return &logspb.LogRecord{Body: str(strings.Repeat("x", 600<<10))} }))
-	first, err := d.Decode(bytes.NewReader(body), Protobuf, "")
+	budget := body.NewBudget(body.Limits{MaxDecodedBytes: 1 << 20, MaxInflightBytes: inflight})
+	d := NewDecoder(budget)
+	req := mustProto(t, records(1, func(int) *logspb.LogRecord { return &logspb.LogRecord{Body: str(strings.Repeat("x", 600<<10))} }))
+	first, err := d.Decode(bytes.NewReader(req), Protobuf, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Decode(bytes.NewReader(body), Protobuf, ""); !errors.Is(err, decode.ErrBusy) {
+	if _, err := d.Decode(bytes.NewReader(req), Protobuf, ""); !errors.Is(err, body.ErrBusy) {
 		t.Fatalf("second request while the first is held: %v, want ErrBusy", err)
 	}
 	first.Release()
 	for range 3 {
-		b, err := d.Decode(bytes.NewReader(body), Protobuf, "")
+		b, err := d.Decode(bytes.NewReader(req), Protobuf, "")
 		if err != nil {
 			t.Fatalf("after the release: %v", err)
 		}
 		b.Release()
 	}
-	if err := host.Reserve(inflight); err != nil {
-		t.Fatalf("the budget is not whole after the releases: %v", err)
+	if n := budget.Used(); n != 0 {
+		t.Fatalf("%d bytes still charged after the releases", n)
 	}
-	host.Unreserve(inflight)
 }

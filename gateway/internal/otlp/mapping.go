@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/sluice-ingest/sluice/client/apierror"
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 )
 
 // Field numbers of the OTLP messages read (opentelemetry/proto/.../v1).
@@ -61,7 +62,7 @@ const (
 // to the output: memory is the body plus the output, whatever the body
 // holds.
 type mapper struct {
-	lim Limits
+	lim body.Limits
 	out jsonOut
 	// events counts the records met (accepted or refused) against
 	// MaxEvents; accepted those written.
@@ -73,7 +74,7 @@ type mapper struct {
 	res, scope jsonOut
 }
 
-func (m *mapper) reset(lim Limits, acct *account) {
+func (m *mapper) reset(lim body.Limits, acct *account) {
 	limit := int(min(lim.MaxDecodedBytes, math.MaxInt32))
 	*m = mapper{lim: lim,
 		out:   jsonOut{b: m.out.b[:0], limit: limit, acct: acct},
@@ -215,7 +216,7 @@ func (m *mapper) scopeLogs(b []byte, refused *recordError) error {
 		}
 		m.events++
 		if m.events > m.lim.MaxEvents {
-			return errorf(apierror.TooManyEvents,
+			return body.Errorf(apierror.TooManyEvents,
 				"the request holds more than %d log records", m.lim.MaxEvents)
 		}
 		if refused != nil {

@@ -12,6 +12,8 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 )
 
 func str(s string) *commonpb.AnyValue {
@@ -91,7 +93,7 @@ const emptyEvent = `{"resource":{"attributes":[{"key":"service.name","value":{"s
 // Every field of a record, its resource and its scope lands in its event
 // under its OTLP JSON name, from either encoding, compressed or not.
 func TestMapping(t *testing.T) {
-	d := newDecoder(Limits{})
+	d := newDecoder(body.Limits{})
 	req := fullRequest()
 	want := fullEvent + "\n" + emptyEvent + "\n"
 	for _, tt := range []struct {
@@ -120,7 +122,7 @@ func TestMapping(t *testing.T) {
 // canonical form: proto field names, enum names, 64-bit integers as
 // numbers, null for a field left out, unknown fields.
 func TestJSONForms(t *testing.T) {
-	d := newDecoder(Limits{})
+	d := newDecoder(body.Limits{})
 	body := `{"resource_logs":[{"resource":null,"scope_logs":[{"log_records":[
 	  {"time_unix_nano":1700000000000000001,"severity_number":"SEVERITY_NUMBER_INFO","severityText":"INFO",
 	   "trace_id":"5B8EFFF798038103D269B633813FC60C","span_id":"",
@@ -140,7 +142,7 @@ func TestJSONForms(t *testing.T) {
 // Records that cannot become a faithful event are refused one by one and
 // counted; the others are kept. When none is left the request is refused.
 func TestPartialSuccess(t *testing.T) {
-	d := newDecoder(Limits{})
+	d := newDecoder(body.Limits{})
 	good := &logspb.LogRecord{SeverityText: "ok"}
 	req := &collogspb.ExportLogsServiceRequest{ResourceLogs: []*logspb.ResourceLogs{{
 		ScopeLogs: []*logspb.ScopeLogs{{LogRecords: []*logspb.LogRecord{
@@ -179,7 +181,7 @@ func TestPartialSuccess(t *testing.T) {
 
 // An empty request is valid OTLP: it maps to no event.
 func TestEmptyRequest(t *testing.T) {
-	d := newDecoder(Limits{})
+	d := newDecoder(body.Limits{})
 	for _, tt := range []struct {
 		body []byte
 		enc  Encoding
@@ -193,12 +195,12 @@ func TestEmptyRequest(t *testing.T) {
 
 func wantError(t *testing.T, name string, err error, status int, code, inMessage string) {
 	t.Helper()
-	var e *Error
+	var e *body.Error
 	if !errors.As(err, &e) {
-		t.Errorf("%s: error %v, want *Error %d %s", name, err, status, code)
+		t.Errorf("%s: error %v, want *body.Error %d %s", name, err, status, code)
 		return
 	}
-	if e.Status != status || string(e.Code) != code || !strings.Contains(e.Message, inMessage) {
-		t.Errorf("%s: %d %s %q, want %d %s containing %q", name, e.Status, e.Code, e.Message, status, code, inMessage)
+	if e.Status() != status || string(e.Code) != code || !strings.Contains(e.Message, inMessage) {
+		t.Errorf("%s: %d %s %q, want %d %s containing %q", name, e.Status(), e.Code, e.Message, status, code, inMessage)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
-	"github.com/sluice-ingest/sluice/client/apierror"
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 )
 
 // ErrorDomain is the domain of the google.rpc.ErrorInfo in every refusal.
@@ -30,13 +30,13 @@ func Response(e Encoding, rejected int, reason string) []byte {
 	return marshal(e, resp)
 }
 
-// Status is the body of a refusal: a google.rpc.Status whose code is the
-// gRPC code of the HTTP status, whose message says what was wrong, and
-// whose one detail is a google.rpc.ErrorInfo with the refusal's code as
-// its reason (the "error" of the JSON API), in encoding e.
-func Status(e Encoding, httpStatus int, code apierror.Code, message string) []byte {
-	info, err := anypb.New(&errdetails.ErrorInfo{Reason: string(code), Domain: ErrorDomain})
-	st := &status.Status{Code: grpcCode(httpStatus), Message: message}
+// Status is the body of refusal r: a google.rpc.Status whose code is the
+// gRPC code of r's HTTP status, whose message is r's, and whose one detail
+// is a google.rpc.ErrorInfo with r's code as its reason (the "error" of
+// the JSON API), in encoding e.
+func Status(e Encoding, r *body.Error) []byte {
+	info, err := anypb.New(&errdetails.ErrorInfo{Reason: string(r.Code), Domain: ErrorDomain})
+	st := &status.Status{Code: grpcCode(r.Status()), Message: r.Message}
 	if err == nil {
 		st.Details = []*anypb.Any{info}
 	}

@@ -1,7 +1,6 @@
 package otlp
 
 import (
-	"net/http"
 	"testing"
 
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
@@ -9,6 +8,9 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-ingest/sluice/client/apierror"
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 )
 
 func unmarshal(t *testing.T, e Encoding, b []byte, m proto.Message) {
@@ -39,7 +41,7 @@ func TestAnswers(t *testing.T) {
 			t.Errorf("%s: %v", e.ContentType(), &resp)
 		}
 		var st status.Status
-		unmarshal(t, e, Status(e, http.StatusTooManyRequests, "rate_limited", "tenant rate limit exceeded"), &st)
+		unmarshal(t, e, Status(e, &body.Error{Code: apierror.RateLimited, Message: "tenant rate limit exceeded"}), &st)
 		var info errdetails.ErrorInfo
 		if len(st.Details) != 1 || st.Details[0].UnmarshalTo(&info) != nil {
 			t.Fatalf("%s: %v", e.ContentType(), &st)

@@ -7,6 +7,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/sluice-ingest/sluice/client/apierror"
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 )
 
 // The values of an event: attributes, AnyValues (nested to MaxDepth) and
@@ -225,7 +226,7 @@ func (m *mapper) list(o *jsonOut, b []byte, depth int, each func(*jsonOut, []byt
 // object is depth 1.
 func (m *mapper) deep(depth int) error {
 	if depth > m.lim.MaxDepth {
-		return errorf(apierror.TooDeep,
+		return body.Errorf(apierror.TooDeep,
 			"a log record nests deeper than %d levels as an event", m.lim.MaxDepth)
 	}
 	return nil

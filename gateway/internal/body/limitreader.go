@@ -1,7 +1,10 @@
-package decode
+package body
 
 import (
+	"errors"
 	"io"
+	"net/http"
+	"os"
 
 	"github.com/sluice-ingest/sluice/client/apierror"
 )
@@ -10,7 +13,7 @@ import (
 // body_too_large (wire) or decoded_too_large. The first failure sticks
 // (Err), so a decoder can tell a limit or a failing client from a corrupt
 // compressed stream whatever the decompressor makes of the error it was
-// handed. The OTLP decoder reads its bodies through it too.
+// handed.
 type LimitReader struct {
 	r           io.Reader
 	limit, left int64
@@ -35,8 +38,7 @@ func (l *LimitReader) over() *Error {
 	if l.wire {
 		return BodyTooLarge(l.limit)
 	}
-	return errorf(apierror.DecodedTooLarge,
-		"request body exceeds the limit of %d bytes after decompression", l.limit)
+	return DecodedTooLarge(l.limit)
 }
 
 func (l *LimitReader) Read(b []byte) (int, error) {
@@ -54,9 +56,9 @@ func (l *LimitReader) Read(b []byte) (int, error) {
 	case err == nil || err == io.EOF:
 		return n, err
 	case l.wire:
-		l.err = bodyReadError(err, l.over)
+		l.err = clientReadError(err, l.over)
 	default:
-		return n, err // a decompressor's error: readError names the encoding
+		return n, err // a decompressor's error: the decoder names the encoding
 	}
 	return 0, l.err
 }
@@ -64,5 +66,24 @@ func (l *LimitReader) Read(b []byte) (int, error) {
 // BodyTooLarge refuses a body over limit bytes on the wire, whether its
 // Content-Length says so or reading it finds out.
 func BodyTooLarge(limit int64) *Error {
-	return errorf(apierror.BodyTooLarge, "request body exceeds the limit of %d bytes on the wire", limit)
+	return Errorf(apierror.BodyTooLarge, "request body exceeds the limit of %d bytes on the wire", limit)
+}
+
+// DecodedTooLarge refuses a body over limit bytes after decompression.
+func DecodedTooLarge(limit int64) *Error {
+	return Errorf(apierror.DecodedTooLarge, "request body exceeds the limit of %d bytes after decompression", limit)
+}
+
+// clientReadError maps a failure to read the request body from the client.
+func clientReadError(err error, tooLarge func() *Error) *Error {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return tooLarge()
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return Errorf(apierror.RequestTimeout, "the request body was not received in time")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return Errorf(apierror.MalformedBody, "the request body ended before its announced length")
+	}
+	return Errorf(apierror.MalformedBody, "reading the request body: %v", err)
 }

@@ -1,4 +1,4 @@
-package decode
+package body
 
 import (
 	"bytes"
@@ -12,44 +12,55 @@ import (
 	"github.com/sluice-ingest/sluice/client/apierror"
 )
 
-// plainHooks runs the grammar without a decoding around it: out grows
-// without a budget and read errors are reported as they are.
-type plainHooks struct{ s *scanner }
+// plainHooks runs the lexer without a decoding around it: out grows
+// (doubling) without a budget, read errors are reported as they are, and
+// positions are byte offsets.
+type plainHooks struct {
+	l   *Lexer
+	out []byte
+}
 
-func (h plainHooks) grow(need int) error {
-	if need > cap(h.s.out) {
-		h.s.out = append(make([]byte, 0, need), h.s.out...)
+func (h *plainHooks) Grow(need int) error {
+	if need > cap(h.out) {
+		h.out = append(make([]byte, 0, max(need, 2*cap(h.out))), h.out...)
 	}
 	return nil
 }
 
-func (h plainHooks) readError(err error) *Error {
-	return errorf(apierror.MalformedBody, "read: %v", err)
+func (h *plainHooks) ReadError(err error) *Error {
+	return Errorf(apierror.MalformedBody, "read: %v", err)
 }
 
-// parseValue runs the grammar alone over one JSON value and what follows
+func (h *plainHooks) At(offset int64) string { return fmt.Sprintf("byte %d", offset) }
+
+func (h *plainHooks) TooDeep() *Error {
+	return Errorf(apierror.TooDeep, "%s: objects and arrays nested deeper than the limit of %d levels", h.At(h.l.Offset()), h.l.MaxDepth)
+}
+
+// parseValue runs the lexer alone over one JSON value and what follows
 // it, reading through a small window one byte at a time when oneByte.
 func parseValue(in []byte, oneByte bool) ([]byte, error) {
-	p := &parser{maxDepth: 32, pos: position{index: -1}}
 	var src io.Reader = bytes.NewReader(in)
 	if oneByte {
 		src = iotest.OneByteReader(src)
 	}
-	p.in, p.src = make([]byte, 8), src
-	p.hooks = plainHooks{&p.scanner}
-	if err := p.value(0); err != nil {
+	l := &Lexer{}
+	h := &plainHooks{l: l}
+	l.Reset(make([]byte, 8), src, h)
+	l.MaxDepth = 32
+	if err := l.Value(&h.out, 0); err != nil {
 		return nil, err
 	}
-	if c, ok := p.skipSpace(); ok {
-		return nil, p.syntax("unexpected %s after the value", quoteByte(c))
+	if c, ok := l.SkipSpace(); ok {
+		return nil, l.Syntax("unexpected %s after the value", QuoteByte(c))
 	}
-	if err := p.failed(); err != nil {
+	if err := l.Failed(); err != nil {
 		return nil, err
 	}
-	return p.out, nil
+	return h.out, nil
 }
 
-// FuzzGrammar checks the JSON grammar apart from the body shapes: it
+// FuzzGrammar checks the lexer's grammar of values: it
 // accepts exactly what encoding/json accepts (when valid UTF-8 and within
 // the depth limit), and its output is encoding/json's compact form.
 func FuzzGrammar(f *testing.F) {
