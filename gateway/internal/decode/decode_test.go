@@ -289,4 +289,4 @@ func TestDecodeAgreesWithEncodingJSON(t *testing.T) {
 }
 
 // newDecoder is a Decoder with a Budget of its own.
-func newDecoder(lim Limits) *Decoder { return NewDecoder(body.NewBudget(lim)) }
+func newDecoder(lim body.Limits) *Decoder { return NewDecoder(body.NewBudget(lim)) }
