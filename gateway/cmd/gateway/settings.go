@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/sluice-ingest/sluice/gateway/internal/body"
-	"github.com/sluice-ingest/sluice/gateway/internal/ingest"
+	"github.com/sluice-ingest/sluice/gateway/internal/api"
 	"github.com/sluice-ingest/sluice/gateway/internal/ratelimit"
 	"github.com/sluice-ingest/sluice/pkg/config"
 	"github.com/sluice-ingest/sluice/pkg/stream"
@@ -48,10 +48,10 @@ func parseSettings(args []string, getenv func(string) string, stdout io.Writer) 
 	cs.Bytes(&s.limits.MaxInflightBytes, "SLUICE_MAX_INFLIGHT_BYTES", "256MiB", 1, "decoded bytes (output buffers and zstd windows) all requests in flight may hold; a body that would pass it is answered 503 overloaded")
 	cs.Int(&s.limits.MaxEvents, "SLUICE_MAX_EVENTS", body.DefaultMaxEvents, 1, "most events in one request")
 	cs.Int(&s.limits.MaxDepth, "SLUICE_MAX_DEPTH", body.DefaultMaxDepth, 1, "deepest nesting of objects and arrays in a body (the {\"events\":[...]} wrapper takes 2)")
-	cs.Int(&s.maxInflight, "SLUICE_MAX_INFLIGHT", ingest.DefaultMaxInflight, 1, "requests decoded or published at once; one more is answered 503 overloaded")
+	cs.Int(&s.maxInflight, "SLUICE_MAX_INFLIGHT", api.DefaultMaxInflight, 1, "requests decoded or published at once; one more is answered 503 overloaded")
 	cs.String(&s.consumer, "SLUICE_CONSUMER", stream.Consumer, "the workers' durable consumer, whose lag SLUICE_MAX_CONSUMER_LAG watches")
 	cs.Int(&s.maxConsumerLag, "SLUICE_MAX_CONSUMER_LAG", 0, 0, "answer 503 backlogged while the workers' consumer has more messages pending than this (0 = off)")
-	cs.Duration(&s.publishTimeout, "SLUICE_PUBLISH_TIMEOUT", ingest.DefaultPublishTimeout, time.Millisecond, "longest wait for JetStream to acknowledge a publish")
+	cs.Duration(&s.publishTimeout, "SLUICE_PUBLISH_TIMEOUT", api.DefaultPublishTimeout, time.Millisecond, "longest wait for JetStream to acknowledge a publish")
 	cs.Enum(&s.coalesce, "SLUICE_COALESCE", "on", []string{"on", "off"}, "on: concurrent requests of a tenant without an Idempotency-Key go out as one message, while its earlier publishes wait for their acknowledgement; off: one message per request")
 	cs.Duration(&s.shutdownTimeout, "SLUICE_SHUTDOWN_TIMEOUT", 20*time.Second, 0, "longest graceful stop on SIGTERM")
 	cs.Duration(&s.shutdownDelay, "SLUICE_SHUTDOWN_DELAY", 0, 0, "on SIGTERM, time between /readyz turning 503 and the listener closing, for load balancers to notice")

@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-ingest/sluice/gateway/internal/auth"
-	"github.com/sluice-ingest/sluice/gateway/internal/ingest"
+	"github.com/sluice-ingest/sluice/gateway/internal/api"
 	"github.com/sluice-ingest/sluice/gateway/internal/ratelimit"
 	"github.com/sluice-ingest/sluice/pkg/ledger"
 	"github.com/sluice-ingest/sluice/pkg/receipts"
@@ -30,7 +30,7 @@ type gateway struct {
 	certs      *certificate // nil: plain HTTP
 	ready      *readiness
 	admin      *telemetry.Admin
-	lag        *ingest.LagWatcher // nil: SLUICE_MAX_CONSUMER_LAG is off
+	lag        *api.LagWatcher // nil: SLUICE_MAX_CONSUMER_LAG is off
 	tally      *ledger.Tally
 	capDecoded func()
 	ln         net.Listener
@@ -73,7 +73,7 @@ func connect(s settings, log *slog.Logger) (*nats.Conn, jetstream.JetStream, err
 // wire builds the ingest handler on the publisher and the limiter, the
 // admin server and the HTTP listener.
 func wire(s settings, log *slog.Logger, reg *prometheus.Registry, nc *nats.Conn, js jetstream.JetStream,
-	authn *auth.Authenticator, certs *certificate, limits *ratelimit.Admitter) (*gateway, error) {
+	authn *auth.Authenticator, certs *certificate, limits *ratelimit.Limiter) (*gateway, error) {
 	gw := &gateway{s: s, log: log, js: js, streams: s.nats.Config(), authn: authn, certs: certs}
 	events := gw.streams.EventsConfig().Name
 	gw.ready = &readiness{nc: nc, js: js, stream: events}
@@ -82,10 +82,10 @@ func wire(s settings, log *slog.Logger, reg *prometheus.Registry, nc *nats.Conn,
 		return nil, err
 	}
 	if s.maxConsumerLag > 0 {
-		gw.lag = ingest.NewLagWatcher(js, events, s.consumer, int64(s.maxConsumerLag), time.Second, log)
+		gw.lag = api.NewLagWatcher(js, events, s.consumer, int64(s.maxConsumerLag), time.Second, log)
 	}
 	gw.tally = ledger.NewTally(js, log)
-	handler := ingest.NewHandler(ingest.Config{
+	handler := api.NewHandler(api.Config{
 		Auth:           authn,
 		Publisher:      js,
 		Limits:         s.limits,
@@ -93,11 +93,11 @@ func wire(s settings, log *slog.Logger, reg *prometheus.Registry, nc *nats.Conn,
 		MaxInflight:    s.maxInflight,
 		Connected:      nc.IsConnected,
 		Lag:            gw.lag,
-		Metrics:        ingest.NewMetrics(reg),
+		Metrics:        api.NewMetrics(reg),
 		Log:            log,
 		// A request that costs 1 is limited before its body is decoded.
-		Admit:           limits,
-		AdmitBeforeBody: !limits.WeighsEvents(),
+		RateLimit:           limits,
+		RateLimitBeforeBody: !limits.WeighsEvents(),
 		Receipts:        receipts.NewReader(js),
 		Tally:           gw.tally,
 		Coalesce:        s.coalesce == "on",
@@ -117,7 +117,7 @@ func wire(s settings, log *slog.Logger, reg *prometheus.Registry, nc *nats.Conn,
 // body the broker would refuse is refused once its decoded bytes pass the
 // message size. It applies it on every reconnection and returns the
 // function to apply it once connected.
-func capToBroker(nc *nats.Conn, h *ingest.Handler, configured int64, log *slog.Logger) func() {
+func capToBroker(nc *nats.Conn, h *api.Handler, configured int64, log *slog.Logger) func() {
 	apply := func(nc *nats.Conn) {
 		mp := nc.MaxPayload()
 		if mp <= 0 {

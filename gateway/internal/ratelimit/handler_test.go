@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/sluice-ingest/sluice/gateway/internal/auth"
-	"github.com/sluice-ingest/sluice/gateway/internal/ingest"
+	"github.com/sluice-ingest/sluice/gateway/internal/api"
 	"github.com/sluice-ingest/sluice/limiter/redistest"
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/stream"
@@ -17,7 +17,7 @@ import (
 // startHandler serves the ingest handler, rate limited by a, publishing to
 // an embedded JetStream, and returns the URL of /v1/events. Keys: key-a
 // (acme, 2/h) and key-b (beta, no policy of its own).
-func startHandler(t *testing.T, a *Admitter) string {
+func startHandler(t *testing.T, a *Limiter) string {
 	t.Helper()
 	_, js := devtest.JetStream(t, devtest.NATS(t))
 	if err := stream.EnsureStreams(t.Context(), js, stream.Config{}); err != nil {
@@ -27,11 +27,11 @@ func startHandler(t *testing.T, a *Admitter) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := ingest.NewHandler(ingest.Config{
+	h := api.NewHandler(api.Config{
 		Auth:            auth.NewAuthenticator(keys),
 		Publisher:       js,
-		Admit:           a,
-		AdmitBeforeBody: !a.WeighsEvents(),
+		RateLimit:           a,
+		RateLimitBeforeBody: !a.WeighsEvents(),
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
@@ -70,7 +70,7 @@ func post(t *testing.T, url, key, body string) answer {
 // body is read: an over-limit request with a broken body is still a 429.
 func TestHandlerRateLimited(t *testing.T) {
 	r := redistest.Start(t)
-	a, _ := newAdmitter(t, map[string]string{"SLUICE_REDIS_URL": r.URL()})
+	a, _ := newRateLimiter(t, map[string]string{"SLUICE_REDIS_URL": r.URL()})
 	url := startHandler(t, a)
 
 	for i, want := range []string{`"tenant";r=1;t=1800`, `"tenant";r=0;t=3600`} {
@@ -102,7 +102,7 @@ func TestHandlerRateLimited(t *testing.T) {
 // costs nothing, and a request's events are its cost.
 func TestHandlerEventsCost(t *testing.T) {
 	r := redistest.Start(t)
-	a, _ := newAdmitter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_RATE_LIMIT_COST": "events"})
+	a, _ := newRateLimiter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_RATE_LIMIT_COST": "events"})
 	url := startHandler(t, a)
 	if got := post(t, url, "key-a", `{not json`); got.status != http.StatusBadRequest || got.header.Get("RateLimit-Policy") != "" {
 		t.Fatalf("broken body: %d %v %s", got.status, got.header, got.body)
@@ -119,7 +119,7 @@ func TestHandlerEventsCost(t *testing.T) {
 // with Retry-After, and the policy header.
 func TestHandlerClosedWithoutRedis(t *testing.T) {
 	r := redistest.Start(t)
-	a, _ := newAdmitter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_LIMITER_ON_ERROR": "closed", "SLUICE_LIMITER_DEADLINE": "50ms"})
+	a, _ := newRateLimiter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_LIMITER_ON_ERROR": "closed", "SLUICE_LIMITER_DEADLINE": "50ms"})
 	url := startHandler(t, a)
 	r.Stop()
 	got := post(t, url, "key-a", `{"a":1}`)

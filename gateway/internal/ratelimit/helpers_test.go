@@ -33,9 +33,9 @@ func parseSettings(t testing.TB, env map[string]string) Settings {
 	return s
 }
 
-// newAdmitter builds an Admitter from env, closed at cleanup, with its
+// newRateLimiter builds an Limiter from env, closed at cleanup, with its
 // metrics on a registry of its own.
-func newAdmitter(t testing.TB, env map[string]string, opts ...limiter.Option) (*Admitter, *prometheus.Registry) {
+func newRateLimiter(t testing.TB, env map[string]string, opts ...limiter.Option) (*Limiter, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	a, err := New(parseSettings(t, env), reg, slog.New(slog.DiscardHandler), opts...)

@@ -13,7 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/sluice-ingest/sluice/gateway/internal/auth"
-	"github.com/sluice-ingest/sluice/gateway/internal/ingest"
+	"github.com/sluice-ingest/sluice/gateway/internal/api"
 	"github.com/sluice-ingest/sluice/limiter"
 )
 
@@ -33,9 +33,9 @@ const (
 	nameDefault = "default" // SLUICE_RATE_LIMIT
 )
 
-// Admitter limits each tenant to its key's policy, or the default policy,
-// with one limiter key per tenant. It implements ingest.Admitter.
-type Admitter struct {
+// Limiter limits each tenant to its key's policy, or the default policy,
+// with one limiter key per tenant. It implements api.RateLimiter.
+type Limiter struct {
 	s   Settings
 	rdb redis.UniversalClient // nil when off
 	lim *limiter.Limiter      // nil when off
@@ -44,13 +44,13 @@ type Admitter struct {
 	policies sync.Map // string -> limiter.Limit
 }
 
-// New builds the Admitter the settings describe and registers the limiter
+// New builds the Limiter the settings describe and registers the limiter
 // metrics on reg. Unless limiting is off it creates the Redis client (which
 // dials lazily: a Redis that is down at start is the Mode's business) and
 // the limiter; opts are passed to limiter.New after the settings' own.
 // Close releases both.
-func New(s Settings, reg prometheus.Registerer, log *slog.Logger, opts ...limiter.Option) (*Admitter, error) {
-	a := &Admitter{s: s}
+func New(s Settings, reg prometheus.Registerer, log *slog.Logger, opts ...limiter.Option) (*Limiter, error) {
+	a := &Limiter{s: s}
 	if s.Off {
 		log.Info("rate limiting is off (SLUICE_RATE_LIMIT=off)")
 		return a, nil
@@ -92,33 +92,33 @@ func New(s Settings, reg prometheus.Registerer, log *slog.Logger, opts ...limite
 }
 
 // WeighsEvents reports whether a request costs its event count, so that the
-// handler must decode the body before asking (ingest.Config.AdmitBeforeBody
+// handler must decode the body before asking (api.Config.RateLimitBeforeBody
 // is its negation).
-func (a *Admitter) WeighsEvents() bool { return a.s.PerEvent }
+func (a *Limiter) WeighsEvents() bool { return a.s.PerEvent }
 
-func (a *Admitter) costName() string {
+func (a *Limiter) costName() string {
 	if a.s.PerEvent {
 		return "events"
 	}
 	return "requests"
 }
 
-// Admit decides whether the key's tenant may send a request of events
+// Decide decides whether the key's tenant may send a request of events
 // events now. A tenant without a policy (its key's or the default) is
 // admitted without headers; otherwise the answer carries RateLimit-Policy
 // and RateLimit (the latter left out for a decision made without Redis in
 // ModeOpen, which knows nothing of the remaining quota). An error means no
 // decision: ModeClosed without Redis (ErrUnavailable), or ctx ended.
-func (a *Admitter) Admit(ctx context.Context, key auth.Key, events int) (ingest.Admission, error) {
+func (a *Limiter) Decide(ctx context.Context, key auth.Key, events int) (api.Decision, error) {
 	if a.lim == nil {
-		return ingest.Admission{Allowed: true}, nil
+		return api.Decision{Allowed: true}, nil
 	}
 	lim, name, err := a.policy(key)
 	if err != nil {
-		return ingest.Admission{}, err
+		return api.Decision{}, err
 	}
 	if lim.IsZero() {
-		return ingest.Admission{Allowed: true}, nil
+		return api.Decision{Allowed: true}, nil
 	}
 	cost := 1
 	if a.s.PerEvent {
@@ -133,9 +133,9 @@ func (a *Admitter) Admit(ctx context.Context, key auth.Key, events int) (ingest.
 		h[headerRateLimit] = vals[1:2:2]
 	}
 	if err != nil {
-		return ingest.Admission{Header: h}, fmt.Errorf("rate limit tenant %s: %w", key.Tenant, err)
+		return api.Decision{Header: h}, fmt.Errorf("rate limit tenant %s: %w", key.Tenant, err)
 	}
-	adm := ingest.Admission{Allowed: res.Allowed, RetryAfter: res.RetryAfter, Header: h}
+	adm := api.Decision{Allowed: res.Allowed, RetryAfter: res.RetryAfter, Header: h}
 	if adm.RetryAfter < 0 {
 		// The cost is over the burst: no wait admits this request. Say the
 		// period, like the limiter's Retry-After value.
@@ -146,7 +146,7 @@ func (a *Admitter) Admit(ctx context.Context, key auth.Key, events int) (ingest.
 
 // policy returns the limit for key and its header name: the key's own
 // policy, else the default (zero when there is none).
-func (a *Admitter) policy(key auth.Key) (limiter.Limit, string, error) {
+func (a *Limiter) policy(key auth.Key) (limiter.Limit, string, error) {
 	if key.Policy == "" {
 		return a.s.Default, nameDefault, nil
 	}
@@ -162,7 +162,7 @@ func (a *Admitter) policy(key auth.Key) (limiter.Limit, string, error) {
 }
 
 // Close stops the limiter and closes the Redis client.
-func (a *Admitter) Close() error {
+func (a *Limiter) Close() error {
 	if a.lim == nil {
 		return nil
 	}

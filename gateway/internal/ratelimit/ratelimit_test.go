@@ -11,21 +11,21 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-ingest/sluice/gateway/internal/auth"
-	"github.com/sluice-ingest/sluice/gateway/internal/ingest"
+	"github.com/sluice-ingest/sluice/gateway/internal/api"
 	"github.com/sluice-ingest/sluice/limiter"
 	"github.com/sluice-ingest/sluice/limiter/redistest"
 	"github.com/sluice-ingest/sluice/pkg/config"
 )
 
-// admitUntilDenied admits requests of cost events until the first denial
+// allowUntilDenied allows requests of cost events until the first denial
 // and returns how many were allowed (at most 100) and every answer.
-func admitUntilDenied(t *testing.T, a *Admitter, key auth.Key, events int) (int, []ingest.Admission) {
+func allowUntilDenied(t *testing.T, a *Limiter, key auth.Key, events int) (int, []api.Decision) {
 	t.Helper()
-	var answers []ingest.Admission
+	var answers []api.Decision
 	for range 100 {
-		adm, err := a.Admit(t.Context(), key, events)
+		adm, err := a.Decide(t.Context(), key, events)
 		if err != nil {
-			t.Fatalf("admit %+v: %v", key, err)
+			t.Fatalf("decide %+v: %v", key, err)
 		}
 		answers = append(answers, adm)
 		if !adm.Allowed {
@@ -39,13 +39,13 @@ func admitUntilDenied(t *testing.T, a *Admitter, key auth.Key, events int) (int,
 // default; each tenant has its own count.
 func TestPolicyOfKeyOrDefault(t *testing.T) {
 	r := redistest.Start(t)
-	a, _ := newAdmitter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_RATE_LIMIT": "5/h"})
+	a, _ := newRateLimiter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_RATE_LIMIT": "5/h"})
 	own := auth.Key{Tenant: "acme", Policy: "3/h"}
 	def := auth.Key{Tenant: "beta"}
 
-	n, answers := admitUntilDenied(t, a, own, 1)
+	n, answers := allowUntilDenied(t, a, own, 1)
 	if n != 3 {
-		t.Errorf("own policy 3/h admitted %d", n)
+		t.Errorf("own policy 3/h allowed %d", n)
 	}
 	first, denied := answers[0], answers[len(answers)-1]
 	if got := first.Header.Get("RateLimit-Policy"); got != `"tenant";q=3;w=3600` {
@@ -61,16 +61,16 @@ func TestPolicyOfKeyOrDefault(t *testing.T) {
 		t.Errorf("RetryAfter = %s, want just under 20m (one request's share of 3/h)", denied.RetryAfter)
 	}
 
-	n, answers = admitUntilDenied(t, a, def, 1)
+	n, answers = allowUntilDenied(t, a, def, 1)
 	if n != 5 {
-		t.Errorf("default policy 5/h admitted %d", n)
+		t.Errorf("default policy 5/h allowed %d", n)
 	}
 	if got := answers[0].Header.Get("RateLimit-Policy"); got != `"default";q=5;w=3600` {
 		t.Errorf("RateLimit-Policy of the default = %s", got)
 	}
 	// Another tenant with the same policy is counted apart.
-	if n, _ := admitUntilDenied(t, a, auth.Key{Tenant: "gamma", Policy: "3/h"}, 1); n != 3 {
-		t.Errorf("a second tenant with 3/h admitted %d", n)
+	if n, _ := allowUntilDenied(t, a, auth.Key{Tenant: "gamma", Policy: "3/h"}, 1); n != 3 {
+		t.Errorf("a second tenant with 3/h allowed %d", n)
 	}
 }
 
@@ -78,30 +78,30 @@ func TestPolicyOfKeyOrDefault(t *testing.T) {
 // without one are admitted without headers.
 func TestNoDefaultPolicy(t *testing.T) {
 	r := redistest.Start(t)
-	a, _ := newAdmitter(t, map[string]string{"SLUICE_REDIS_URL": r.URL()})
-	if n, _ := admitUntilDenied(t, a, auth.Key{Tenant: "beta"}, 1); n != 100 {
+	a, _ := newRateLimiter(t, map[string]string{"SLUICE_REDIS_URL": r.URL()})
+	if n, _ := allowUntilDenied(t, a, auth.Key{Tenant: "beta"}, 1); n != 100 {
 		t.Errorf("a tenant without a policy was denied after %d", n)
 	}
-	adm, err := a.Admit(t.Context(), auth.Key{Tenant: "beta"}, 1)
+	adm, err := a.Decide(t.Context(), auth.Key{Tenant: "beta"}, 1)
 	if err != nil || !adm.Allowed || adm.Header != nil {
 		t.Errorf("unlimited tenant: %+v, %v", adm, err)
 	}
-	if n, _ := admitUntilDenied(t, a, auth.Key{Tenant: "acme", Policy: "2/m"}, 1); n != 2 {
-		t.Errorf("2/m admitted %d", n)
+	if n, _ := allowUntilDenied(t, a, auth.Key{Tenant: "acme", Policy: "2/m"}, 1); n != 2 {
+		t.Errorf("2/m allowed %d", n)
 	}
 }
 
 // SLUICE_RATE_LIMIT=off admits everything, even keys with a policy, without
 // headers, Redis or metrics: the URL is not even read.
 func TestOff(t *testing.T) {
-	a, reg := newAdmitter(t, map[string]string{"SLUICE_RATE_LIMIT": "off", "SLUICE_REDIS_URL": "not a url"})
+	a, reg := newRateLimiter(t, map[string]string{"SLUICE_RATE_LIMIT": "off", "SLUICE_REDIS_URL": "not a url"})
 	if a.lim != nil || a.rdb != nil {
 		t.Fatal("off built a limiter")
 	}
-	if n, _ := admitUntilDenied(t, a, auth.Key{Tenant: "acme", Policy: "1/h"}, 1); n != 100 {
+	if n, _ := allowUntilDenied(t, a, auth.Key{Tenant: "acme", Policy: "1/h"}, 1); n != 100 {
 		t.Errorf("off denied after %d", n)
 	}
-	adm, _ := a.Admit(t.Context(), auth.Key{Tenant: "acme", Policy: "1/h"}, 1)
+	adm, _ := a.Decide(t.Context(), auth.Key{Tenant: "acme", Policy: "1/h"}, 1)
 	if adm.Header != nil {
 		t.Errorf("off answered headers %v", adm.Header)
 	}
@@ -114,7 +114,7 @@ func TestOff(t *testing.T) {
 // request over the burst can never pass and is told to wait a period.
 func TestEventsCost(t *testing.T) {
 	r := redistest.Start(t)
-	a, _ := newAdmitter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_RATE_LIMIT": "10/h", "SLUICE_RATE_LIMIT_COST": "events"})
+	a, _ := newRateLimiter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_RATE_LIMIT": "10/h", "SLUICE_RATE_LIMIT_COST": "events"})
 	if !a.WeighsEvents() {
 		t.Fatal("events cost does not weigh events")
 	}
@@ -129,7 +129,7 @@ func TestEventsCost(t *testing.T) {
 		{4, false, `"default";r=2;t=720`},
 		{2, true, `"default";r=0;t=3600`},
 	} {
-		adm, err := a.Admit(t.Context(), key, tt.events)
+		adm, err := a.Decide(t.Context(), key, tt.events)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -137,18 +137,18 @@ func TestEventsCost(t *testing.T) {
 			t.Errorf("request %d (%d events): allowed %v, RateLimit %s; want %v, %s", i, tt.events, adm.Allowed, adm.Header.Get("RateLimit"), tt.allowed, tt.rateLimit)
 		}
 	}
-	adm, err := a.Admit(t.Context(), auth.Key{Tenant: "fresh"}, 11)
+	adm, err := a.Decide(t.Context(), auth.Key{Tenant: "fresh"}, 11)
 	if err != nil || adm.Allowed || adm.RetryAfter != time.Hour {
 		t.Errorf("11 events under 10/h: %+v, %v; want denied, retry after 1h", adm, err)
 	}
 
-	perRequest, _ := newAdmitter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_RATE_LIMIT": "10/h"})
+	perRequest, _ := newRateLimiter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_RATE_LIMIT": "10/h"})
 	if perRequest.WeighsEvents() {
 		t.Fatal("requests cost weighs events")
 	}
 	// Asked before the body is read, with 0 events: the request costs 1.
-	if n, _ := admitUntilDenied(t, perRequest, auth.Key{Tenant: "other"}, 0); n != 10 {
-		t.Errorf("10/h per request admitted %d", n)
+	if n, _ := allowUntilDenied(t, perRequest, auth.Key{Tenant: "other"}, 0); n != 10 {
+		t.Errorf("10/h per request allowed %d", n)
 	}
 }
 
@@ -171,10 +171,10 @@ func TestModesWithoutRedis(t *testing.T) {
 					env["SLUICE_REDIS_URL"] = silentRedis(t)
 				}
 				// A cooldown longer than the test: the breaker stays open.
-				a, reg := newAdmitter(t, env, limiter.WithBreaker(5, time.Minute))
+				a, reg := newRateLimiter(t, env, limiter.WithBreaker(5, time.Minute))
 				key := auth.Key{Tenant: "acme"}
 				if down == "stopped" {
-					if adm, err := a.Admit(t.Context(), key, 1); err != nil || !adm.Allowed {
+					if adm, err := a.Decide(t.Context(), key, 1); err != nil || !adm.Allowed {
 						t.Fatalf("with Redis up: %+v, %v", adm, err)
 					}
 					r.Stop()
@@ -182,7 +182,7 @@ func TestModesWithoutRedis(t *testing.T) {
 				var allowed int
 				for i := range 8 {
 					start := time.Now()
-					adm, err := a.Admit(t.Context(), key, 1)
+					adm, err := a.Decide(t.Context(), key, 1)
 					if took := time.Since(start); took > 250*time.Millisecond+time.Second {
 						t.Fatalf("decision %d took %s with a %s deadline", i, took, deadline)
 					}
@@ -209,7 +209,7 @@ func TestModesWithoutRedis(t *testing.T) {
 				}
 				want := map[string]int{"local/stopped": 2, "local/silent": 3, "open/stopped": 2, "open/silent": 8, "closed/stopped": 0, "closed/silent": 0}[mode+"/"+down]
 				if allowed != want {
-					t.Errorf("%s admitted %d of 8 at 3/h with one live instance, want %d", mode, allowed, want)
+					t.Errorf("%s allowed %d of 8 at 3/h with one live instance, want %d", mode, allowed, want)
 				}
 				if got := counter(t, reg, "sluice_gateway_limiter_fallback_active", nil); got != 1 {
 					t.Errorf("fallback_active = %v", got)
@@ -243,9 +243,9 @@ func TestModesWithoutRedis(t *testing.T) {
 // tenant or key.
 func TestMetrics(t *testing.T) {
 	r := redistest.Start(t)
-	a, reg := newAdmitter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_RATE_LIMIT": "2/h"})
+	a, reg := newRateLimiter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_RATE_LIMIT": "2/h"})
 	for _, tenant := range []string{"acme", "beta"} {
-		admitUntilDenied(t, a, auth.Key{Tenant: tenant}, 1)
+		allowUntilDenied(t, a, auth.Key{Tenant: tenant}, 1)
 	}
 	if got := counter(t, reg, "sluice_gateway_limiter_decisions_total", map[string]string{"result": "allowed", "source": "redis"}); got != 4 {
 		t.Errorf("allowed by redis: %v, want 4", got)
@@ -314,8 +314,8 @@ func TestSettingsErrors(t *testing.T) {
 // would have refused.
 func TestShadow(t *testing.T) {
 	r := redistest.Start(t)
-	a, reg := newAdmitter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_RATE_LIMIT": "3/h", "SLUICE_LIMITER_SHADOW": "true"})
-	if n, _ := admitUntilDenied(t, a, auth.Key{Tenant: "acme"}, 1); n != 100 {
+	a, reg := newRateLimiter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_RATE_LIMIT": "3/h", "SLUICE_LIMITER_SHADOW": "true"})
+	if n, _ := allowUntilDenied(t, a, auth.Key{Tenant: "acme"}, 1); n != 100 {
 		t.Errorf("shadow mode denied after %d", n)
 	}
 	// The first refusal comes from Redis, the rest from the deny cache.
@@ -332,13 +332,13 @@ func TestShadow(t *testing.T) {
 // and the units left when its traffic stops are counted as dropped.
 func TestAllotmentMetrics(t *testing.T) {
 	r := redistest.Start(t)
-	a, reg := newAdmitter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_RATE_LIMIT": "1000000/s"})
+	a, reg := newRateLimiter(t, map[string]string{"SLUICE_REDIS_URL": r.URL(), "SLUICE_RATE_LIMIT": "1000000/s"})
 	key := auth.Key{Tenant: "acme"}
 	var wg sync.WaitGroup
 	for range 16 {
 		wg.Go(func() {
 			for range 200 {
-				if adm, err := a.Admit(t.Context(), key, 1); err != nil || !adm.Allowed {
+				if adm, err := a.Decide(t.Context(), key, 1); err != nil || !adm.Allowed {
 					t.Errorf("admit: %+v, %v", adm, err)
 					return
 				}

@@ -20,14 +20,14 @@ func TestRedisClusterURL(t *testing.T) {
 	ca, cb := cluster.Nodes[0].Client(t), cluster.Nodes[1].Client(t)
 
 	for _, url := range []string{"redis://" + a + "," + b, "redis+cluster://" + a} {
-		adm, _ := newAdmitter(t, map[string]string{"SLUICE_REDIS_URL": url, "SLUICE_RATE_LIMIT": "4/h"})
+		adm, _ := newRateLimiter(t, map[string]string{"SLUICE_REDIS_URL": url, "SLUICE_RATE_LIMIT": "4/h"})
 		if _, ok := adm.rdb.(*redis.ClusterClient); !ok {
 			t.Fatalf("%s: client is a %T", url, adm.rdb)
 		}
 		for i := range 8 {
 			tenant := "tenant-" + strconv.Itoa(i)
-			if n, _ := admitUntilDenied(t, adm, auth.Key{Tenant: tenant}, 1); n != 4 {
-				t.Errorf("%s, %s: 4/h admitted %d", url, tenant, n)
+			if n, _ := allowUntilDenied(t, adm, auth.Key{Tenant: tenant}, 1); n != 4 {
+				t.Errorf("%s, %s: 4/h allowed %d", url, tenant, n)
 			}
 		}
 		// The tenants' keys are on both masters; then fresh state for the
@@ -49,9 +49,9 @@ func TestRedisSentinelURL(t *testing.T) {
 	master := redistest.Start(t)
 	sentinel := redistest.StartSentinel(t, master, "mymaster")
 
-	adm, _ := newAdmitter(t, map[string]string{"SLUICE_REDIS_URL": "redis+sentinel://" + sentinel.Addr() + "/mymaster", "SLUICE_RATE_LIMIT": "3/h"})
-	if n, _ := admitUntilDenied(t, adm, auth.Key{Tenant: "acme"}, 1); n != 3 {
-		t.Errorf("3/h through Sentinel admitted %d", n)
+	adm, _ := newRateLimiter(t, map[string]string{"SLUICE_REDIS_URL": "redis+sentinel://" + sentinel.Addr() + "/mymaster", "SLUICE_RATE_LIMIT": "3/h"})
+	if n, _ := allowUntilDenied(t, adm, auth.Key{Tenant: "acme"}, 1); n != 3 {
+		t.Errorf("3/h through Sentinel allowed %d", n)
 	}
 	keys, err := master.Client(t).Keys(t.Context(), Prefix+"{[0-9a-f]*}:*").Result() // not the heartbeat set
 	if err != nil || len(keys) != 1 {

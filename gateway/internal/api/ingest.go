@@ -1,4 +1,4 @@
-package ingest
+package api
 
 import (
 	"context"
@@ -20,17 +20,17 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/stream"
 )
 
-// Admitter decides whether an authenticated, decoded request may go on
+// RateLimiter decides whether an authenticated, decoded request may go on
 // (rate limits). events is the request's event count, so a policy may weigh
 // a request by its events; a policy that counts requests ignores it. The
 // handler calls it once per request, after decoding and before publishing,
-// or, with Config.AdmitBeforeBody, before reading the body (events is 0).
-type Admitter interface {
-	Admit(ctx context.Context, key auth.Key, events int) (Admission, error)
+// or, with Config.RateLimitBeforeBody, before reading the body (events is 0).
+type RateLimiter interface {
+	Decide(ctx context.Context, key auth.Key, events int) (Decision, error)
 }
 
-// Admission is an Admitter's answer.
-type Admission struct {
+// Decision is an RateLimiter's answer.
+type Decision struct {
 	Allowed    bool
 	RetryAfter time.Duration
 	// Header holds headers for the answer to this request, such as
@@ -47,13 +47,13 @@ const (
 // Config wires the handler.
 type Config struct {
 	Auth      *auth.Authenticator
-	Admit     Admitter // nil admits everything
+	RateLimit     RateLimiter // nil admits everything
 	Publisher Publisher
 	Limits    body.Limits
-	// AdmitBeforeBody asks Admit before the body is read, with events 0, so
+	// RateLimitBeforeBody asks RateLimit before the body is read, with events 0, so
 	// that a refused request costs no decoding. Leave it false for an
-	// Admitter that weighs requests by their event count.
-	AdmitBeforeBody bool
+	// RateLimiter that weighs requests by their event count.
+	RateLimitBeforeBody bool
 	// PublishTimeout is the longest wait for the PubAck before answering 503;
 	// the Publisher times the wait out (see Publisher).
 	PublishTimeout time.Duration
@@ -169,7 +169,7 @@ const maxIdempotencyKey = 256
 
 // events runs authenticate -> admit the work (broker up, backlog, a free
 // slot) -> decode -> rate limit -> publish -> 202 (rate limit before decode
-// with AdmitBeforeBody). Everything cheap that can refuse a request comes
+// with RateLimitBeforeBody). Everything cheap that can refuse a request comes
 // before its body is read.
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
 	in, err := h.begin(w, r)
@@ -205,8 +205,8 @@ type intake struct {
 	idemKey string
 }
 
-// begin authenticates r and admits its work, rate limiting it too with
-// AdmitBeforeBody: every refusal that costs no reading of the body. When
+// begin authenticates r and sheds what cannot be served, rate limiting it too with
+// RateLimitBeforeBody: every refusal that costs no reading of the body. When
 // it returns no error, the caller holds a slot and must call h.release.
 func (h *Handler) begin(w http.ResponseWriter, r *http.Request) (intake, error) {
 	in := intake{start: h.cfg.Now()}
@@ -227,10 +227,10 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request) (intake, error) 
 	if r.ContentLength > lim.MaxBodyBytes {
 		return in, body.BodyTooLarge(lim.MaxBodyBytes)
 	}
-	if err := h.admitWork(); err != nil {
+	if err := h.shed(); err != nil {
 		return in, err
 	}
-	if h.cfg.AdmitBeforeBody {
+	if h.cfg.RateLimitBeforeBody {
 		if err := h.rateLimit(w, r, in.key, 0); err != nil {
 			h.release()
 			return in, err
@@ -243,7 +243,7 @@ func (h *Handler) begin(w http.ResponseWriter, r *http.Request) (intake, error) 
 // was done before its body was read), publishes its NDJSON body as one
 // message and waits for the PubAck.
 func (h *Handler) commit(w http.ResponseWriter, r *http.Request, in intake, body []byte, events int) (envelope.Meta, *jetstream.PubAck, error) {
-	if !h.cfg.AdmitBeforeBody {
+	if !h.cfg.RateLimitBeforeBody {
 		if err := h.rateLimit(w, r, in.key, events); err != nil {
 			return envelope.Meta{}, nil, err
 		}
@@ -284,13 +284,13 @@ func (h *Handler) commit(w http.ResponseWriter, r *http.Request, in intake, body
 	return meta, ack, nil
 }
 
-// rateLimit asks the Admitter, if any, whether the tenant may send this
+// rateLimit asks the RateLimiter, if any, whether the tenant may send this
 // request now; its headers go on the answer either way.
 func (h *Handler) rateLimit(w http.ResponseWriter, r *http.Request, key auth.Key, events int) error {
-	if h.cfg.Admit == nil {
+	if h.cfg.RateLimit == nil {
 		return nil
 	}
-	adm, err := h.cfg.Admit.Admit(r.Context(), key, events)
+	adm, err := h.cfg.RateLimit.Decide(r.Context(), key, events)
 	for k, v := range adm.Header {
 		w.Header()[k] = v
 	}
@@ -303,10 +303,10 @@ func (h *Handler) rateLimit(w http.ResponseWriter, r *http.Request, key auth.Key
 	return nil
 }
 
-// admitWork takes a slot for a request about to be read and published, or
+// shed takes a slot for a request about to be read and published, or
 // says why there is no room: the broker is down, the workers are too far
 // behind, or MaxInflight requests are already in flight.
-func (h *Handler) admitWork() error {
+func (h *Handler) shed() error {
 	if h.cfg.Connected != nil && !h.cfg.Connected() {
 		return errUnavailable
 	}

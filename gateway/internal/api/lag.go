@@ -1,4 +1,4 @@
-package ingest
+package api
 
 import (
 	"context"
@@ -44,7 +44,7 @@ func (l *LagWatcher) Over() (lag int64, over bool) {
 
 // Run reads the lag every interval until ctx ends. A reading that fails
 // (broker down, consumer not created yet) counts as no lag: the broker's own
-// state refuses requests then, and a missing consumer must not stop ingest.
+// state refuses requests then, and a missing consumer must not stop api.
 func (l *LagWatcher) Run(ctx context.Context) error {
 	t := time.NewTicker(l.every)
 	defer t.Stop()

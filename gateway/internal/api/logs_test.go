@@ -1,4 +1,4 @@
-package ingest
+package api
 
 import (
 	"bytes"
@@ -174,33 +174,33 @@ func hasAttr(kvs []kvJSON, key, value string) bool {
 	return false
 }
 
-// scripted answers Admit with its script in order, then allows.
+// scripted answers Decide with its script in order, then allows.
 type scripted struct {
 	mu     sync.Mutex
-	script []func() (Admission, error)
+	script []func() (Decision, error)
 	calls  int
 }
 
-func (s *scripted) Admit(context.Context, auth.Key, int) (Admission, error) {
+func (s *scripted) Decide(context.Context, auth.Key, int) (Decision, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.calls++
 	if len(s.script) == 0 {
-		return Admission{Allowed: true}, nil
+		return Decision{Allowed: true}, nil
 	}
 	next := s.script[0]
 	s.script = s.script[1:]
 	return next()
 }
 
-func refuse() (Admission, error) { return Admission{RetryAfter: time.Second}, nil }
-func fail() (Admission, error)   { return Admission{}, errors.New("redis timed out") }
+func refuse() (Decision, error) { return Decision{RetryAfter: time.Second}, nil }
+func fail() (Decision, error)   { return Decision{}, errors.New("redis timed out") }
 
 // The exporter honours a 429 and a 503 with Retry-After: it retries, and
 // its records land once.
 func TestOTLPExporterRetries(t *testing.T) {
-	adm := &scripted{script: []func() (Admission, error){refuse, fail}}
-	g := startGateway(t, gatewayOptions{cfg: Config{Admit: adm}})
+	adm := &scripted{script: []func() (Decision, error){refuse, fail}}
+	g := startGateway(t, gatewayOptions{cfg: Config{RateLimit: adm}})
 	if err := exportLogs(t, g, 5); err != nil {
 		t.Fatalf("export: %v", err)
 	}
@@ -309,8 +309,8 @@ func TestOTLPJSON(t *testing.T) {
 // Refusals are a google.rpc.Status in the request's encoding, with the
 // reason; 429 and 503 carry Retry-After; nothing is published.
 func TestOTLPRefusals(t *testing.T) {
-	adm := &scripted{script: []func() (Admission, error){refuse, fail}}
-	g := startGateway(t, gatewayOptions{cfg: Config{Admit: adm, Limits: body.Limits{MaxEvents: 3}}})
+	adm := &scripted{script: []func() (Decision, error){refuse, fail}}
+	g := startGateway(t, gatewayOptions{cfg: Config{RateLimit: adm, Limits: body.Limits{MaxEvents: 3}}})
 	one := []byte(`{"resourceLogs":[{"scopeLogs":[{"logRecords":[{}]}]}]}`)
 	oneProto := []byte{0x0a, 0x04, 0x12, 0x02, 0x12, 0x00} // the same in protobuf
 	for _, tt := range []struct {
@@ -380,8 +380,8 @@ func TestOTLPHeapStaysBounded(t *testing.T) {
 // With the cost per request, the limiter refuses before the body is read:
 // a body that would not decode gets the 429.
 func TestOTLPRateLimitBeforeBody(t *testing.T) {
-	adm := &scripted{script: []func() (Admission, error){refuse}}
-	g := startGateway(t, gatewayOptions{cfg: Config{Admit: adm, AdmitBeforeBody: true}})
+	adm := &scripted{script: []func() (Decision, error){refuse}}
+	g := startGateway(t, gatewayOptions{cfg: Config{RateLimit: adm, RateLimitBeforeBody: true}})
 	a := g.postLogs("key-a", "application/x-protobuf", "", []byte{0xff})
 	if a.status != http.StatusTooManyRequests || a.reason != "rate_limited" || a.header.Get("Retry-After") != "1" {
 		t.Errorf("%d %s %v", a.status, a.reason, a.header)

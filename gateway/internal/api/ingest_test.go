@@ -1,4 +1,4 @@
-package ingest
+package api
 
 import (
 	"context"
@@ -434,28 +434,28 @@ func TestConsumerLag(t *testing.T) {
 	}, "requests were not accepted after the workers caught up")
 }
 
-// admitter records what it was asked and refuses every second request.
-type admitter struct {
+// rateLimiter records what it was asked and refuses every second request.
+type rateLimiter struct {
 	mu     sync.Mutex
 	events []int
 }
 
-func (a *admitter) Admit(_ context.Context, key auth.Key, events int) (Admission, error) {
+func (a *rateLimiter) Decide(_ context.Context, key auth.Key, events int) (Decision, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.events = append(a.events, events)
 	h := http.Header{"Ratelimit-Policy": {`"tenant";q=2;w=1`}}
 	if len(a.events)%2 == 0 {
-		return Admission{Allowed: false, RetryAfter: 1500 * time.Millisecond, Header: h}, nil
+		return Decision{Allowed: false, RetryAfter: 1500 * time.Millisecond, Header: h}, nil
 	}
-	return Admission{Allowed: true, Header: h}, nil
+	return Decision{Allowed: true, Header: h}, nil
 }
 
-// The Admitter hook is asked with the request's event count; a refusal is a
-// 429 with Retry-After and the admitter's headers, and publishes nothing.
-func TestAdmitter(t *testing.T) {
-	adm := &admitter{}
-	g := startGateway(t, gatewayOptions{cfg: Config{Admit: adm}})
+// The RateLimiter hook is asked with the request's event count; a refusal is a
+// 429 with Retry-After and the rateLimiter's headers, and publishes nothing.
+func TestRateLimiter(t *testing.T) {
+	adm := &rateLimiter{}
+	g := startGateway(t, gatewayOptions{cfg: Config{RateLimit: adm}})
 	ok := g.post(`[{"a":1},{"a":2},{"a":3}]`)
 	limited := g.post(`{"a":1}`)
 	if ok.status != 202 || ok.header.Get("RateLimit-Policy") == "" {
@@ -465,7 +465,7 @@ func TestAdmitter(t *testing.T) {
 		t.Fatalf("limited: %+v", limited)
 	}
 	if fmt.Sprint(adm.events) != "[3 1]" {
-		t.Errorf("admitter saw event counts %v, want [3 1]", adm.events)
+		t.Errorf("rateLimiter saw event counts %v, want [3 1]", adm.events)
 	}
 	if n := g.streamInfo().State.Msgs; n != 1 {
 		t.Fatalf("stream holds %d messages, want 1", n)
