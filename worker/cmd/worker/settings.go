@@ -11,7 +11,7 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/config"
 	"github.com/sluice-ingest/sluice/pkg/stream"
 	"github.com/sluice-ingest/sluice/pkg/telemetry"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
@@ -23,7 +23,7 @@ type settings struct {
 	workers                        int
 	s3Bucket, s3Prefix, s3Endpoint string
 	s3PathStyle                    bool
-	limits                         batch.Limits
+	limits                         object.Limits
 	format, compression            string
 	maxInflightBytes               int64
 	partSize                       int64

@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // Fetching. A fetch asks for half the budget's room and reserves what it may
@@ -51,7 +51,7 @@ func (p *Pipeline) nextFetch(room int64, s *source) fetchReq {
 // until ctx ends. Checking here, off Run's goroutine, runs it in parallel
 // with batching. Redelivered messages go to their lookups, which send them
 // to out.
-func (p *Pipeline) fetchFrom(ctx context.Context, s *source, out chan<- []batch.Item) error {
+func (p *Pipeline) fetchFrom(ctx context.Context, s *source, out chan<- []object.Item) error {
 	backoff := p.cfg.RetryMin
 	for {
 		s.progress.waiting.Store(true)
@@ -78,7 +78,7 @@ func (p *Pipeline) fetchFrom(ctx context.Context, s *source, out chan<- []batch.
 			// Items go to Run in slices of what has arrived (at most
 			// handoff): one channel operation per slice, not per message.
 			var (
-				items []batch.Item
+				items []object.Item
 				last  jetstream.Msg
 			)
 			in := mb.Messages()
@@ -154,4 +154,4 @@ const handoff = 256
 func heldBytes(body []byte) int64 { return int64(len(body)) + msgOverhead }
 
 // held is what the budget charges for a batch's messages.
-func held(bt *batch.Batch) int64 { return bt.Bytes + int64(len(bt.Items))*msgOverhead }
+func held(bt *object.Batch) int64 { return bt.Bytes + int64(len(bt.Items))*msgOverhead }

@@ -5,7 +5,7 @@ import (
 	"time"
 
 	"github.com/sluice-ingest/sluice/pkg/envelope"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // What the pipeline holds, for the manifest tracker: a tenant's hour may
@@ -31,7 +31,7 @@ type holding struct {
 	byHour map[hourKey]int
 }
 
-func (h *holding) add(it batch.Item) {
+func (h *holding) add(it object.Item) {
 	hk := hourKey{it.Meta.Tenant, it.Meta.ReceivedAt.UTC().Truncate(time.Hour)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -42,7 +42,7 @@ func (h *holding) add(it batch.Item) {
 }
 
 // done counts a settled batch's messages out.
-func (h *holding) done(bt *batch.Batch) {
+func (h *holding) done(bt *object.Batch) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, it := range bt.Items {

@@ -13,7 +13,7 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/objkey"
 	"github.com/sluice-ingest/sluice/pkg/stream"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // streamTag is the events stream's incarnation now.
@@ -51,7 +51,7 @@ func (h *harness) recreateStream() {
 // looked up).
 func TestRecreatedStreamLosesNothing(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
-	lim := batch.Limits{MaxBytes: 1 << 30, MaxEvents: 10, MaxAge: time.Hour} // one 10-event request per object
+	lim := object.Limits{MaxBytes: 1 << 30, MaxEvents: 10, MaxAge: time.Hour} // one 10-event request per object
 	const requests = 20
 	for i := range requests {
 		h.publish("acme", hourAgo, i, 10, 10)
@@ -98,7 +98,7 @@ func TestRecreatedStreamLosesNothing(t *testing.T) {
 	if len(objs) != 2*requests || tagged != requests {
 		t.Errorf("%d objects, %d keyed with the new incarnation; want %d and %d", len(objs), tagged, 2*requests, requests)
 	}
-	if got := testutil.ToFloat64(cfg.Metrics.flushes.WithLabelValues(string(batch.ReasonRegather))); got != 0 {
+	if got := testutil.ToFloat64(cfg.Metrics.flushes.WithLabelValues(string(object.ReasonRegather))); got != 0 {
 		t.Errorf("%v batches regathered into objects of the old incarnation", got)
 	}
 }

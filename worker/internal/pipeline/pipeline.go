@@ -15,7 +15,7 @@ import (
 
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/stream"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // Config wires the pipeline.
@@ -28,7 +28,7 @@ type Config struct {
 	Stream string
 	JS     Streams // for dead letters and the incarnation
 	Sink   Store
-	Limits batch.Limits
+	Limits object.Limits
 	// Workers is the number of concurrent uploads (SLUICE_WORKERS).
 	Workers int
 	// MaxInflightBytes bounds the bytes held in open batches and uploads
@@ -109,11 +109,11 @@ func (c *Config) defaults() {
 // worker's messages are redelivered, whatever the batch age or S3 outage.
 type Pipeline struct {
 	cfg    Config
-	b      *batch.Batcher
+	b      *object.Batcher
 	budget *budget
 	// queue holds batches that are cut and wait for an uploader; busy
 	// counts batches handed to uploaders. Both belong to Run's goroutine.
-	queue []*batch.Batch
+	queue []*object.Batch
 	busy  int
 	// inc is the stream's incarnation, kept by the fetch goroutine; regather
 	// looks up redelivered messages among stored objects.
@@ -151,7 +151,7 @@ func New(cfg Config) *Pipeline {
 		cfg.Stream = cfg.Consumer.CachedInfo().Stream
 	}
 	p := &Pipeline{
-		cfg: cfg, b: batch.New(cfg.Limits), budget: newBudget(cfg.MaxInflightBytes),
+		cfg: cfg, b: object.New(cfg.Limits), budget: newBudget(cfg.MaxInflightBytes),
 		inc:      &incarnation{js: cfg.JS, stream: cfg.Stream},
 		regather: newRegather(cfg.Sink, cfg.KeepAlive, cfg.Log.Warn),
 		releases: make(chan release), ended: make(chan struct{}),
@@ -184,11 +184,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer cancelUploads()
 	defer p.endReleases()
 
-	msgs := make(chan []batch.Item)
+	msgs := make(chan []object.Item)
 	pulled := make(chan error, 1)
 	go func() { pulled <- p.pull(ctx, msgs) }()
 
-	jobs := make(chan *batch.Batch)
+	jobs := make(chan *object.Batch)
 	done := make(chan uploaded, p.cfg.Workers)
 	var wg sync.WaitGroup
 	for range p.cfg.Workers {
@@ -209,8 +209,8 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		p.settleReleases()
 		p.observe()
 		var (
-			out  chan<- *batch.Batch
-			next *batch.Batch
+			out  chan<- *object.Batch
+			next *object.Batch
 		)
 		if len(p.queue) > 0 {
 			out, next = jobs, p.queue[0]
@@ -225,7 +225,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			if !ok { // fetching stopped: shutdown
 				in = nil
 				defer time.AfterFunc(p.cfg.ShutdownTimeout, cancelUploads).Stop()
-				p.cut(p.b.All(batch.ReasonShutdown)...)
+				p.cut(p.b.All(object.ReasonShutdown)...)
 				continue
 			}
 			now := time.Now()
@@ -254,7 +254,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				close(old)
 			}
 			p.releasing[r.name] = r.done
-			p.cut(p.b.From(r.name, batch.ReasonHandover)...)
+			p.cut(p.b.From(r.name, object.ReasonHandover)...)
 		case <-timer.C:
 			p.cut(p.b.Due(time.Now())...)
 		case <-keep.C:
@@ -278,7 +278,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 // out when ctx ends, every fetch goroutine has returned and every
 // redelivered message is looked up and sent. A fetch goroutine that meets
 // a deleted consumer stops them all, and pull returns its error.
-func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
+func (p *Pipeline) pull(ctx context.Context, out chan<- []object.Item) error {
 	defer close(out)
 	p.regather.start(out)
 	defer p.regather.stop()
@@ -303,7 +303,7 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 // MaxDeliver, goes to the dead-letter stream instead and its bytes are
 // released. ok is false too for a redelivered message: it goes to its
 // lookup, which hands it to Run.
-func (p *Pipeline) check(ctx context.Context, m jetstream.Msg, source string) (batch.Item, bool) {
+func (p *Pipeline) check(ctx context.Context, m jetstream.Msg, source string) (object.Item, bool) {
 	md, err := m.Metadata()
 	var (
 		deliveries uint64
@@ -315,14 +315,14 @@ func (p *Pipeline) check(ctx context.Context, m jetstream.Msg, source string) (b
 		var tagged bool
 		if tag, tagged = p.streamOf(ctx, m, md); !tagged {
 			p.budget.release(heldBytes(m.Data()))
-			return batch.Item{}, false
+			return object.Item{}, false
 		}
 		deliveries = md.NumDelivered
 		if p.cfg.MaxDeliver > 0 && deliveries >= uint64(p.cfg.MaxDeliver) {
 			counted, known := p.countedDeliveries(ctx, m, md, tag) // less hand-backs (handback.go)
 			if !known {
 				p.budget.release(heldBytes(m.Data()))
-				return batch.Item{}, false
+				return object.Item{}, false
 			}
 			if counted >= uint64(p.cfg.MaxDeliver) {
 				err = fmt.Errorf("delivered %d times (%d counted), MaxDeliver is %d", deliveries, counted, p.cfg.MaxDeliver)
@@ -339,16 +339,16 @@ func (p *Pipeline) check(ctx context.Context, m jetstream.Msg, source string) (b
 	if err != nil {
 		p.deadLetter(ctx, m, deliveries, err, tag)
 		p.budget.release(heldBytes(m.Data()))
-		return batch.Item{}, false
+		return object.Item{}, false
 	}
-	it := batch.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m, Stream: tag, Source: source}
+	it := object.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m, Stream: tag, Source: source}
 	p.holding.add(it)
 	if p.cfg.Hours != nil {
 		p.cfg.Hours.Seen(meta, source, it.Seq)
 	}
 	if deliveries > 1 {
 		p.regather.add(it)
-		return batch.Item{}, false
+		return object.Item{}, false
 	}
 	return it, true
 }
@@ -385,7 +385,7 @@ func checkBody(body []byte, meta envelope.Meta) error {
 }
 
 // cut queues batches for upload.
-func (p *Pipeline) cut(bts ...*batch.Batch) {
+func (p *Pipeline) cut(bts ...*object.Batch) {
 	for _, bt := range bts {
 		p.cfg.Metrics.flushes.WithLabelValues(string(bt.Reason)).Inc()
 		p.queue = append(p.queue, bt)
@@ -399,7 +399,7 @@ func (p *Pipeline) relievePressure() {
 	if len(p.queue) > 0 || p.busy > 0 || !p.budget.full() {
 		return
 	}
-	if bt := p.b.Largest(batch.ReasonPressure); bt != nil {
+	if bt := p.b.Largest(object.ReasonPressure); bt != nil {
 		p.cut(bt)
 	}
 }
@@ -415,8 +415,8 @@ func (p *Pipeline) settleReleases() {
 			delete(p.releasing, name)
 			continue
 		}
-		p.cut(p.b.From(name, batch.ReasonHandover)...)
-		if p.busyFrom[name] > 0 || p.regather.holds(name) || slices.ContainsFunc(p.queue, func(bt *batch.Batch) bool { return bt.Source == name }) {
+		p.cut(p.b.From(name, object.ReasonHandover)...)
+		if p.busyFrom[name] > 0 || p.regather.holds(name) || slices.ContainsFunc(p.queue, func(bt *object.Batch) bool { return bt.Source == name }) {
 			continue
 		}
 		p.sources.handedOver(r)
@@ -439,7 +439,7 @@ func (p *Pipeline) endReleases() {
 // keepWaiting sends InProgress for every message in an open batch or a
 // batch waiting for an uploader. Uploads keep their own messages alive.
 func (p *Pipeline) keepWaiting() {
-	inProgress := func(bt *batch.Batch) {
+	inProgress := func(bt *object.Batch) {
 		for _, it := range bt.Items {
 			_ = it.Msg.InProgress()
 		}

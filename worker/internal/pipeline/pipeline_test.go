@@ -23,7 +23,7 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/objkey"
 	"github.com/sluice-ingest/sluice/pkg/stream"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
@@ -34,22 +34,22 @@ var hourAgo = time.Now().UTC().Add(-time.Hour)
 func TestFlushReasons(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	for _, tc := range []struct {
-		reason   batch.Reason
-		lim      batch.Limits
+		reason   object.Reason
+		lim      object.Limits
 		msgs     int
 		wantObjs int
 	}{
-		{batch.ReasonEvents, batch.Limits{MaxBytes: 1 << 30, MaxEvents: 10, MaxAge: time.Hour}, 30, 3},
+		{object.ReasonEvents, object.Limits{MaxBytes: 1 << 30, MaxEvents: 10, MaxAge: time.Hour}, 30, 3},
 		// each message is 2 events of about 105 bytes: 4 messages fill 800 bytes
-		{batch.ReasonBytes, batch.Limits{MaxBytes: 800, MaxEvents: 1 << 20, MaxAge: time.Hour}, 16, 4},
-		{batch.ReasonAge, batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond}, 5, 1},
-		{batch.ReasonShutdown, batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour}, 5, 1},
+		{object.ReasonBytes, object.Limits{MaxBytes: 800, MaxEvents: 1 << 20, MaxAge: time.Hour}, 16, 4},
+		{object.ReasonAge, object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond}, 5, 1},
+		{object.ReasonShutdown, object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour}, 5, 1},
 	} {
 		t.Run(string(tc.reason), func(t *testing.T) {
 			h.t = t
 			h.prefix = string(tc.reason)
 			events := 1
-			if tc.reason == batch.ReasonBytes {
+			if tc.reason == object.ReasonBytes {
 				events = 2
 			}
 			cfg := h.config(tc.lim)
@@ -59,7 +59,7 @@ func TestFlushReasons(t *testing.T) {
 				h.publish("acme", hourAgo, i, events, 80)
 			}
 			r := h.start(cfg)
-			if tc.reason == batch.ReasonShutdown {
+			if tc.reason == object.ReasonShutdown {
 				devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool {
 					return r.p.InflightBytes() > 0 && h.consumerPending() == 0
 				}, "messages not fetched")
@@ -98,7 +98,7 @@ func TestHourRolloverSplitsObjects(t *testing.T) {
 	h.publish("acme", edge.Add(-time.Millisecond), 1, 3, 10)
 	h.publish("acme", edge, 2, 3, 10)
 	h.publish("acme", edge.Add(-2*time.Millisecond), 3, 3, 10)
-	h.start(h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 300 * time.Millisecond}))
+	h.start(h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 300 * time.Millisecond}))
 	objs := h.waitEvents(9, 15*time.Second)
 	checkObjects(t, objs)
 	if len(objs) != 2 {
@@ -125,7 +125,7 @@ func TestHourRolloverSplitsObjects(t *testing.T) {
 func TestS3OutageKeepsEverything(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{AckWait: 3 * time.Second})
 	const bound = 256 << 10
-	cfg := h.config(batch.Limits{MaxBytes: 64 << 10, MaxEvents: 1 << 20, MaxAge: 100 * time.Millisecond})
+	cfg := h.config(object.Limits{MaxBytes: 64 << 10, MaxEvents: 1 << 20, MaxAge: 100 * time.Millisecond})
 	cfg.MaxInflightBytes = bound
 	cfg.MaxMessageBytes = 8 << 10 // the largest message this test sends
 	h.s3.down.Store(true)
@@ -176,11 +176,11 @@ func TestS3OutageKeepsEverything(t *testing.T) {
 func TestSameBatchTwiceIsOneObject(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	sk := h.sink("zstd", 0)
-	b := batch.New(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
+	b := object.New(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
 	for i, seq := range []uint64{7, 9, 12} {
-		b.Add(batch.Item{Meta: metaAt(hourAgo, 2), Seq: seq, Body: []byte(fmt.Sprintf("{\"a\":%d}\n{\"b\":%d}\n", i, i)), Stream: h.streamTag()}, time.Now())
+		b.Add(object.Item{Meta: metaAt(hourAgo, 2), Seq: seq, Body: []byte(fmt.Sprintf("{\"a\":%d}\n{\"b\":%d}\n", i, i)), Stream: h.streamTag()}, time.Now())
 	}
-	bt := b.All(batch.ReasonShutdown)[0]
+	bt := b.All(object.ReasonShutdown)[0]
 	obj, err := sk.Encode(bt)
 	if err != nil {
 		t.Fatal(err)
@@ -218,7 +218,7 @@ func TestConflictSplitsTheBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 4, MaxAge: time.Hour})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 4, MaxAge: time.Hour})
 	h.start(cfg)
 	devtest.Eventually(t, 15*time.Second, 20*time.Millisecond, func() bool { return h.streamMsgs() == 0 }, "messages not acked")
 	objs := h.objects()
@@ -256,7 +256,7 @@ func TestPoisonAndMaxDeliverGoToDLQ(t *testing.T) {
 	}
 	h.publish("acme", hourAgo, 3, 2, 10)
 
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
 	cfg.MaxDeliver = 3
 	h.start(cfg)
 	dl := h.dlq(3)
@@ -304,7 +304,7 @@ func TestLostLastDeliveryGoesToDLQ(t *testing.T) {
 	}
 	for range mb.Messages() {
 	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
 	cfg.MaxDeliver = 2
 	h.start(cfg)
 	dl := h.dlq(1)
@@ -321,7 +321,7 @@ func TestLostLastDeliveryGoesToDLQ(t *testing.T) {
 // store every event once, under unique keys.
 func TestTwoWorkersShareTheConsumer(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
-	lim := batch.Limits{MaxBytes: 16 << 10, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond}
+	lim := object.Limits{MaxBytes: 16 << 10, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond}
 	a, b := h.start(h.config(lim)), h.start(h.config(lim))
 	const msgs = 600
 	want := 0
@@ -396,7 +396,7 @@ func TestRedeliveredBatchLandsOnce(t *testing.T) {
 	for i := range 5 {
 		h.publish("acme", hourAgo, i, 2, 10)
 	}
-	cfgA := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 10, MaxAge: time.Hour})
+	cfgA := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 10, MaxAge: time.Hour})
 	skA, err := sink.New(hangAfterPut{h.s3}, sink.Config{Bucket: devstack.S3Bucket, Prefix: h.prefix, Compression: "gzip"})
 	if err != nil {
 		t.Fatal(err)
@@ -410,7 +410,7 @@ func TestRedeliveredBatchLandsOnce(t *testing.T) {
 	for i := 5; i < 8; i++ {
 		h.publish("acme", hourAgo, i, 2, 10)
 	}
-	cfgB := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1000, MaxAge: 300 * time.Millisecond})
+	cfgB := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1000, MaxAge: 300 * time.Millisecond})
 	h.start(cfgB)
 	devtest.Eventually(t, 15*time.Second, 20*time.Millisecond, func() bool { return h.streamMsgs() == 0 }, "messages not acked")
 	objs := h.objects()
@@ -423,7 +423,7 @@ func TestRedeliveredBatchLandsOnce(t *testing.T) {
 	if len(ids) != 16 || len(objs) != 2 {
 		t.Errorf("%d objects with %d events, want 2 objects with 16", len(objs), len(ids))
 	}
-	if got := testutil.ToFloat64(cfgB.Metrics.flushes.WithLabelValues(string(batch.ReasonRegather))); got != 1 {
+	if got := testutil.ToFloat64(cfgB.Metrics.flushes.WithLabelValues(string(object.ReasonRegather))); got != 1 {
 		t.Errorf("regather batches: %v, want 1", got)
 	}
 }
@@ -438,14 +438,14 @@ func TestShutdownTimeoutNaksWhatIsNotStored(t *testing.T) {
 	for i := range msgs {
 		h.publish([]string{"acme", "beta", "gamma"}[i%3], hourAgo, i, 1, 10)
 	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 50 * time.Millisecond})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 50 * time.Millisecond})
 	cfg.Workers = 1 // one batch retried, the others wait for the uploader
 	cfg.ShutdownTimeout = 300 * time.Millisecond
 	h.s3.down.Store(true)
 	r := h.start(cfg)
 	devtest.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool {
 		return testutil.ToFloat64(cfg.Metrics.uploadRetries) >= 1 && h.consumerPending() == 0 &&
-			testutil.ToFloat64(cfg.Metrics.flushes.WithLabelValues(string(batch.ReasonAge))) >= 3
+			testutil.ToFloat64(cfg.Metrics.flushes.WithLabelValues(string(object.ReasonAge))) >= 3
 	}, "batches not cut and retried")
 	err := r.stop(t)
 	if err == nil || !strings.Contains(err.Error(), "not stored") {
@@ -500,13 +500,13 @@ func TestFailedLookupPausesLookups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
 	cfg.Sink = sk
 	p := New(cfg)
 	for i, tenant := range []string{"acme", "beta", "gamma", "delta"} {
 		meta := metaAt(hourAgo, 1)
 		meta.Tenant = tenant
-		if l, ok := p.regather.landed(batch.Item{Meta: meta, Seq: uint64(i + 1), Stream: "s"}, time.Now()); l != nil || ok {
+		if l, ok := p.regather.landed(object.Item{Meta: meta, Seq: uint64(i + 1), Stream: "s"}, time.Now()); l != nil || ok {
 			t.Errorf("landed object %+v (known %v) with S3 failing", l, ok)
 		}
 	}
@@ -525,7 +525,7 @@ func TestOpenBatchOutlivesAckWait(t *testing.T) {
 	for i := range msgs {
 		h.publish("acme", hourAgo, i, 2, 10)
 	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
 	cfg.KeepAlive = ackWait / 3 // as the worker sets it
 	r := h.start(cfg)
 	devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool {

@@ -15,20 +15,20 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/stream"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
 // fetchItems fetches n messages without settling them and returns them as
 // batch items of the stream's incarnation, by stream sequence.
-func (h *harness) fetchItems(n int) map[uint64]batch.Item {
+func (h *harness) fetchItems(n int) map[uint64]object.Item {
 	h.t.Helper()
 	mb, err := h.cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	tag := h.streamTag()
-	items := map[uint64]batch.Item{}
+	items := map[uint64]object.Item{}
 	for m := range mb.Messages() {
 		md, err := m.Metadata()
 		if err != nil {
@@ -38,7 +38,7 @@ func (h *harness) fetchItems(n int) map[uint64]batch.Item {
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		items[md.Sequence.Stream] = batch.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m, Stream: tag}
+		items[md.Sequence.Stream] = object.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m, Stream: tag}
 	}
 	if len(items) != n {
 		h.t.Fatalf("fetched %d messages, want %d", len(items), n)
@@ -59,13 +59,13 @@ func TestRegatherTellsObjectsWithTheSameFirstSequence(t *testing.T) {
 	}
 	items := h.fetchItems(20)
 	sk := h.sink("gzip", 0)
-	lim := batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour}
+	lim := object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour}
 	store := func(seqs ...uint64) {
-		b := batch.New(lim)
+		b := object.New(lim)
 		for _, seq := range seqs {
 			b.Add(items[seq], time.Now())
 		}
-		obj, err := sk.Encode(b.All(batch.ReasonShutdown)[0])
+		obj, err := sk.Encode(b.All(object.ReasonShutdown)[0])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,7 +107,7 @@ func TestRegatherTellsObjectsWithTheSameFirstSequence(t *testing.T) {
 	if ids[id(10)] != 2 || ids[id(11)] != 1 || ids[id(15)] != 2 || len(h.objects()) != 3 {
 		t.Errorf("copies of 10, 11, 15: %d, %d, %d in %d objects; want 2, 1, 2 in 3", ids[id(10)], ids[id(11)], ids[id(15)], len(h.objects()))
 	}
-	if got := testutil.ToFloat64(cfg.Metrics.flushes.WithLabelValues(string(batch.ReasonRegather))); got != 1 {
+	if got := testutil.ToFloat64(cfg.Metrics.flushes.WithLabelValues(string(object.ReasonRegather))); got != 1 {
 		t.Errorf("regather batches: %v, want 1 (10-11)", got)
 	}
 	if got := h.streamMsgs(); got != 0 {
@@ -144,7 +144,7 @@ func (g *gatedList) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input
 
 // storeAndDie has a worker store one object per partition of the messages
 // in the stream and die before acking them; they are Nak'ed when it stops.
-func (h *harness) storeAndDie(lim batch.Limits, objects int) {
+func (h *harness) storeAndDie(lim object.Limits, objects int) {
 	h.t.Helper()
 	cfg := h.config(lim)
 	sk, err := sink.New(hangAfterPut{h.s3}, sink.Config{Bucket: devstack.S3Bucket, Prefix: h.prefix, Compression: "gzip"})
@@ -168,7 +168,7 @@ func TestLookupsOutliveShutdown(t *testing.T) {
 	for i := range 5 {
 		h.publish("acme", hourAgo, i, 2, 10)
 	}
-	h.storeAndDie(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 10, MaxAge: time.Hour}, 1)
+	h.storeAndDie(object.Limits{MaxBytes: 1 << 30, MaxEvents: 10, MaxAge: time.Hour}, 1)
 	for i := 5; i < 8; i++ {
 		h.publish("acme", hourAgo, i, 2, 10)
 	}
@@ -177,7 +177,7 @@ func TestLookupsOutliveShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1000, MaxAge: time.Hour})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1000, MaxAge: time.Hour})
 	cfg.Sink = sk
 	r := h.start(cfg)
 	select {
@@ -228,12 +228,12 @@ func TestSlowLookupsKeepMessagesAlive(t *testing.T) {
 	for i := range msgs {
 		h.publish(tenants[i%len(tenants)], hourAgo, i, 1, 10)
 	}
-	h.storeAndDie(batch.Limits{MaxBytes: 1 << 30, MaxEvents: msgs / len(tenants), MaxAge: time.Hour}, len(tenants))
+	h.storeAndDie(object.Limits{MaxBytes: 1 << 30, MaxEvents: msgs / len(tenants), MaxAge: time.Hour}, len(tenants))
 	sk, err := sink.New(slowList{faultyS3: h.s3, delay: 1200 * time.Millisecond}, sink.Config{Bucket: devstack.S3Bucket, Prefix: h.prefix, Compression: "gzip"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1000, MaxAge: time.Hour})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1000, MaxAge: time.Hour})
 	cfg.Sink, cfg.KeepAlive = sk, ackWait/3
 	h.start(cfg)
 	devtest.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool { return h.streamMsgs() == 0 }, "messages not acked")
@@ -272,7 +272,7 @@ func TestLookupListsAfterTheMessageCame(t *testing.T) {
 		h.publish("acme", hourAgo, i, 1, 10)
 	}
 	items := h.fetchItems(4)
-	lim := batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour}
+	lim := object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour}
 	cfg := h.config(lim)
 	c := &outagedList{faultyS3: h.s3}
 	sk, err := sink.New(c, sink.Config{Bucket: devstack.S3Bucket, Prefix: h.prefix, Compression: "gzip"})
@@ -284,10 +284,10 @@ func TestLookupListsAfterTheMessageCame(t *testing.T) {
 	if l, ok := p.regather.landed(items[1], time.Now()); l != nil || !ok { // lists the partition: nothing stored yet
 		t.Fatalf("landed %+v, %v before anything was stored", l, ok)
 	}
-	b := batch.New(lim)
+	b := object.New(lim)
 	b.Add(items[1], time.Now())
 	b.Add(items[2], time.Now())
-	obj, err := cfg.Sink.Encode(b.All(batch.ReasonShutdown)[0])
+	obj, err := cfg.Sink.Encode(b.All(object.ReasonShutdown)[0])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-ingest/sluice/pkg/objkey"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
@@ -20,7 +20,7 @@ import (
 // before (sink.Sink).
 type Store interface {
 	// Encode turns a cut batch into the object to write.
-	Encode(bt *batch.Batch) (sink.Object, error)
+	Encode(bt *object.Batch) (sink.Object, error)
 	// Put writes obj once and returns its key (sink.ErrConflict when the
 	// key holds another batch).
 	Put(ctx context.Context, obj sink.Object) (string, error)

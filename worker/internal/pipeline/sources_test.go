@@ -11,7 +11,7 @@ import (
 
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/stream"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // TestReleaseHandsOverSettled: releasing a consumer cuts its open batches,
@@ -39,7 +39,7 @@ func TestReleaseHandsOverSettled(t *testing.T) {
 	if got := testutil.ToFloat64(cfg.Metrics.messages.WithLabelValues("acked")); got != msgs {
 		t.Errorf("%v messages acked at the end of the release, want %d", got, msgs)
 	}
-	if got := testutil.ToFloat64(cfg.Metrics.flushes.WithLabelValues(string(batch.ReasonHandover))); got != 1 {
+	if got := testutil.ToFloat64(cfg.Metrics.flushes.WithLabelValues(string(object.ReasonHandover))); got != 1 {
 		t.Errorf("%v batches cut for the handover, want 1", got)
 	}
 	if ids := checkObjects(t, h.objects()); len(ids) != msgs {
@@ -109,7 +109,7 @@ func TestAcquireTakesAHandoverBack(t *testing.T) {
 func TestBusyConsumerFetchesLarge(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	busy := &largestFetch{Consumer: h.cons}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
 	cfg.Consumer, cfg.MaxInflightBytes, cfg.FetchMessages = busy, 32<<20, 4096
 	r := h.start(cfg)
 	for i := range 15 {

@@ -9,7 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
@@ -18,7 +18,7 @@ import (
 // first. It keeps the messages alive with InProgress while it works, and
 // releases the batch's bytes from the budget at the end. It reports whether
 // every message was stored, dead-lettered or handed back to other workers.
-func (p *Pipeline) upload(ctx context.Context, bt *batch.Batch) bool {
+func (p *Pipeline) upload(ctx context.Context, bt *object.Batch) bool {
 	defer p.budget.release(held(bt))
 	defer p.holding.done(bt)
 	stop := keepAlive(bt.Items, p.cfg.KeepAlive)
@@ -28,7 +28,7 @@ func (p *Pipeline) upload(ctx context.Context, bt *batch.Batch) bool {
 
 // keepAlive sends InProgress for the messages every interval until the
 // returned func is called; that func waits for the last one to be sent.
-func keepAlive(items []batch.Item, every time.Duration) func() {
+func keepAlive(items []object.Item, every time.Duration) func() {
 	msgs := make([]jetstream.Msg, len(items))
 	for i, it := range items {
 		msgs[i] = it.Msg
@@ -58,7 +58,7 @@ func keepAlive(items []batch.Item, every time.Duration) func() {
 // nil acks every message; sink.ErrConflict splits the batch and stores each
 // half; permanent dead-letters every message; sink.Unwritable hands them
 // back (writable.go); anything else retries until ctx ends, then Naks.
-func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive func()) bool {
+func (p *Pipeline) store(ctx context.Context, bt *object.Batch, stopKeepAlive func()) bool {
 	if ctx.Err() != nil { // shutdown timeout passed while it waited: do not compress it only to give up
 		p.nakAll(bt)
 		return false
@@ -123,7 +123,7 @@ func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive fun
 }
 
 // ack acknowledges the messages of an object stored under key.
-func (p *Pipeline) ack(bt *batch.Batch, obj sink.Object, key string) {
+func (p *Pipeline) ack(bt *object.Batch, obj sink.Object, key string) {
 	p.cfg.Metrics.objects.Inc()
 	p.cfg.Metrics.objectBytes.Observe(float64(len(obj.Body)))
 	p.cfg.Metrics.events.Add(float64(obj.Events))
@@ -143,7 +143,7 @@ func (p *Pipeline) ack(bt *batch.Batch, obj sink.Object, key string) {
 	p.cfg.Log.Debug("object stored", "key", key, "events", obj.Events, "bytes", len(obj.Body), "reason", bt.Reason)
 }
 
-func (p *Pipeline) nakAll(bt *batch.Batch) {
+func (p *Pipeline) nakAll(bt *object.Batch) {
 	if p.inc.isDeleted(bt.Stream) {
 		p.cfg.Log.Warn("batch not stored; its messages' consumer (perhaps with their stream) was deleted, so there is nothing to hand them back to",
 			"messages", len(bt.Items))
@@ -155,7 +155,7 @@ func (p *Pipeline) nakAll(bt *batch.Batch) {
 	p.cfg.Metrics.messages.WithLabelValues("retried").Add(float64(len(bt.Items)))
 }
 
-func (p *Pipeline) deadLetterBatch(ctx context.Context, bt *batch.Batch, cause error) {
+func (p *Pipeline) deadLetterBatch(ctx context.Context, bt *object.Batch, cause error) {
 	for _, it := range bt.Items {
 		var n uint64
 		if md, err := it.Msg.Metadata(); err == nil {

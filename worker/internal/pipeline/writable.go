@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
@@ -194,7 +194,7 @@ func (p *Pipeline) confirmRefused(ctx context.Context) bool {
 // having recorded the hand-back unless counted is set (handback.go), then
 // stopped their keep-alive (stop). The delay keeps this worker's fetch
 // under way from taking them straight back.
-func (p *Pipeline) handBack(ctx context.Context, bt *batch.Batch, counted bool, stop func()) {
+func (p *Pipeline) handBack(ctx context.Context, bt *object.Batch, counted bool, stop func()) {
 	if !counted {
 		p.recordHandBacks(ctx, bt.Items)
 	}
@@ -209,7 +209,7 @@ func (p *Pipeline) handBack(ctx context.Context, bt *batch.Batch, counted bool, 
 // sink.Unwritable holds. Its delivery counts towards MaxDeliver unless a
 // write check confirms that the worker cannot write at all: the refusal
 // may be about this very object.
-func (p *Pipeline) handBackRefused(ctx context.Context, bt *batch.Batch, err error, stop func()) {
+func (p *Pipeline) handBackRefused(ctx context.Context, bt *object.Batch, err error, stop func()) {
 	p.cannotWrite(err)
 	p.handBack(ctx, bt, !p.confirmRefused(ctx), stop)
 }
@@ -220,7 +220,7 @@ func (p *Pipeline) handBackOpen() {
 	if !p.refused() {
 		return
 	}
-	for _, bt := range p.b.All(batch.ReasonShutdown) { // the reason is not counted: the batch is not cut
+	for _, bt := range p.b.All(object.ReasonShutdown) { // the reason is not counted: the batch is not cut
 		p.handBack(context.Background(), bt, false, func() {})
 		p.budget.release(held(bt))
 		p.holding.done(bt)

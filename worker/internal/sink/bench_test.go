@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // BenchmarkEncode encodes the same batch of log-like events (50,000 events
@@ -41,7 +41,7 @@ func BenchmarkEncode(b *testing.B) {
 
 // benchEncode runs encode, which returns the size and the event count of
 // the object it made from batch, and reports the metrics of BenchmarkEncode.
-func benchEncode(b *testing.B, batch *batch.Batch, encode func() (size, events int, err error)) {
+func benchEncode(b *testing.B, batch *object.Batch, encode func() (size, events int, err error)) {
 	lines := 0
 	for _, l := range ndjsonLines(b, batch) {
 		lines += len(l) + 1

@@ -13,7 +13,7 @@ import (
 
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/objkey"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // Object formats (Config.Format).
@@ -78,8 +78,8 @@ func formatFor(name, compression string) (format, string, error) {
 // by sequence, and writes a message held twice (redelivered while in the
 // batch) once. The content digest in the metadata is of the events' NDJSON
 // lines whatever the format and compression.
-func (s *Sink) Encode(b *batch.Batch) (Object, error) {
-	slices.SortFunc(b.Items, func(x, y batch.Item) int {
+func (s *Sink) Encode(b *object.Batch) (Object, error) {
+	slices.SortFunc(b.Items, func(x, y object.Item) int {
 		switch {
 		case x.Seq < y.Seq:
 			return -1

@@ -16,7 +16,7 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/objkey"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 func parquetSink(t *testing.T, compression string) *Sink {
@@ -30,7 +30,7 @@ func parquetSink(t *testing.T, compression string) *Sink {
 
 // ndjsonLines is what the NDJSON format writes for b: the lines a Parquet
 // object's rows must match.
-func ndjsonLines(t testing.TB, b *batch.Batch) []string {
+func ndjsonLines(t testing.TB, b *object.Batch) []string {
 	t.Helper()
 	sk, err := New(&countingS3{}, Config{Bucket: "b", Compression: "none"})
 	if err != nil {
@@ -106,7 +106,7 @@ func TestParquetReadBack(t *testing.T) {
 // the pool after another batch; other messages give other bytes.
 func TestParquetSameMessagesSameBytes(t *testing.T) {
 	sk := parquetSink(t, "")
-	encode := func(sk *Sink, b *batch.Batch) []byte {
+	encode := func(sk *Sink, b *object.Batch) []byte {
 		obj, err := sk.Encode(b)
 		if err != nil {
 			t.Fatal(err)
@@ -167,10 +167,10 @@ func TestParquetRowGroups(t *testing.T) {
 // TestParquetReceivedAtIsUTCMicros: a time in another zone is stored as
 // the same instant, truncated to the microsecond.
 func TestParquetReceivedAtIsUTCMicros(t *testing.T) {
-	b := batch.New(batch.Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
+	b := object.New(object.Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
 	at := time.Date(2026, 12, 1, 21, 30, 0, 123456789, time.FixedZone("x", 2*3600))
-	b.Add(batch.Item{Meta: envelope.Meta{Tenant: "acme", BatchID: "r", ReceivedAt: at, EventCount: 1}, Seq: 1, Body: []byte(`{"a":1}` + "\n")}, at)
-	obj, err := parquetSink(t, "").Encode(b.All(batch.ReasonShutdown)[0])
+	b.Add(object.Item{Meta: envelope.Meta{Tenant: "acme", BatchID: "r", ReceivedAt: at, EventCount: 1}, Seq: 1, Body: []byte(`{"a":1}` + "\n")}, at)
+	obj, err := parquetSink(t, "").Encode(b.All(object.ReasonShutdown)[0])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/objkey"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // countingS3 counts the multipart calls of the real client.
@@ -44,8 +44,8 @@ func (c *countingS3) CompleteMultipartUpload(ctx context.Context, in *s3.Complet
 }
 
 // bigBatch is a batch of incompressible events of about size bytes.
-func bigBatch(firstSeq uint64, size int) *batch.Batch {
-	b := batch.New(batch.Limits{MaxBytes: 1 << 40, MaxEvents: 1 << 30, MaxAge: time.Hour})
+func bigBatch(firstSeq uint64, size int) *object.Batch {
+	b := object.New(object.Limits{MaxBytes: 1 << 40, MaxEvents: 1 << 30, MaxAge: time.Hour})
 	at := time.Now().UTC().Add(-time.Hour)
 	raw := make([]byte, 48<<10)
 	for i := 0; i*(100<<10) < size; i++ {
@@ -55,9 +55,9 @@ func bigBatch(firstSeq uint64, size int) *batch.Batch {
 			body = fmt.Appendf(body, "{\"r\":%q}\n", hex.EncodeToString(raw))
 		}
 		meta := envelope.Meta{Tenant: "acme", BatchID: envelope.NewBatchID(), ReceivedAt: at, EventCount: 2}
-		b.Add(batch.Item{Meta: meta, Seq: firstSeq + uint64(i), Body: body, Stream: testStream}, time.Now())
+		b.Add(object.Item{Meta: meta, Seq: firstSeq + uint64(i), Body: body, Stream: testStream}, time.Now())
 	}
-	return b.All(batch.ReasonShutdown)[0]
+	return b.All(object.ReasonShutdown)[0]
 }
 
 // testStream is the stream incarnation of the tests' batches.
@@ -200,12 +200,12 @@ func TestEncodeWritesARedeliveredMessageOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := batch.New(batch.Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
+	b := object.New(object.Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
 	meta := envelope.Meta{Tenant: "acme", BatchID: "x", ReceivedAt: time.Now(), EventCount: 2}
 	for _, seq := range []uint64{5, 3, 5} {
-		b.Add(batch.Item{Meta: meta, Seq: seq, Body: []byte("{\"a\":1}\n{\"b\":2}\n")}, time.Now())
+		b.Add(object.Item{Meta: meta, Seq: seq, Body: []byte("{\"a\":1}\n{\"b\":2}\n")}, time.Now())
 	}
-	obj, err := sk.Encode(b.All(batch.ReasonShutdown)[0])
+	obj, err := sk.Encode(b.All(object.ReasonShutdown)[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,13 +216,13 @@ func TestEncodeWritesARedeliveredMessageOnce(t *testing.T) {
 
 // smallBatch is a batch of incarnation stream holding one message of one
 // event per seq, each event naming the message's request.
-func smallBatch(stream, request string, seqs ...uint64) *batch.Batch {
-	b := batch.New(batch.Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
+func smallBatch(stream, request string, seqs ...uint64) *object.Batch {
+	b := object.New(object.Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
 	meta := envelope.Meta{Tenant: "acme", BatchID: request, ReceivedAt: time.Date(2026, 12, 1, 19, 30, 0, 0, time.UTC), EventCount: 1}
 	for _, seq := range seqs {
-		b.Add(batch.Item{Meta: meta, Seq: seq, Body: fmt.Appendf(nil, "{\"seq\":%d}\n", seq), Stream: stream}, time.Now())
+		b.Add(object.Item{Meta: meta, Seq: seq, Body: fmt.Appendf(nil, "{\"seq\":%d}\n", seq), Stream: stream}, time.Now())
 	}
-	return b.All(batch.ReasonShutdown)[0]
+	return b.All(object.ReasonShutdown)[0]
 }
 
 // TestSameKeyOtherStreamIncarnation: a batch whose key holds an object with

@@ -11,7 +11,7 @@ import (
 	pqzstd "github.com/parquet-go/parquet-go/compress/zstd"
 
 	"github.com/sluice-ingest/sluice/pkg/envelope"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // The alternative to the JSON data column, measured and not chosen: a
@@ -60,7 +60,7 @@ func flatten(prefix string, obj map[string]any, out map[string]any) {
 }
 
 // encodeTyped writes b's events as a Parquet file with inferred columns.
-func encodeTyped(b *batch.Batch) ([]byte, int, error) {
+func encodeTyped(b *object.Batch) ([]byte, int, error) {
 	type event struct {
 		m      envelope.Meta
 		index  int
