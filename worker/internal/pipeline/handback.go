@@ -27,7 +27,7 @@ import (
 // read only for a message at MaxDeliver: the path of every other message
 // costs nothing.
 //
-// The batch whose upload met the refusal is recorded only if a write check
+// The object whose upload met the refusal is recorded only if a write check
 // run at once confirms that the worker cannot write at all: a refusal of
 // that one object (a bucket policy denying one tenant's prefix) would
 // otherwise hand it back forever instead of dead-lettering it. Every other

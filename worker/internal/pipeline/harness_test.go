@@ -157,8 +157,8 @@ func (h *harness) start(cfg Config) *running {
 }
 
 // startHolding publishes msgs one-event messages of an hour ago, starts a
-// pipeline whose batches are cut only after an hour, and returns once it
-// holds every message in its open batch.
+// pipeline whose objects are cut only after an hour, and returns once it
+// holds every message in its open object.
 func (h *harness) startHolding(msgs int) (Config, *running) {
 	h.t.Helper()
 	for i := range msgs {

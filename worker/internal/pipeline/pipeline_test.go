@@ -29,9 +29,9 @@ import (
 
 var hourAgo = time.Now().UTC().Add(-time.Hour)
 
-// TestFlushReasons checks that a batch is cut on each limit and on
+// TestCutReasons checks that an object is cut on each limit and on
 // shutdown, and that nothing is left unacknowledged.
-func TestFlushReasons(t *testing.T) {
+func TestCutReasons(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	for _, tc := range []struct {
 		reason   object.Reason
@@ -54,7 +54,7 @@ func TestFlushReasons(t *testing.T) {
 			}
 			cfg := h.config(tc.lim)
 			cfg.Sink = h.sink("gzip", 0)
-			cfg.Workers = 1 // one upload at a time: batches are cut in stream order
+			cfg.Workers = 1 // one upload at a time: objects are cut in stream order
 			for i := range tc.msgs {
 				h.publish("acme", hourAgo, i, events, 80)
 			}
@@ -72,8 +72,8 @@ func TestFlushReasons(t *testing.T) {
 			if len(ids) != tc.msgs*events || len(objs) != tc.wantObjs {
 				t.Errorf("%d objects with %d distinct events, want %d objects with %d", len(objs), len(ids), tc.wantObjs, tc.msgs*events)
 			}
-			if got := testutil.ToFloat64(cfg.Metrics.flushes.WithLabelValues(string(tc.reason))); got != float64(tc.wantObjs) {
-				t.Errorf("batches cut for %s: %v, want %d", tc.reason, got, tc.wantObjs)
+			if got := testutil.ToFloat64(cfg.Metrics.cuts.WithLabelValues(string(tc.reason))); got != float64(tc.wantObjs) {
+				t.Errorf("objects cut for %s: %v, want %d", tc.reason, got, tc.wantObjs)
 			}
 			devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool { return h.streamMsgs() == 0 },
 				"messages left unacknowledged")
@@ -170,13 +170,13 @@ func TestS3OutageKeepsEverything(t *testing.T) {
 	devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool { return h.streamMsgs() == 0 }, "backlog not drained")
 }
 
-// TestSameBatchTwiceIsOneObject: uploading a batch whose key exists with
+// TestSameObjectTwiceIsStoredOnce: uploading an object whose key exists with
 // the same metadata succeeds without a second object (the 412 path); a key
 // holding other messages is a conflict.
-func TestSameBatchTwiceIsOneObject(t *testing.T) {
+func TestSameObjectTwiceIsStoredOnce(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	sk := h.sink("zstd", 0)
-	b := object.New(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
+	b := object.NewOpen(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
 	for i, seq := range []uint64{7, 9, 12} {
 		b.Add(object.Item{Meta: metaAt(hourAgo, 2), Seq: seq, Body: []byte(fmt.Sprintf("{\"a\":%d}\n{\"b\":%d}\n", i, i)), Stream: h.streamTag()}, time.Now())
 	}
@@ -194,7 +194,7 @@ func TestSameBatchTwiceIsOneObject(t *testing.T) {
 	other.Metadata = maps.Clone(obj.Metadata)
 	other.Metadata[sink.MetaSeqsHash] = "0"
 	if _, err := sk.Put(t.Context(), other); !errors.Is(err, sink.ErrConflict) {
-		t.Fatalf("put of another batch under the key: err = %v, want ErrConflict", err)
+		t.Fatalf("put of another object under the key: err = %v, want ErrConflict", err)
 	}
 	objs := h.objects()
 	if len(objs) != 1 || len(objs[0].Lines) != 6 || !strings.HasSuffix(objs[0].Key, "00000000000000000007-00000000000000000012.ndjson.zst") {
@@ -202,10 +202,10 @@ func TestSameBatchTwiceIsOneObject(t *testing.T) {
 	}
 }
 
-// TestConflictSplitsTheBatch: when the key a batch maps to already holds
+// TestConflictSplitsTheObject: when the key an object maps to already holds
 // other messages of the same stream incarnation, the pipeline splits the
-// batch and stores every event.
-func TestConflictSplitsTheBatch(t *testing.T) {
+// object and stores every event.
+func TestConflictSplitsTheObject(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	for i := range 4 {
 		h.publish("acme", hourAgo, i, 1, 10)
@@ -387,11 +387,11 @@ func (h hangAfterPut) PutObject(ctx context.Context, in *s3.PutObjectInput, o ..
 	return nil, ctx.Err()
 }
 
-// TestRedeliveredBatchLandsOnce: a worker stores an object and dies before
+// TestRedeliveredObjectLandsOnce: a worker stores an object and dies before
 // acking; the next worker gets those messages again mixed with new ones. It
-// regathers the redelivered ones into the same batch, meets the stored
+// regathers the redelivered ones into the same object, meets the stored
 // object (412) and acks them, so no event is stored twice.
-func TestRedeliveredBatchLandsOnce(t *testing.T) {
+func TestRedeliveredObjectLandsOnce(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	for i := range 5 {
 		h.publish("acme", hourAgo, i, 2, 10)
@@ -405,7 +405,7 @@ func TestRedeliveredBatchLandsOnce(t *testing.T) {
 	a := h.start(cfgA)
 	devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool { return len(h.objects()) == 1 }, "first worker stored nothing")
 	if err := a.stop(t); err == nil {
-		t.Fatal("the dying worker reported its batch stored")
+		t.Fatal("the dying worker reported its object stored")
 	}
 	for i := 5; i < 8; i++ {
 		h.publish("acme", hourAgo, i, 2, 10)
@@ -423,15 +423,15 @@ func TestRedeliveredBatchLandsOnce(t *testing.T) {
 	if len(ids) != 16 || len(objs) != 2 {
 		t.Errorf("%d objects with %d events, want 2 objects with 16", len(objs), len(ids))
 	}
-	if got := testutil.ToFloat64(cfgB.Metrics.flushes.WithLabelValues(string(object.ReasonRegather))); got != 1 {
-		t.Errorf("regather batches: %v, want 1", got)
+	if got := testutil.ToFloat64(cfgB.Metrics.cuts.WithLabelValues(string(object.ReasonRegather))); got != 1 {
+		t.Errorf("regathered objects: %v, want 1", got)
 	}
 }
 
 // TestShutdownTimeoutNaksWhatIsNotStored: when S3 is down at SIGTERM, the
 // pipeline gives up ShutdownTimeout later, Naks every message it holds (the
-// batch being retried and the batches still waiting for an uploader) so
-// another worker takes them at once, and reports the batches not stored.
+// object being retried and the objects still waiting for an uploader) so
+// another worker takes them at once, and reports the objects not stored.
 func TestShutdownTimeoutNaksWhatIsNotStored(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	const msgs = 30
@@ -439,17 +439,17 @@ func TestShutdownTimeoutNaksWhatIsNotStored(t *testing.T) {
 		h.publish([]string{"acme", "beta", "gamma"}[i%3], hourAgo, i, 1, 10)
 	}
 	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 50 * time.Millisecond})
-	cfg.Workers = 1 // one batch retried, the others wait for the uploader
+	cfg.Workers = 1 // one object retried, the others wait for the uploader
 	cfg.ShutdownTimeout = 300 * time.Millisecond
 	h.s3.down.Store(true)
 	r := h.start(cfg)
 	devtest.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool {
 		return testutil.ToFloat64(cfg.Metrics.uploadRetries) >= 1 && h.consumerPending() == 0 &&
-			testutil.ToFloat64(cfg.Metrics.flushes.WithLabelValues(string(object.ReasonAge))) >= 3
-	}, "batches not cut and retried")
+			testutil.ToFloat64(cfg.Metrics.cuts.WithLabelValues(string(object.ReasonAge))) >= 3
+	}, "objects not cut and retried")
 	err := r.stop(t)
 	if err == nil || !strings.Contains(err.Error(), "not stored") {
-		t.Fatalf("Run after the shutdown timeout: %v, want batches not stored", err)
+		t.Fatalf("Run after the shutdown timeout: %v, want objects not stored", err)
 	}
 	if got := testutil.ToFloat64(cfg.Metrics.messages.WithLabelValues("retried")); got != msgs {
 		t.Errorf("messages Nak'ed: %v, want %d", got, msgs)
@@ -515,10 +515,10 @@ func TestFailedLookupPausesLookups(t *testing.T) {
 	}
 }
 
-// TestOpenBatchOutlivesAckWait: messages in a batch that stays open for
+// TestOpenObjectOutlivesAckWait: messages in an object that stays open for
 // more than twice AckWait are kept alive (InProgress), never redelivered,
-// and stored once when the batch is cut.
-func TestOpenBatchOutlivesAckWait(t *testing.T) {
+// and stored once when the object is cut.
+func TestOpenObjectOutlivesAckWait(t *testing.T) {
 	const ackWait = 2 * time.Second
 	h := newHarness(t, stream.ConsumerConfig{AckWait: ackWait})
 	const msgs = 5
@@ -531,14 +531,14 @@ func TestOpenBatchOutlivesAckWait(t *testing.T) {
 	devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool {
 		return r.p.InflightBytes() > 0 && h.consumerPending() == 0
 	}, "messages not fetched")
-	// Holding the batch past AckWait is the point: watch the consumer all along.
+	// Holding the object open past AckWait is the point: watch the consumer all along.
 	for held := time.Now(); time.Since(held) < 2*ackWait+ackWait/2; time.Sleep(100 * time.Millisecond) {
 		info, err := h.cons.Info(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
 		if info.NumRedelivered != 0 || info.NumAckPending != msgs {
-			t.Fatalf("after %s in an open batch: %d redelivered, %d held; want 0 and %d",
+			t.Fatalf("after %s in an open object: %d redelivered, %d held; want 0 and %d",
 				time.Since(held).Round(time.Millisecond), info.NumRedelivered, info.NumAckPending, msgs)
 		}
 	}

@@ -142,11 +142,11 @@ func (r recordThenHang) Landed(ctx context.Context, l Landing) error {
 	return ctx.Err()
 }
 
-// TestRedeliveredBatchCountsOnce: a worker stores an object, writes its
+// TestRedeliveredObjectCountsOnce: a worker stores an object, writes its
 // receipts and counts and dies before acking; the next worker regathers the
-// batch, meets the stored object and writes the same receipts again. Each
+// object, meets the stored one and writes the same receipts again. Each
 // event is counted landed once.
-func TestRedeliveredBatchCountsOnce(t *testing.T) {
+func TestRedeliveredObjectCountsOnce(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	proof := h.proof()
 	var ids []string
@@ -158,7 +158,7 @@ func TestRedeliveredBatchCountsOnce(t *testing.T) {
 	a := h.start(cfgA)
 	devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool { return h.counts("acme", hourAgo).Landed == 10 }, "first worker counted nothing")
 	if err := a.stop(t); err == nil {
-		t.Fatal("the dying worker reported its batch stored")
+		t.Fatal("the dying worker reported its object stored")
 	}
 	for i := 5; i < 8; i++ {
 		h.publish("acme", hourAgo, i, 2, 10)

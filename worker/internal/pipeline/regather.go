@@ -14,9 +14,9 @@ import (
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
-// Regathering redelivered messages. A batch's key is made of its sequences
+// Regathering redelivered messages. An object's key is made of its sequences
 // and written once, so a message redelivered between "stored" and "acked"
-// is looked up among its partition's stored objects and batched only with
+// is looked up among its partition's stored objects and gathered only with
 // the other messages of the object that holds it: the upload meets that
 // object's 412 and acks without a second copy. Lookups cost S3 round trips,
 // so they run on their own goroutines, never on the fetch goroutine. What
@@ -27,7 +27,7 @@ import (
 // holder's last keep-alive ended, AckWait before the redelivery, so such a
 // listing shows it. A lookup that fails is tried again every lookupRetry,
 // the message kept alive, for up to lookupPatience (an S3 outage holds the
-// upload anyway); after that, or at shutdown, the message is batched as a
+// upload anyway); after that, or at shutdown, the message is gathered as a
 // new one, which can only add a duplicate.
 const (
 	lookupRetry    = time.Second
@@ -238,7 +238,7 @@ func (r *regather) landed(it object.Item, listedAfter time.Time) (*object.Landed
 		key := k.String()
 		// Objects are written once: their metadata never change.
 		st, ok := lookup(r, r.objects, key, "read the metadata of "+key, time.Time{}, func(ctx context.Context) (sink.Stored, error) {
-			return r.s3.StoredBatch(ctx, key)
+			return r.s3.StoredObject(ctx, key)
 		})
 		if !ok {
 			return nil, false

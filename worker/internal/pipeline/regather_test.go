@@ -20,7 +20,7 @@ import (
 )
 
 // fetchItems fetches n messages without settling them and returns them as
-// batch items of the stream's incarnation, by stream sequence.
+// object items of the stream's incarnation, by stream sequence.
 func (h *harness) fetchItems(n int) map[uint64]object.Item {
 	h.t.Helper()
 	mb, err := h.cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
@@ -49,7 +49,7 @@ func (h *harness) fetchItems(n int) map[uint64]object.Item {
 // TestRegatherTellsObjectsWithTheSameFirstSequence: the stored objects 10-11
 // and 10-20 share a first sequence (message 10 was delivered twice and is
 // in both). A redelivered message of 10-20 looked up first must not give
-// 10-11 its event count, nor gather 10-11's messages into its batch: 10
+// 10-11 its event count, nor gather 10-11's messages into its object: 10
 // and 11 are regathered into 10-11 again, meet it and are acked without a
 // second copy.
 func TestRegatherTellsObjectsWithTheSameFirstSequence(t *testing.T) {
@@ -61,7 +61,7 @@ func TestRegatherTellsObjectsWithTheSameFirstSequence(t *testing.T) {
 	sk := h.sink("gzip", 0)
 	lim := object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour}
 	store := func(seqs ...uint64) {
-		b := object.New(lim)
+		b := object.NewOpen(lim)
 		for _, seq := range seqs {
 			b.Add(items[seq], time.Now())
 		}
@@ -107,8 +107,8 @@ func TestRegatherTellsObjectsWithTheSameFirstSequence(t *testing.T) {
 	if ids[id(10)] != 2 || ids[id(11)] != 1 || ids[id(15)] != 2 || len(h.objects()) != 3 {
 		t.Errorf("copies of 10, 11, 15: %d, %d, %d in %d objects; want 2, 1, 2 in 3", ids[id(10)], ids[id(11)], ids[id(15)], len(h.objects()))
 	}
-	if got := testutil.ToFloat64(cfg.Metrics.flushes.WithLabelValues(string(object.ReasonRegather))); got != 1 {
-		t.Errorf("regather batches: %v, want 1 (10-11)", got)
+	if got := testutil.ToFloat64(cfg.Metrics.cuts.WithLabelValues(string(object.ReasonRegather))); got != 1 {
+		t.Errorf("regathered objects: %v, want 1 (10-11)", got)
 	}
 	if got := h.streamMsgs(); got != 0 {
 		t.Errorf("%d messages left unacknowledged", got)
@@ -155,13 +155,13 @@ func (h *harness) storeAndDie(lim object.Limits, objects int) {
 	dying := h.start(cfg)
 	devtest.Eventually(h.t, 10*time.Second, 20*time.Millisecond, func() bool { return len(h.objects()) == objects }, "the dying worker stored nothing")
 	if err := dying.stop(h.t); err == nil {
-		h.t.Fatal("the dying worker reported its batches stored")
+		h.t.Fatal("the dying worker reported its objects stored")
 	}
 }
 
 // TestLookupsOutliveShutdown: redelivered messages whose lookup is under
 // way when the worker is told to stop are still regathered into their
-// stored object (which they meet, so they are acked), not batched with the
+// stored object (which they meet, so they are acked), not gathered with the
 // new messages as fresh ones and stored a second time.
 func TestLookupsOutliveShutdown(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
@@ -264,7 +264,7 @@ func storedOnce(t *testing.T, ids map[string]int) {
 // TestLookupListsAfterTheMessageCame: a listing taken before an object was
 // stored is not reused for a message redelivered more than keepAlive after
 // it, and a lookup that fails while S3 is down is tried again: both find
-// the object that holds the message, rather than batching it anew (a
+// the object that holds the message, rather than gathering it anew (a
 // second copy, and the object's landing counted under the copy's receipt).
 func TestLookupListsAfterTheMessageCame(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
@@ -284,7 +284,7 @@ func TestLookupListsAfterTheMessageCame(t *testing.T) {
 	if l, ok := p.regather.landed(items[1], time.Now()); l != nil || !ok { // lists the partition: nothing stored yet
 		t.Fatalf("landed %+v, %v before anything was stored", l, ok)
 	}
-	b := object.New(lim)
+	b := object.NewOpen(lim)
 	b.Add(items[1], time.Now())
 	b.Add(items[2], time.Now())
 	obj, err := cfg.Sink.Encode(b.All(object.ReasonShutdown)[0])

@@ -9,17 +9,17 @@ import (
 	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
-// logBatch is a batch of msgs messages of perMsg events each, from one
+// logObject is an object of msgs messages of perMsg events each, from one
 // tenant, shaped like application logs: nested objects, numbers, repeated
 // services and paths, unique trace ids, a few strings that need escaping.
-// The same arguments give the same batch.
-func logBatch(msgs, perMsg int) *object.Batch {
+// The same arguments give the same object.
+func logObject(msgs, perMsg int) *object.Object {
 	r := rand.New(rand.NewPCG(1, uint64(msgs*perMsg)))
 	services := []string{"checkout", "cart", "search", "auth", "payments"}
 	paths := []string{"/api/v1/orders", "/api/v1/cart/items", "/api/v1/search", "/login", "/api/v1/pay"}
 	levels := []string{"info", "info", "info", "debug", "warn", "error"}
 	start := time.Date(2026, 12, 1, 19, 0, 0, 123456789, time.UTC)
-	b := object.New(object.Limits{MaxBytes: 1 << 40, MaxEvents: 1 << 30, MaxAge: time.Hour})
+	b := object.NewOpen(object.Limits{MaxBytes: 1 << 40, MaxEvents: 1 << 30, MaxAge: time.Hour})
 	for m := range msgs {
 		at := start.Add(time.Duration(m) * 1234567 * time.Nanosecond)
 		var body []byte
