@@ -27,7 +27,7 @@ func (w *worker) consume(ctx context.Context) error {
 	if err != nil {
 		return nil // ctx ended first
 	}
-	rec, err := ensureProof(ctx, w.js, w.s.nats, w.log)
+	rec, err := ensureAccounting(ctx, w.js, w.s.nats, w.log)
 	if err != nil {
 		return nil // ctx ended first
 	}
