@@ -24,7 +24,7 @@ type lineKey struct {
 // each: a call with several keys is an entry of its own, single-key calls
 // on the same key, limit and cost share one, in arrival order. The entries
 // are windows of one reordered copy of calls: two allocations and a map
-// for the batch, none per call.
+// for the flush, none per call.
 func aggregate(calls []*call) []entry {
 	of := make([]int, len(calls)) // entry of each call
 	var sizes []int
@@ -140,7 +140,7 @@ func compose(entries []entry, refund bool) ([]string, []any) {
 }
 
 // distribute hands each call its part of out (or err). The local fallback
-// state learns from the answers first, under one lock for the batch: once
+// state learns from the answers first, under one lock for the flush: once
 // a call is finished its caller may reuse it.
 func (l *Limiter) distribute(entries []entry, out []int64, err error) {
 	if want := 4 * countLines(entries); err == nil && len(out) != want {

@@ -71,21 +71,21 @@ func TestAggregatedLineIsSequential(t *testing.T) {
 				agg := newTestLimiter(t, rdb, WithPrefix("agg:"))
 				alone := newTestLimiter(t, rdb, WithPrefix("alone:"))
 				key := "k-" + alg.String() + strconv.Itoa(cost)
-				var batch, one []*call
+				var flushed, one []*call
 				for range 100 {
-					batch = append(batch, testCall(agg, Request{Key: key, Limit: lim, Cost: cost}))
+					flushed = append(flushed, testCall(agg, Request{Key: key, Limit: lim, Cost: cost}))
 					one = append(one, testCall(alone, Request{Key: key, Limit: lim, Cost: cost}))
 				}
-				if keys, _ := compose(aggregate(batch), false); len(keys) != 1 {
+				if keys, _ := compose(aggregate(flushed), false); len(keys) != 1 {
 					t.Fatalf("100 decisions on one key and limit sent as %d lines, want 1", len(keys))
 				}
-				agg.flushGroup(t.Context(), batch, agg.rdb)
+				agg.flushGroup(t.Context(), flushed, agg.rdb)
 				want := decideAlone(t, alone, one)
 				fit := 37 / cost
 				admitted := 0
 				var denied answer
-				got1 := make([]answer, len(batch))
-				for i, c := range batch {
+				got1 := make([]answer, len(flushed))
+				for i, c := range flushed {
 					got1[i] = answers(t, c)[0]
 				}
 				for i, got := range got1 {
@@ -158,12 +158,12 @@ func TestAggregationMixedFlush(t *testing.T) {
 	}
 	agg := newTestLimiter(t, rdb, WithPrefix("agg:"))
 	alone := newTestLimiter(t, rdb, WithPrefix("alone:"))
-	batch := build(agg)
-	entries := aggregate(batch)
+	flushed := build(agg)
+	entries := aggregate(flushed)
 	// Lines: solo, a×10, the group's 2, a at cost 2, b, a (fixed), each
 	// solo group's 2, e.
 	if keys, _ := compose(entries, false); len(keys) != 12 {
-		t.Fatalf("%d calls sent as %d lines, want 12", len(batch), len(keys))
+		t.Fatalf("%d calls sent as %d lines, want 12", len(flushed), len(keys))
 	}
 	var laidOut []*call
 	for _, e := range entries {
@@ -171,10 +171,10 @@ func TestAggregationMixedFlush(t *testing.T) {
 	}
 	ref := build(alone)
 	refOf := map[*call]*call{}
-	for i := range batch {
-		refOf[batch[i]] = ref[i]
+	for i := range flushed {
+		refOf[flushed[i]] = ref[i]
 	}
-	agg.flushGroup(t.Context(), batch, agg.rdb)
+	agg.flushGroup(t.Context(), flushed, agg.rdb)
 	seq := make([]*call, len(laidOut))
 	for i, c := range laidOut {
 		seq[i] = refOf[c]
@@ -275,7 +275,7 @@ func TestAggregationUnderConcurrency(t *testing.T) {
 			rdb := srv.Client(t)
 			rdb.AddHook(hook)
 			// One flusher that lingers for more: the callers share flushes.
-			l := newTestLimiter(t, rdb, WithDenyCache(false), WithBatching(128, 50*time.Millisecond, 1))
+			l := newTestLimiter(t, rdb, WithDenyCache(false), WithFlush(128, 50*time.Millisecond, 1))
 			lim := Limit{Algorithm: alg, Rate: 37, Period: 37 * time.Hour}
 			start := make(chan struct{})
 			var wg sync.WaitGroup
@@ -354,19 +354,19 @@ func (h *gateHook) sent() []int64 {
 	return slices.Clone(h.decisions)
 }
 
-// While one batch is in flight, the next flusher holds what queues up and
+// While one flush is in flight, the next flusher holds what queues up and
 // sends it in one round trip once the first lands, rather than each
 // arrival on its own.
-func TestNextBatchWaitsForTheOneInFlight(t *testing.T) {
+func TestNextFlushWaitsForTheOneInFlight(t *testing.T) {
 	srv, _ := startRedis(t)
 	rdb := srv.Client(t)
 	hook := &gateHook{sha: newScripts().decide.Hash(), held: make(chan struct{}), gate: make(chan struct{})}
 	rdb.AddHook(hook)
-	l := newTestLimiter(t, rdb, WithDeadline(time.Minute), WithDenyCache(false), WithBatching(128, 0, 2))
+	l := newTestLimiter(t, rdb, WithDeadline(time.Minute), WithDenyCache(false), WithFlush(128, 0, 2))
 	lim := Limit{Rate: 100, Period: time.Hour}
 	first := testCall(l, Request{Key: "busy", Limit: lim, Cost: 1})
 	l.queue <- first
-	<-hook.held // the first batch is in flight
+	<-hook.held // the first flush is in flight
 	// One after the other, each taken by the next flusher before the
 	// following one arrives.
 	var next []*call
@@ -383,6 +383,6 @@ func TestNextBatchWaitsForTheOneInFlight(t *testing.T) {
 		}
 	}
 	if sent := hook.sent(); !slices.Equal(sent, []int64{1, 20}) {
-		t.Fatalf("decisions per round trip %v, want [1 20]: the second batch waits for the first", sent)
+		t.Fatalf("decisions per round trip %v, want [1 20]: the second flush waits for the first", sent)
 	}
 }

@@ -166,10 +166,10 @@ func TestAllotmentOnCluster(t *testing.T) {
 func TestAllotmentOptions(t *testing.T) {
 	_, rdb := startRedis(t)
 	for name, opts := range map[string][]Option{
-		"zero hold":      {WithAllotment(0)},
-		"negative hold":  {WithAllotment(-time.Millisecond)},
-		"no coalescing":  {WithAllotment(time.Millisecond), WithCoalescing(false)},
-		"coalescing off": {WithCoalescing(false), WithAllotment(time.Millisecond)},
+		"zero hold":     {WithAllotment(0)},
+		"negative hold": {WithAllotment(-time.Millisecond)},
+		"no flushing":   {WithAllotment(time.Millisecond), WithFlushing(false)},
+		"flushing off":  {WithFlushing(false), WithAllotment(time.Millisecond)},
 	} {
 		if _, err := New(rdb, opts...); !errors.Is(err, ErrInvalidOption) {
 			t.Errorf("%s: New returned %v, want ErrInvalidOption", name, err)

@@ -219,7 +219,7 @@ func TestShadowNeverDenies(t *testing.T) {
 	}
 }
 
-func TestCoalescingManyCallers(t *testing.T) {
+func TestFlushingManyCallers(t *testing.T) {
 	_, rdb := startRedis(t)
 	l := newTestLimiter(t, rdb, WithDenyCache(false))
 	lim := Limit{Rate: 500, Period: time.Hour}
@@ -256,10 +256,10 @@ func TestCoalescingManyCallers(t *testing.T) {
 	if total != 64*20 {
 		t.Fatalf("allowed %d of %d", total, 64*20)
 	}
-	// Coalesced: 64 concurrent callers share script calls (about 100
-	// commands here; one per decision without coalescing).
+	// Flushed: 64 concurrent callers share script calls (about 100
+	// commands here; one per decision without flushing).
 	if n := sent.Load(); 2*n > 64*20 {
-		t.Fatalf("%d Redis commands for %d decisions: hardly coalesced", n, 64*20)
+		t.Fatalf("%d Redis commands for %d decisions: hardly flushed together", n, 64*20)
 	}
 	t.Logf("%d Redis commands for %d decisions", sent.Load(), 64*20)
 	for k := range 4 {
@@ -272,12 +272,12 @@ func TestCoalescingManyCallers(t *testing.T) {
 
 func TestNoScriptFallback(t *testing.T) {
 	_, rdb := startRedis(t)
-	for _, coalesce := range []bool{true, false} {
-		l := newTestLimiter(t, rdb, WithCoalescing(coalesce))
+	for _, flushing := range []bool{true, false} {
+		l := newTestLimiter(t, rdb, WithFlushing(flushing))
 		if err := rdb.ScriptFlush(t.Context()).Err(); err != nil {
 			t.Fatal(err)
 		}
-		if res := mustAllow(t, l, t.Context(), fmt.Sprint("noscript", coalesce), PerSecond(5), 1); !res.Allowed {
+		if res := mustAllow(t, l, t.Context(), fmt.Sprint("noscript", flushing), PerSecond(5), 1); !res.Allowed {
 			t.Fatalf("after SCRIPT FLUSH: %+v", res)
 		}
 	}

@@ -80,7 +80,7 @@ func BenchmarkAllow(b *testing.B) {
 			return err == nil && v[0].(int64) > 0, err
 		}},
 	}
-	// 1024 keys: many tenants, few decisions on one key in a batch; one
+	// 1024 keys: many tenants, few decisions on one key in a flush; one
 	// key: one busy tenant, as in the end-to-end benchmark.
 	for _, keys := range []int{1024, 1} {
 		for _, callers := range []int{1, 16, 64} {

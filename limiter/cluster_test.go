@@ -76,7 +76,7 @@ func TestClusterAllowAllAcrossSlots(t *testing.T) {
 			t.Fatalf("key %q remaining %d, want 97", k, res.Remaining)
 		}
 	}
-	// Coalesced single decisions spread over every node.
+	// Flushed single decisions spread over every node.
 	for i := range 30 {
 		if res := mustAllow(t, l, t.Context(), fmt.Sprint("spread", i), PerSecond(10), 1); !res.Allowed {
 			t.Fatalf("spread%d denied", i)

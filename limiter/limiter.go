@@ -38,7 +38,7 @@ type Request struct {
 }
 
 // Limiter decides requests against limits kept in Redis. It is safe for
-// concurrent use; concurrent decisions are coalesced into few round trips.
+// concurrent use; concurrent decisions go to Redis together, in few flushes.
 // Call Close to stop its background goroutines.
 type Limiter struct {
 	rdb     redis.UniversalClient
@@ -50,8 +50,8 @@ type Limiter struct {
 	local   *local
 	allot   *allotments // nil without WithAllotment
 	queue   chan *call
-	// turn is held by the flusher collecting the next batch; inflight
-	// counts round trips of batches under way, and landed gets a token
+	// turn is held by the flusher collecting the next flush; inflight
+	// counts flushes under way, and landed gets a token
 	// when the last of them lands (see behind).
 	turn     chan struct{}
 	inflight atomic.Int32
@@ -86,7 +86,7 @@ func New(rdb redis.UniversalClient, opts ...Option) (*Limiter, error) {
 		cfg:     cfg,
 		s:       newScripts(),
 		local:   newLocal(cfg.localMaxKeys),
-		queue:   make(chan *call, cfg.maxBatch*cfg.flushers*4),
+		queue:   make(chan *call, cfg.flushMax*cfg.flushers*4),
 		turn:    make(chan struct{}, 1),
 		landed:  make(chan struct{}, 1),
 		stop:    make(chan struct{}),
@@ -95,8 +95,8 @@ func New(rdb redis.UniversalClient, opts ...Option) (*Limiter, error) {
 		l.deny = &denyCache{}
 	}
 	if cfg.allotHold > 0 {
-		if !cfg.coalesce {
-			return nil, invalid("allotments need coalescing (WithCoalescing(true))")
+		if !cfg.flushing {
+			return nil, invalid("allotments need flushing (WithFlushing(true))")
 		}
 		l.allot = newAllotments(cfg.allotHold, l.local.instances.Load)
 	}
@@ -107,7 +107,7 @@ func New(rdb redis.UniversalClient, opts ...Option) (*Limiter, error) {
 			obs.ObserveFallback(to != BreakerClosed)
 		}
 	})
-	if cfg.coalesce {
+	if cfg.flushing {
 		for range cfg.flushers {
 			l.wg.Add(1)
 			go l.flusher()
@@ -367,7 +367,7 @@ func (l *Limiter) exec(ctx context.Context, c *call) ([]int64, error) {
 			return out, err
 		})
 	}
-	if !l.cfg.coalesce {
+	if !l.cfg.flushing {
 		return l.decide(ctx, func(ctx context.Context) ([]int64, error) {
 			keys, args := compose([]entry{{c}}, false)
 			out, err := runScript(ctx, l.rdb, l.s.decide, keys, args...)
@@ -380,7 +380,7 @@ func (l *Limiter) exec(ctx context.Context, c *call) ([]int64, error) {
 }
 
 // learn lets the local fallback state learn from c's answer, if it has
-// one (the flushers do it per batch for coalesced calls).
+// one (the flushers do it once per flush for the calls they send).
 func (l *Limiter) learn(c *call, out []int64, err error) {
 	if err == nil && len(out) == 4*len(c.keys) && l.keepsLocal() {
 		l.local.learn([]entry{{c}}, out, time.Now())

@@ -61,10 +61,10 @@ type config struct {
 	mode             Mode
 	shadow           bool
 	observer         Observer
-	maxBatch         int
-	maxDelay         time.Duration
+	flushMax         int
+	flushDelay       time.Duration
 	flushers         int
-	coalesce         bool
+	flushing         bool
 	denyCache        bool
 	breakerFailures  int
 	breakerCooldown  time.Duration
@@ -83,10 +83,10 @@ func defaultConfig() config {
 		lateAnswer:       250 * time.Millisecond,
 		mode:             ModeLocal,
 		observer:         NopObserver{},
-		maxBatch:         128,
-		maxDelay:         0,
+		flushMax:         128,
+		flushDelay:       0,
 		flushers:         min(max(runtime.GOMAXPROCS(0), 2), 8),
-		coalesce:         true,
+		flushing:         true,
 		denyCache:        true,
 		breakerFailures:  5,
 		breakerCooldown:  500 * time.Millisecond,
@@ -177,36 +177,38 @@ func WithObserver(o Observer) Option {
 	}
 }
 
-// WithBatching tunes coalescing: at most maxBatch decisions per round trip
-// (default 128), a flusher that found fewer waits at most maxDelay for more
-// (default 0), and at most flushers batches are in flight at once (default
-// GOMAXPROCS, 2 to 8: fewer, larger batches cost Redis less per decision;
-// more hide a longer round trip).
-func WithBatching(maxBatch int, maxDelay time.Duration, flushers int) Option {
+// WithFlush tunes the flushes: at most maxDecisions decisions per flush,
+// one round trip to Redis (default 128); a flusher that found fewer waits at
+// most maxDelay for more (default 0); at most flushers flushes are in
+// flight at once (default GOMAXPROCS, 2 to 8: fewer, larger flushes cost
+// Redis less per decision; more hide a longer round trip). It has no effect
+// with WithFlushing(false).
+func WithFlush(maxDecisions int, maxDelay time.Duration, flushers int) Option {
 	return func(c *config) error {
 		switch {
-		case maxBatch < 1:
-			return invalid("batch size %d must be at least 1", maxBatch)
+		case maxDecisions < 1:
+			return invalid("flush size %d must be at least 1", maxDecisions)
 		case maxDelay < 0:
-			return invalid("batch delay %s must not be negative", maxDelay)
+			return invalid("flush delay %s must not be negative", maxDelay)
 		case flushers < 1:
 			return invalid("flushers %d must be at least 1", flushers)
 		}
-		c.maxBatch, c.maxDelay, c.flushers = maxBatch, maxDelay, flushers
+		c.flushMax, c.flushDelay, c.flushers = maxDecisions, maxDelay, flushers
 		return nil
 	}
 }
 
-// WithCoalescing(false) makes every decision its own EVALSHA from the
-// calling goroutine (the deadline still holds). Default true.
-func WithCoalescing(on bool) Option { return func(c *config) error { c.coalesce = on; return nil } }
+// WithFlushing(false) makes every decision its own EVALSHA from the
+// calling goroutine, without flushers (the deadline still holds). Default
+// true.
+func WithFlushing(on bool) Option { return func(c *config) error { c.flushing = on; return nil } }
 
 // WithAllotment lets a key decided often be given units ahead by Redis,
 // held for at most hold and spent by its next Allow calls without a round
 // trip (default off; see allot.go for how they are sized). A key never gets
 // more than its limit in total; a unit may be used up to hold after Redis
 // counted it, and units left when their hold ends are dropped. It needs
-// coalescing (the default).
+// flushing (the default).
 func WithAllotment(hold time.Duration) Option {
 	return func(c *config) error {
 		if hold <= 0 {

@@ -23,9 +23,9 @@ func TestOptionsValidate(t *testing.T) {
 		{WithDeadline(-time.Second), "deadline -1s"},
 		{WithMode(Mode(9)), "unknown mode 9"},
 		{WithObserver(nil), "nil observer"},
-		{WithBatching(0, 0, 2), "batch size 0"},
-		{WithBatching(8, -time.Millisecond, 2), "batch delay -1ms"},
-		{WithBatching(8, 0, 0), "flushers 0"},
+		{WithFlush(0, 0, 2), "flush size 0"},
+		{WithFlush(8, -time.Millisecond, 2), "flush delay -1ms"},
+		{WithFlush(8, 0, 0), "flushers 0"},
 		{WithBreaker(0, time.Second), "breaker failures 0"},
 		{WithBreaker(3, 0), "breaker cooldown 0s"},
 		{WithInstance("a", 0), "heartbeat interval 0s"},
@@ -35,7 +35,7 @@ func TestOptionsValidate(t *testing.T) {
 			t.Errorf("New with a bad option: %v, %v; want ErrInvalidOption naming %q", l, err, tt.want)
 		}
 	}
-	l, err := New(rdb, WithPrefix("app:"), WithInstance("", time.Second), WithBatching(1, 0, 1))
+	l, err := New(rdb, WithPrefix("app:"), WithInstance("", time.Second), WithFlush(1, 0, 1))
 	if err != nil {
 		t.Fatal(err)
 	}

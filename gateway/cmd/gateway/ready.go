@@ -46,7 +46,7 @@ func (gw *gateway) ensureStreams(ctx context.Context) error {
 		if err := stream.EnsureStreams(ctx, gw.js, gw.streams); err != nil {
 			return err
 		}
-		return ensureProof(ctx, gw.js, gw.s.nats)
+		return ensureAccounting(ctx, gw.js, gw.s.nats)
 	}); err != nil {
 		return nil // interrupted
 	}

@@ -27,7 +27,7 @@ func (w *worker) consume(ctx context.Context) error {
 	if err != nil {
 		return nil // ctx ended first
 	}
-	rec, err := ensureProof(ctx, w.js, w.s.nats, w.log)
+	rec, err := ensureAccounting(ctx, w.js, w.s.nats, w.log)
 	if err != nil {
 		return nil // ctx ended first
 	}
@@ -93,7 +93,7 @@ func (w *worker) join(ctx context.Context, slots []jetstream.Consumer, p *pipeli
 // error only when ctx ended first.
 func ensureConsumers(ctx context.Context, js jetstream.JetStream, cfg stream.Config, s settings, log *slog.Logger) ([]jetstream.Consumer, error) {
 	// Held messages are kept alive with InProgress (see pipeline.Pipeline),
-	// so AckWait need not cover the batch age and upload time: it only says
+	// so AckWait need not cover an object's age and upload time: it only says
 	// how soon a dead worker's messages go to another one.
 	var slots []jetstream.Consumer
 	err := stream.Retry(ctx, log, "ensure stream and consumers", func(ctx context.Context) error {

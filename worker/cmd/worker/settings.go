@@ -11,7 +11,7 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/config"
 	"github.com/sluice-ingest/sluice/pkg/stream"
 	"github.com/sluice-ingest/sluice/pkg/telemetry"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
@@ -23,7 +23,7 @@ type settings struct {
 	workers                        int
 	s3Bucket, s3Prefix, s3Endpoint string
 	s3PathStyle                    bool
-	limits                         batch.Limits
+	limits                         object.Limits
 	format, compression            string
 	maxInflightBytes               int64
 	partSize                       int64
@@ -47,9 +47,9 @@ func parseSettings(args []string, getenv func(string) string, stdout io.Writer) 
 	cs.String(&s.s3Prefix, "SLUICE_S3_PREFIX", "", "key prefix before tenant=<tenant>/")
 	cs.String(&s.s3Endpoint, "SLUICE_S3_ENDPOINT", "", "S3 endpoint URL for S3-compatible servers (empty: AWS)")
 	cs.Bool(&s.s3PathStyle, "SLUICE_S3_PATH_STYLE", false, "path-style addressing (most S3-compatible servers)")
-	cs.Bytes(&s.limits.MaxBytes, "SLUICE_BATCH_MAX_BYTES", "64MiB", 1, "flush a batch at this many uncompressed bytes")
-	cs.Int(&s.limits.MaxEvents, "SLUICE_BATCH_MAX_EVENTS", 500000, 1, "flush a batch at this many events")
-	cs.Duration(&s.limits.MaxAge, "SLUICE_BATCH_MAX_AGE", time.Minute, 10*time.Millisecond, "flush a batch this long after it opened")
+	cs.Bytes(&s.limits.MaxBytes, "SLUICE_BATCH_MAX_BYTES", "64MiB", 1, "cut an object at this many uncompressed bytes")
+	cs.Int(&s.limits.MaxEvents, "SLUICE_BATCH_MAX_EVENTS", 500000, 1, "cut an object at this many events")
+	cs.Duration(&s.limits.MaxAge, "SLUICE_BATCH_MAX_AGE", time.Minute, 10*time.Millisecond, "cut an object this long after it opened")
 	cs.Enum(&s.format, "SLUICE_FORMAT", sink.FormatNDJSON, []string{sink.FormatNDJSON, sink.FormatParquet}, "object format: NDJSON lines, or Parquet columns id, tenant, received_at, data")
 	cs.Func("SLUICE_COMPRESSION", "", "compression (gzip, zstd, none): of the whole object for ndjson, of the pages inside the file for parquet; empty: gzip for ndjson, zstd for parquet", func(v string) error {
 		if !slices.Contains([]string{"", "gzip", "zstd", "none"}, v) {
@@ -58,12 +58,12 @@ func parseSettings(args []string, getenv func(string) string, stdout io.Writer) 
 		s.compression = v
 		return nil
 	})
-	cs.Bytes(&s.maxInflightBytes, "SLUICE_MAX_INFLIGHT_BYTES", "256MiB", 1, "bytes held in open batches and uploads; at the bound the worker stops fetching")
+	cs.Bytes(&s.maxInflightBytes, "SLUICE_MAX_INFLIGHT_BYTES", "256MiB", 1, "bytes held in open objects and uploads; at the bound the worker stops fetching")
 	cs.Bytes(&s.partSize, "SLUICE_MULTIPART_THRESHOLD", "16MiB", 5<<20, "objects above this size are uploaded in parts of this size")
 	cs.Duration(&s.ackWait, "SLUICE_ACK_WAIT", 30*time.Second, 3*time.Second, "consumer AckWait: how soon a dead worker's messages are redelivered (held messages are kept alive with InProgress every third of it)")
 	cs.Int(&s.maxDeliver, "SLUICE_MAX_DELIVER", 20, 2, "deliveries of one message, counted by the worker (hand-backs of a worker that cannot write to S3 do not count); the last one sends it to SLUICE_DLQ")
-	cs.Int(&s.maxAckPending, "SLUICE_MAX_ACK_PENDING", 1000000, 1, "MaxAckPending of each partition's consumer: messages held in batches and uploads")
-	cs.Duration(&s.shutdownTimeout, "SLUICE_SHUTDOWN_TIMEOUT", 30*time.Second, 0, "longest final flush on SIGTERM")
+	cs.Int(&s.maxAckPending, "SLUICE_MAX_ACK_PENDING", 1000000, 1, "MaxAckPending of each partition's consumer: messages held in open objects and uploads")
+	cs.Duration(&s.shutdownTimeout, "SLUICE_SHUTDOWN_TIMEOUT", 30*time.Second, 0, "longest time on SIGTERM to cut, store and ack every open object")
 	cs.Duration(&s.manifestGrace, "SLUICE_MANIFEST_GRACE", 10*time.Minute, time.Second, "how long after its end a tenant-hour may still get messages; then its _manifest.json is written")
 	cs.Bool(&s.pprof, "SLUICE_PPROF", false, "serve /debug/pprof/ on the admin port")
 	if err := cs.Parse(args, stdout); err != nil {

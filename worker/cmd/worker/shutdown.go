@@ -41,7 +41,7 @@ func (w *worker) actors(ctx context.Context) *rungroup.Group {
 
 // runPipeline runs p with the membership, the manifest tracker and the
 // stall watcher until ctx ends. Shutdown order: fetching stops and every
-// batch is stored and acked (or Nak'ed) by p.Run; only then does the worker
+// cut object is stored and acked (or Nak'ed) by p.Run; only then does the worker
 // leave, so the next owners of its partitions start after its last ack.
 func (w *worker) runPipeline(ctx context.Context, p *pipeline.Pipeline, member *partition.Member, tracker *manifest.Tracker) error {
 	ctx, cancel := context.WithCancel(ctx)

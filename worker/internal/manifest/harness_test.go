@@ -19,7 +19,7 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/stream"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 	"github.com/sluice-ingest/sluice/worker/internal/partition"
 	"github.com/sluice-ingest/sluice/worker/internal/pipeline"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
@@ -81,7 +81,7 @@ func newPipeline(t *testing.T, nc *nats.Conn, js jetstream.JetStream, s3srv *dev
 	})
 	p := pipeline.New(pipeline.Config{
 		Stream: stream.EventsStream, JS: js, Sink: sk,
-		Limits:  batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 100 * time.Millisecond},
+		Limits:  object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 100 * time.Millisecond},
 		Workers: 2, MaxMessageBytes: int(nc.MaxPayload()), KeepAlive: time.Second, ShutdownTimeout: 10 * time.Second,
 		Hours: tr, Metrics: pipeline.NewMetrics(prometheus.NewRegistry()), Log: discard(),
 	})

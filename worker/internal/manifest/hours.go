@@ -15,7 +15,7 @@ import (
 
 // The open hours: one key per tenant-hour and consumer that delivered a
 // message of it, <tenant>.<YYYYMMDDHH>.<consumer>, in stream.HoursBucket,
-// put before the message is batched and removed once the hour is closed.
+// put before the message goes into an object and removed once the hour is closed.
 // Whoever reads the consumer next, after a handover or a kill, finds the
 // hours its former reader left open. Tenants are [a-z0-9_-] and consumer
 // names have no dots, so keys need no escaping.

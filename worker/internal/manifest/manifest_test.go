@@ -21,7 +21,7 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/stream"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 	"github.com/sluice-ingest/sluice/worker/internal/pipeline"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
@@ -62,7 +62,7 @@ func TestManifestOncePerHourAndAmended(t *testing.T) {
 	tr := NewTracker(TrackerConfig{Writer: w, Grace: grace, Now: clk.Now, Log: log,
 		Stream: eventsStream(t, js), Hours: openHours(t, js, grace)})
 	p := pipeline.New(pipeline.Config{
-		Consumer: cons, JS: js, Sink: sk, Limits: batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond},
+		Consumer: cons, JS: js, Sink: sk, Limits: object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond},
 		Workers: 2, MaxMessageBytes: int(nc.MaxPayload()), KeepAlive: time.Second, ShutdownTimeout: 10 * time.Second,
 		Hours: tr, Metrics: pipeline.NewMetrics(prometheus.NewRegistry()), Log: log,
 	})

@@ -101,7 +101,7 @@ func NewTracker(cfg TrackerConfig) *Tracker {
 const recordTimeout = 2 * time.Second
 
 // Seen records a message fetched from consumer source at stream sequence
-// seq. The pipeline calls it for every message, before batching it; only
+// seq. The pipeline calls it for every message, before it goes into an object; only
 // the first message of a tenant-hour from a consumer costs a call to
 // NATS, which records the hour open before any of its messages can be
 // acked.

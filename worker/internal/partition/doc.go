@@ -4,5 +4,5 @@
 // members that can write (all of them when none can), the same on every
 // worker, so they balance (±1 each) without a coordinator. It tells the
 // pipeline which consumers to read and unpins a handed-over partition once
-// it is settled; it must not fetch, batch or acknowledge messages.
+// it is settled; it must not fetch, gather or acknowledge messages.
 package partition

@@ -294,7 +294,7 @@ func (m *Member) rebalance(ctx context.Context, wg *sync.WaitGroup) {
 			select {
 			case <-done:
 			case <-ctx.Done():
-				return // Leave unpins it after the shutdown flush
+				return // Leave unpins it after the shutdown cut and upload
 			}
 			m.mu.Lock()
 			handed := m.releasing[s] == done

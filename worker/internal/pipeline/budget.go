@@ -5,8 +5,8 @@ import (
 	"sync"
 )
 
-// budget counts the bytes the worker holds: each message in an open batch,
-// a batch waiting for an uploader or an upload (its body plus msgOverhead),
+// budget counts the bytes the worker holds: each message in an open object,
+// a cut one waiting for an uploader or an upload (its body plus msgOverhead),
 // plus the encoded object of each upload. The fetch goroutines (one per
 // consumer read) wait for room before they fetch.
 type budget struct {

@@ -14,7 +14,7 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/stream"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // TestFullDLQKeepsTheMessage: a message on its last allowed delivery while
@@ -68,7 +68,7 @@ func TestFullDLQKeepsTheMessage(t *testing.T) {
 		}
 	}()
 
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
 	cfg.MaxDeliver = 3
 	cfg.DeadLetterRetry = 300 * time.Millisecond
 	h.start(cfg)
@@ -125,7 +125,7 @@ func TestForeignTenantHeaderGoesToDLQ(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
 	h.start(cfg)
 	dl := h.dlq(1)
 	if dl[0].Subject != stream.DLQSubject("a") || dl[0].Header.Get(stream.HeaderBatchID) != meta.BatchID ||
@@ -157,7 +157,7 @@ func TestPoisonWithExpectationsGoesToDLQ(t *testing.T) {
 	if _, err := h.js.PublishMsg(t.Context(), poison, jetstream.WithExpectStream(stream.EventsStream)); err != nil {
 		t.Fatal(err)
 	}
-	h.start(h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond}))
+	h.start(h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond}))
 	dl := h.dlq(1)
 	if dl[0].Header.Get(stream.HeaderBatchID) != meta.BatchID || dl[0].Header.Get("Nats-Expected-Stream") != "" {
 		t.Errorf("dead letter headers %v", dl[0].Header)
@@ -179,7 +179,7 @@ func TestDeadLettersOfTwoIncarnations(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	lim := batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond}
+	lim := object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond}
 	publishPoison()
 	r := h.start(h.config(lim))
 	h.dlq(1)
@@ -207,7 +207,7 @@ func TestInvalidUTF8GoesToDLQ(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	h.start(h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond}))
+	h.start(h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond}))
 	dl := h.dlq(1)
 	if got := dl[0].Header.Get(stream.HeaderError); got != "undecodable body: event 1 is not valid UTF-8" || dl[0].Header.Get(stream.HeaderBatchID) != meta.BatchID {
 		t.Errorf("dead letter %s with reason %q", dl[0].Header.Get(stream.HeaderBatchID), got)

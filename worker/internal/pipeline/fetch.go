@@ -8,7 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // Fetching. A fetch asks for half the budget's room and reserves what it may
@@ -49,9 +49,9 @@ func (p *Pipeline) nextFetch(room int64, s *source) fetchReq {
 // fetchFrom fetches from one consumer while the budget has room and the
 // worker can write, checks the messages and sends the good ones to out,
 // until ctx ends. Checking here, off Run's goroutine, runs it in parallel
-// with batching. Redelivered messages go to their lookups, which send them
+// with gathering. Redelivered messages go to their lookups, which send them
 // to out.
-func (p *Pipeline) fetchFrom(ctx context.Context, s *source, out chan<- []batch.Item) error {
+func (p *Pipeline) fetchFrom(ctx context.Context, s *source, out chan<- []object.Item) error {
 	backoff := p.cfg.RetryMin
 	for {
 		s.progress.waiting.Store(true)
@@ -78,7 +78,7 @@ func (p *Pipeline) fetchFrom(ctx context.Context, s *source, out chan<- []batch.
 			// Items go to Run in slices of what has arrived (at most
 			// handoff): one channel operation per slice, not per message.
 			var (
-				items []batch.Item
+				items []object.Item
 				last  jetstream.Msg
 			)
 			in := mb.Messages()
@@ -136,7 +136,7 @@ func (p *Pipeline) fetchFrom(ctx context.Context, s *source, out chan<- []batch.
 }
 
 // msgOverhead is what the budget charges for one message beside its body:
-// its headers, the client's message structs and the batch item. Measured
+// its headers, the client's message structs and the object item. Measured
 // at about 1 KiB; without it, small messages would hold several times the
 // bound.
 const msgOverhead = 1024
@@ -153,5 +153,5 @@ const handoff = 256
 
 func heldBytes(body []byte) int64 { return int64(len(body)) + msgOverhead }
 
-// held is what the budget charges for a batch's messages.
-func held(bt *batch.Batch) int64 { return bt.Bytes + int64(len(bt.Items))*msgOverhead }
+// held is what the budget charges for an object's messages.
+func held(bt *object.Object) int64 { return bt.Bytes + int64(len(bt.Items))*msgOverhead }

@@ -8,7 +8,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/sluice-ingest/sluice/pkg/stream"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // headerBytes is the size of h as NATS sends it.
@@ -37,7 +37,7 @@ func TestMessageNearMaxPayloadIsFetched(t *testing.T) {
 	if _, err := h.js.PublishMsg(t.Context(), m); err != nil {
 		t.Fatal(err)
 	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1, MaxAge: time.Hour})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1, MaxAge: time.Hour})
 	cfg.MaxInflightBytes = int64(maxPayload) // room for one message, not two
 	h.start(cfg)
 	objs := h.waitEvents(1, 15*time.Second)

@@ -10,7 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-ingest/sluice/pkg/stream"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // Hand-backs do not count towards MaxDeliver.
@@ -27,7 +27,7 @@ import (
 // read only for a message at MaxDeliver: the path of every other message
 // costs nothing.
 //
-// The batch whose upload met the refusal is recorded only if a write check
+// The object whose upload met the refusal is recorded only if a write check
 // run at once confirms that the worker cannot write at all: a refusal of
 // that one object (a bucket policy denying one tenant's prefix) would
 // otherwise hand it back forever instead of dead-lettering it. Every other
@@ -140,7 +140,7 @@ func (h *HandBacks) Count(ctx context.Context, tag string, seq uint64) (int, err
 
 // recordHandBacks records the hand-back of the items, before they are
 // Nak'ed. A failure is logged: those deliveries then count.
-func (p *Pipeline) recordHandBacks(ctx context.Context, items []batch.Item) {
+func (p *Pipeline) recordHandBacks(ctx context.Context, items []object.Item) {
 	if p.cfg.HandBacks == nil || len(items) == 0 {
 		return
 	}

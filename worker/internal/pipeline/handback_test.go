@@ -14,7 +14,7 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack"
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/stream"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
@@ -93,7 +93,7 @@ func TestHandBacksDoNotCountTowardsMaxDeliver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 100 * time.Millisecond})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 100 * time.Millisecond})
 	cfg.Sink, cfg.HandBacks, cfg.MaxDeliver, cfg.HandBackDelay, cfg.Workers = sk, hb, 3, 50*time.Millisecond, 1
 	for i := range 4 {
 		h.publish("acme", hourAgo, i, 2, 10)
@@ -131,7 +131,7 @@ func TestRefusedObjectStillReachesMaxDeliver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 100 * time.Millisecond})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 100 * time.Millisecond})
 	cfg.Sink, cfg.HandBacks, cfg.MaxDeliver, cfg.HandBackDelay = sk, hb, 3, 50*time.Millisecond
 	h.publish("evil", hourAgo, 0, 1, 10)
 	for i := range 20 {

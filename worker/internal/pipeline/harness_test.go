@@ -23,7 +23,7 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/objkey"
 	"github.com/sluice-ingest/sluice/pkg/stream"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
@@ -114,7 +114,7 @@ func (h *harness) sink(compression string, partSize int64) *sink.Sink {
 
 // config is a pipeline configuration for tests: fast retries and
 // keep-alives, small fetches.
-func (h *harness) config(lim batch.Limits) Config {
+func (h *harness) config(lim object.Limits) Config {
 	return Config{
 		Consumer:         h.cons,
 		JS:               h.js,
@@ -157,14 +157,14 @@ func (h *harness) start(cfg Config) *running {
 }
 
 // startHolding publishes msgs one-event messages of an hour ago, starts a
-// pipeline whose batches are cut only after an hour, and returns once it
-// holds every message in its open batch.
+// pipeline whose objects are cut only after an hour, and returns once it
+// holds every message in its open object.
 func (h *harness) startHolding(msgs int) (Config, *running) {
 	h.t.Helper()
 	for i := range msgs {
 		h.publish("acme", hourAgo, i, 1, 10)
 	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
 	r := h.start(cfg)
 	devtest.Eventually(h.t, 10*time.Second, 10*time.Millisecond, func() bool { return r.p.InflightBytes() >= int64(msgs)*msgOverhead },
 		"messages not fetched")

@@ -5,15 +5,15 @@ import (
 	"time"
 
 	"github.com/sluice-ingest/sluice/pkg/envelope"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // What the pipeline holds, for the manifest tracker: a tenant's hour may
 // close only when none of its messages is held here. A message is held from
-// the moment it is checked (batched, or sent to its lookup) until its
-// batch's upload ends or its open batch is handed back.
+// the moment it is checked (gathered, or sent to its lookup) until its
+// object's upload ends or its open object is handed back.
 
-// HourWatcher is told of every message fetched, before it is batched: its
+// HourWatcher is told of every message fetched, before it is gathered: its
 // metadata, the consumer that delivered it and its stream sequence. It
 // may record the tenant-hour somewhere durable on its first message from
 // that consumer, so that the record precedes any ack of the hour.
@@ -31,7 +31,7 @@ type holding struct {
 	byHour map[hourKey]int
 }
 
-func (h *holding) add(it batch.Item) {
+func (h *holding) add(it object.Item) {
 	hk := hourKey{it.Meta.Tenant, it.Meta.ReceivedAt.UTC().Truncate(time.Hour)}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -41,8 +41,8 @@ func (h *holding) add(it batch.Item) {
 	h.byHour[hk]++
 }
 
-// done counts a settled batch's messages out.
-func (h *holding) done(bt *batch.Batch) {
+// done counts a settled object's messages out.
+func (h *holding) done(bt *object.Object) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, it := range bt.Items {

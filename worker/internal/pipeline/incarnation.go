@@ -14,7 +14,7 @@ import (
 // The stream's incarnation. Stream sequences name messages only within one
 // life of the stream, so every message is tagged with its stream's creation
 // time (objkey.StreamTag), which goes into its object's metadata, its
-// batch's partition and, when the plain key holds another incarnation's
+// object's partition and, when the plain key holds another incarnation's
 // object, its key. Messages of an incarnation known to be gone are neither
 // acked nor Nak'ed: the server would settle the new message of that sequence.
 
@@ -93,7 +93,7 @@ func (in *incarnation) current() string {
 // streamOf tags a delivered message with its stream incarnation. When the
 // stream cannot be read, the message is handed back to the server for a
 // later delivery (its bytes are the caller's to release): a message
-// batched under a wrong incarnation could be taken for a stored object.
+// gathered under a wrong incarnation could be taken for a stored object.
 func (p *Pipeline) streamOf(ctx context.Context, m jetstream.Msg, md *jetstream.MsgMetadata) (string, bool) {
 	before := p.inc.current()
 	tag, err := p.inc.of(ctx, md)

@@ -13,7 +13,7 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/objkey"
 	"github.com/sluice-ingest/sluice/pkg/stream"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // streamTag is the events stream's incarnation now.
@@ -44,14 +44,14 @@ func (h *harness) recreateStream() {
 }
 
 // TestRecreatedStreamLosesNothing: a stream deleted and recreated numbers
-// its messages from 1 again, so new batches have the very sequences and
+// its messages from 1 again, so new objects have the very sequences and
 // counts of stored objects. Every new event lands, under keys of their own,
 // none acknowledged on the strength of an old object, and no new message
 // is regathered into an old object (some come redelivered, so they are
 // looked up).
 func TestRecreatedStreamLosesNothing(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
-	lim := batch.Limits{MaxBytes: 1 << 30, MaxEvents: 10, MaxAge: time.Hour} // one 10-event request per object
+	lim := object.Limits{MaxBytes: 1 << 30, MaxEvents: 10, MaxAge: time.Hour} // one 10-event request per object
 	const requests = 20
 	for i := range requests {
 		h.publish("acme", hourAgo, i, 10, 10)
@@ -98,8 +98,8 @@ func TestRecreatedStreamLosesNothing(t *testing.T) {
 	if len(objs) != 2*requests || tagged != requests {
 		t.Errorf("%d objects, %d keyed with the new incarnation; want %d and %d", len(objs), tagged, 2*requests, requests)
 	}
-	if got := testutil.ToFloat64(cfg.Metrics.flushes.WithLabelValues(string(batch.ReasonRegather))); got != 0 {
-		t.Errorf("%v batches regathered into objects of the old incarnation", got)
+	if got := testutil.ToFloat64(cfg.Metrics.cuts.WithLabelValues(string(object.ReasonRegather))); got != 0 {
+		t.Errorf("%v objects regathered into objects of the old incarnation", got)
 	}
 }
 
@@ -134,7 +134,7 @@ func TestAcksNeverReachARecreatedStream(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	const msgs = 5
 	cfg, r := h.startHolding(msgs)
-	h.s3.down.Store(true) // the final flush waits for S3
+	h.s3.down.Store(true) // the final upload waits for S3
 	h.recreateStream()
 	for i := range msgs {
 		h.publish("acme", hourAgo, msgs+i, 1, 10)
@@ -152,7 +152,7 @@ func TestAcksNeverReachARecreatedStream(t *testing.T) {
 		t.Fatalf("holding %d new messages, want %d", held, msgs)
 	}
 	devtest.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool { return testutil.ToFloat64(cfg.Metrics.uploadRetries) >= 1 },
-		"the old messages' flush not retried")
+		"the old messages' upload not retried")
 	h.s3.down.Store(false)
 	if err := r.stop(t); err == nil {
 		t.Error("Run went on after its consumer was deleted")

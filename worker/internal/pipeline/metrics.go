@@ -10,8 +10,8 @@ type Metrics struct {
 	objectBytes   prometheus.Histogram
 	uploadSeconds prometheus.Histogram
 	uploadRetries prometheus.Counter
-	flushes       *prometheus.CounterVec
-	batchAge      prometheus.Gauge
+	cuts          *prometheus.CounterVec
+	openAge       prometheus.Gauge
 	inflightBytes prometheus.Gauge
 	pending       prometheus.Gauge
 	// dead letters and the DLQ (deadletter.go)
@@ -36,7 +36,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "sluice_worker_events_written_total", Help: "Events written to stored objects.",
 		}),
 		objects: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sluice_worker_objects_written_total", Help: "Objects stored in S3 (including batches found already stored).",
+			Name: "sluice_worker_objects_written_total", Help: "Objects stored in S3 (including objects found already stored).",
 		}),
 		objectBytes: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "sluice_worker_object_bytes", Help: "Size of stored objects (compressed).",
@@ -49,14 +49,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		uploadRetries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sluice_worker_upload_retries_total", Help: "Failed upload attempts that will be retried.",
 		}),
-		flushes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "sluice_worker_batches_cut_total", Help: "Batches cut for upload, by reason: bytes, events, age, pressure, shutdown, regather, handover.",
+		cuts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_worker_batches_cut_total", Help: "Objects cut for upload, by reason: bytes, events, age, pressure, shutdown, regather, handover.",
 		}, []string{"reason"}),
-		batchAge: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "sluice_worker_batch_age_seconds", Help: "Age of the oldest open batch (0 when none is open).",
+		openAge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sluice_worker_batch_age_seconds", Help: "Age of the oldest open object (0 when none is open).",
 		}),
 		inflightBytes: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "sluice_worker_inflight_bytes", Help: "Bytes held in open batches and uploads; bounded by SLUICE_MAX_INFLIGHT_BYTES.",
+			Name: "sluice_worker_inflight_bytes", Help: "Bytes held in open objects and uploads; bounded by SLUICE_MAX_INFLIGHT_BYTES.",
 		}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sluice_worker_consumer_pending", Help: "Consumer lag: messages not yet delivered plus delivered and not acknowledged, from consumer info.",
@@ -85,9 +85,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		m.messages.WithLabelValues(o)
 	}
 	for _, r := range []string{"bytes", "events", "age", "pressure", "shutdown", "regather", "handover"} {
-		m.flushes.WithLabelValues(r)
+		m.cuts.WithLabelValues(r)
 	}
 	reg.MustRegister(m.messages, m.events, m.objects, m.objectBytes, m.uploadSeconds, m.uploadRetries,
-		m.flushes, m.batchAge, m.inflightBytes, m.pending)
+		m.cuts, m.openAge, m.inflightBytes, m.pending)
 	return m
 }

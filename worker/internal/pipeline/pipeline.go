@@ -15,7 +15,7 @@ import (
 
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/stream"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // Config wires the pipeline.
@@ -28,10 +28,10 @@ type Config struct {
 	Stream string
 	JS     Streams // for dead letters and the incarnation
 	Sink   Store
-	Limits batch.Limits
+	Limits object.Limits
 	// Workers is the number of concurrent uploads (SLUICE_WORKERS).
 	Workers int
-	// MaxInflightBytes bounds the bytes held in open batches and uploads
+	// MaxInflightBytes bounds the bytes held in open objects and uploads
 	// (SLUICE_MAX_INFLIGHT_BYTES). When reached, the pipeline stops
 	// fetching until an upload finishes.
 	MaxInflightBytes int64
@@ -45,7 +45,7 @@ type Config struct {
 	// MaxDeliver is SLUICE_MAX_DELIVER: a message delivered for the
 	// MaxDeliver-th time or later (the server's count, in its metadata,
 	// less the hand-backs of workers that could not write recorded in
-	// HandBacks) goes to the dead-letter stream instead of a batch. The
+	// HandBacks) goes to the dead-letter stream instead of an object. The
 	// consumer itself redelivers without limit. Zero means unlimited.
 	MaxDeliver int
 	// HandBacks records the hand-backs of a worker that cannot write
@@ -58,12 +58,12 @@ type Config struct {
 	// HandBackDelay is how long a message handed back by a worker that
 	// cannot write waits before it is delivered to any worker again.
 	HandBackDelay time.Duration
-	// KeepAlive is how often messages held in batches and uploads are told
+	// KeepAlive is how often messages held in objects and uploads are told
 	// InProgress. It must be well under the consumer's AckWait.
 	KeepAlive time.Duration
 	// RetryMin and RetryMax bound the backoff between upload attempts.
 	RetryMin, RetryMax time.Duration
-	// ShutdownTimeout bounds the final flush, counted from the end of the
+	// ShutdownTimeout bounds the final cut and upload, counted from the end of the
 	// last fetch (at most a second after the context ends).
 	ShutdownTimeout time.Duration
 	// Hours, when set, is told of every tenant-hour fetched (holding.go).
@@ -103,17 +103,17 @@ func (c *Config) defaults() {
 	}
 }
 
-// Pipeline consumes, batches, uploads and acknowledges. Held messages are
-// kept alive with InProgress every KeepAlive (open and waiting batches, and
+// Pipeline consumes, gathers objects, uploads and acknowledges. Held messages are
+// kept alive with InProgress every KeepAlive (open and waiting objects, and
 // each upload for its own), so AckWait only decides how fast a crashed
-// worker's messages are redelivered, whatever the batch age or S3 outage.
+// worker's messages are redelivered, whatever the object age or S3 outage.
 type Pipeline struct {
 	cfg    Config
-	b      *batch.Batcher
+	open   *object.Open
 	budget *budget
-	// queue holds batches that are cut and wait for an uploader; busy
-	// counts batches handed to uploaders. Both belong to Run's goroutine.
-	queue []*batch.Batch
+	// queue holds objects that are cut and wait for an uploader; busy
+	// counts objects handed to uploaders. Both belong to Run's goroutine.
+	queue []*object.Object
 	busy  int
 	// inc is the stream's incarnation, kept by the fetch goroutine; regather
 	// looks up redelivered messages among stored objects.
@@ -135,7 +135,7 @@ type Pipeline struct {
 	holding holding
 }
 
-// uploaded is an uploader's report on one batch.
+// uploaded is an uploader's report on one object.
 type uploaded struct {
 	source string
 	stored bool
@@ -151,7 +151,7 @@ func New(cfg Config) *Pipeline {
 		cfg.Stream = cfg.Consumer.CachedInfo().Stream
 	}
 	p := &Pipeline{
-		cfg: cfg, b: batch.New(cfg.Limits), budget: newBudget(cfg.MaxInflightBytes),
+		cfg: cfg, open: object.NewOpen(cfg.Limits), budget: newBudget(cfg.MaxInflightBytes),
 		inc:      &incarnation{js: cfg.JS, stream: cfg.Stream},
 		regather: newRegather(cfg.Sink, cfg.KeepAlive, cfg.Log.Warn),
 		releases: make(chan release), ended: make(chan struct{}),
@@ -166,16 +166,16 @@ func New(cfg Config) *Pipeline {
 	return p
 }
 
-// InflightBytes is the bytes held now in batches and uploads.
+// InflightBytes is the bytes held now in objects and uploads.
 func (p *Pipeline) InflightBytes() int64 { return p.budget.Used() }
 
 // Run consumes until ctx ends. Then, in this order, it stops fetching,
-// batches what the last fetch delivered, cuts every open batch, uploads and
+// gathers what the last fetch delivered, cuts every open object, uploads and
 // acknowledges them all within ShutdownTimeout of the last fetch's end, and
 // returns. Messages it could not store are Nak'ed, so another worker takes
 // them at once.
 func (p *Pipeline) Run(ctx context.Context) error {
-	// Uploads outlive ctx, so the batches cut at shutdown still get stored
+	// Uploads outlive ctx, so the objects cut at shutdown still get stored
 	// and acknowledged. They are given up ShutdownTimeout after fetching
 	// stopped, never while the last fetch is open: a message Nak'ed then
 	// would come straight back into it, once more per Nak, each delivery
@@ -184,11 +184,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	defer cancelUploads()
 	defer p.endReleases()
 
-	msgs := make(chan []batch.Item)
+	msgs := make(chan []object.Item)
 	pulled := make(chan error, 1)
 	go func() { pulled <- p.pull(ctx, msgs) }()
 
-	jobs := make(chan *batch.Batch)
+	jobs := make(chan *object.Object)
 	done := make(chan uploaded, p.cfg.Workers)
 	var wg sync.WaitGroup
 	for range p.cfg.Workers {
@@ -209,13 +209,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		p.settleReleases()
 		p.observe()
 		var (
-			out  chan<- *batch.Batch
-			next *batch.Batch
+			out  chan<- *object.Object
+			next *object.Object
 		)
 		if len(p.queue) > 0 {
 			out, next = jobs, p.queue[0]
 		}
-		d, ok := p.b.NextDue(time.Now())
+		d, ok := p.open.NextDue(time.Now())
 		if !ok {
 			d = time.Hour
 		}
@@ -225,12 +225,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			if !ok { // fetching stopped: shutdown
 				in = nil
 				defer time.AfterFunc(p.cfg.ShutdownTimeout, cancelUploads).Stop()
-				p.cut(p.b.All(batch.ReasonShutdown)...)
+				p.cut(p.open.All(object.ReasonShutdown)...)
 				continue
 			}
 			now := time.Now()
 			for _, it := range items {
-				if full := p.b.Add(it, now); full != nil {
+				if full := p.open.Add(it, now); full != nil {
 					p.cut(full)
 				}
 			}
@@ -254,9 +254,9 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				close(old)
 			}
 			p.releasing[r.name] = r.done
-			p.cut(p.b.From(r.name, batch.ReasonHandover)...)
+			p.cut(p.open.From(r.name, object.ReasonHandover)...)
 		case <-timer.C:
-			p.cut(p.b.Due(time.Now())...)
+			p.cut(p.open.Due(time.Now())...)
 		case <-keep.C:
 			p.handBackOpen()
 			p.keepWaiting()
@@ -269,7 +269,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return err
 	}
 	if failed > 0 {
-		return fmt.Errorf("shutdown: %d batches not stored; their messages will be redelivered", failed)
+		return fmt.Errorf("shutdown: %d objects not stored; their messages will be redelivered", failed)
 	}
 	return nil
 }
@@ -278,7 +278,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 // out when ctx ends, every fetch goroutine has returned and every
 // redelivered message is looked up and sent. A fetch goroutine that meets
 // a deleted consumer stops them all, and pull returns its error.
-func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
+func (p *Pipeline) pull(ctx context.Context, out chan<- []object.Item) error {
 	defer close(out)
 	p.regather.start(out)
 	defer p.regather.stop()
@@ -298,12 +298,12 @@ func (p *Pipeline) pull(ctx context.Context, out chan<- []batch.Item) error {
 	return failed
 }
 
-// check turns a message into a batch item, tagged with its stream
+// check turns a message into an object item, tagged with its stream
 // incarnation. A message that can never be stored, or that reached
 // MaxDeliver, goes to the dead-letter stream instead and its bytes are
 // released. ok is false too for a redelivered message: it goes to its
 // lookup, which hands it to Run.
-func (p *Pipeline) check(ctx context.Context, m jetstream.Msg, source string) (batch.Item, bool) {
+func (p *Pipeline) check(ctx context.Context, m jetstream.Msg, source string) (object.Item, bool) {
 	md, err := m.Metadata()
 	var (
 		deliveries uint64
@@ -315,14 +315,14 @@ func (p *Pipeline) check(ctx context.Context, m jetstream.Msg, source string) (b
 		var tagged bool
 		if tag, tagged = p.streamOf(ctx, m, md); !tagged {
 			p.budget.release(heldBytes(m.Data()))
-			return batch.Item{}, false
+			return object.Item{}, false
 		}
 		deliveries = md.NumDelivered
 		if p.cfg.MaxDeliver > 0 && deliveries >= uint64(p.cfg.MaxDeliver) {
 			counted, known := p.countedDeliveries(ctx, m, md, tag) // less hand-backs (handback.go)
 			if !known {
 				p.budget.release(heldBytes(m.Data()))
-				return batch.Item{}, false
+				return object.Item{}, false
 			}
 			if counted >= uint64(p.cfg.MaxDeliver) {
 				err = fmt.Errorf("delivered %d times (%d counted), MaxDeliver is %d", deliveries, counted, p.cfg.MaxDeliver)
@@ -339,16 +339,16 @@ func (p *Pipeline) check(ctx context.Context, m jetstream.Msg, source string) (b
 	if err != nil {
 		p.deadLetter(ctx, m, deliveries, err, tag)
 		p.budget.release(heldBytes(m.Data()))
-		return batch.Item{}, false
+		return object.Item{}, false
 	}
-	it := batch.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m, Stream: tag, Source: source}
+	it := object.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m, Stream: tag, Source: source}
 	p.holding.add(it)
 	if p.cfg.Hours != nil {
 		p.cfg.Hours.Seen(meta, source, it.Seq)
 	}
 	if deliveries > 1 {
 		p.regather.add(it)
-		return batch.Item{}, false
+		return object.Item{}, false
 	}
 	return it, true
 }
@@ -384,28 +384,28 @@ func checkBody(body []byte, meta envelope.Meta) error {
 	return err
 }
 
-// cut queues batches for upload.
-func (p *Pipeline) cut(bts ...*batch.Batch) {
+// cut queues cut objects for upload.
+func (p *Pipeline) cut(bts ...*object.Object) {
 	for _, bt := range bts {
-		p.cfg.Metrics.flushes.WithLabelValues(string(bt.Reason)).Inc()
+		p.cfg.Metrics.cuts.WithLabelValues(string(bt.Reason)).Inc()
 		p.queue = append(p.queue, bt)
 	}
 }
 
-// relievePressure cuts the largest open batch when the budget is full and
+// relievePressure cuts the largest open object when the budget is full and
 // no upload is running or waiting: without it, fetching would stop until
-// the oldest batch reached its age.
+// the oldest open object reached its age.
 func (p *Pipeline) relievePressure() {
 	if len(p.queue) > 0 || p.busy > 0 || !p.budget.full() {
 		return
 	}
-	if bt := p.b.Largest(batch.ReasonPressure); bt != nil {
+	if bt := p.open.Largest(object.ReasonPressure); bt != nil {
 		p.cut(bt)
 	}
 }
 
 // settleReleases completes each handover whose consumer has nothing left
-// here: no open batch (a late redelivery, looked up after the release, is
+// here: no open object (a late redelivery, looked up after the release, is
 // cut at once), none waiting or uploading, none in a lookup.
 func (p *Pipeline) settleReleases() {
 	for name, done := range p.releasing {
@@ -415,8 +415,8 @@ func (p *Pipeline) settleReleases() {
 			delete(p.releasing, name)
 			continue
 		}
-		p.cut(p.b.From(name, batch.ReasonHandover)...)
-		if p.busyFrom[name] > 0 || p.regather.holds(name) || slices.ContainsFunc(p.queue, func(bt *batch.Batch) bool { return bt.Source == name }) {
+		p.cut(p.open.From(name, object.ReasonHandover)...)
+		if p.busyFrom[name] > 0 || p.regather.holds(name) || slices.ContainsFunc(p.queue, func(bt *object.Object) bool { return bt.Source == name }) {
 			continue
 		}
 		p.sources.handedOver(r)
@@ -436,15 +436,15 @@ func (p *Pipeline) endReleases() {
 	}
 }
 
-// keepWaiting sends InProgress for every message in an open batch or a
-// batch waiting for an uploader. Uploads keep their own messages alive.
+// keepWaiting sends InProgress for every message in an open object or a
+// cut one waiting for an uploader. Uploads keep their own messages alive.
 func (p *Pipeline) keepWaiting() {
-	inProgress := func(bt *batch.Batch) {
+	inProgress := func(bt *object.Object) {
 		for _, it := range bt.Items {
 			_ = it.Msg.InProgress()
 		}
 	}
-	p.b.Each(inProgress)
+	p.open.Each(inProgress)
 	for _, bt := range p.queue {
 		inProgress(bt)
 	}
@@ -453,8 +453,8 @@ func (p *Pipeline) keepWaiting() {
 func (p *Pipeline) observe() {
 	p.cfg.Metrics.inflightBytes.Set(float64(p.budget.Used()))
 	age := 0.0
-	if opened, ok := p.b.Oldest(); ok {
+	if opened, ok := p.open.Oldest(); ok {
 		age = time.Since(opened).Seconds()
 	}
-	p.cfg.Metrics.batchAge.Set(age)
+	p.cfg.Metrics.openAge.Set(age)
 }

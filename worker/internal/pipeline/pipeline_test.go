@@ -23,43 +23,43 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/objkey"
 	"github.com/sluice-ingest/sluice/pkg/stream"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
 var hourAgo = time.Now().UTC().Add(-time.Hour)
 
-// TestFlushReasons checks that a batch is cut on each limit and on
+// TestCutReasons checks that an object is cut on each limit and on
 // shutdown, and that nothing is left unacknowledged.
-func TestFlushReasons(t *testing.T) {
+func TestCutReasons(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	for _, tc := range []struct {
-		reason   batch.Reason
-		lim      batch.Limits
+		reason   object.Reason
+		lim      object.Limits
 		msgs     int
 		wantObjs int
 	}{
-		{batch.ReasonEvents, batch.Limits{MaxBytes: 1 << 30, MaxEvents: 10, MaxAge: time.Hour}, 30, 3},
+		{object.ReasonEvents, object.Limits{MaxBytes: 1 << 30, MaxEvents: 10, MaxAge: time.Hour}, 30, 3},
 		// each message is 2 events of about 105 bytes: 4 messages fill 800 bytes
-		{batch.ReasonBytes, batch.Limits{MaxBytes: 800, MaxEvents: 1 << 20, MaxAge: time.Hour}, 16, 4},
-		{batch.ReasonAge, batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond}, 5, 1},
-		{batch.ReasonShutdown, batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour}, 5, 1},
+		{object.ReasonBytes, object.Limits{MaxBytes: 800, MaxEvents: 1 << 20, MaxAge: time.Hour}, 16, 4},
+		{object.ReasonAge, object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond}, 5, 1},
+		{object.ReasonShutdown, object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour}, 5, 1},
 	} {
 		t.Run(string(tc.reason), func(t *testing.T) {
 			h.t = t
 			h.prefix = string(tc.reason)
 			events := 1
-			if tc.reason == batch.ReasonBytes {
+			if tc.reason == object.ReasonBytes {
 				events = 2
 			}
 			cfg := h.config(tc.lim)
 			cfg.Sink = h.sink("gzip", 0)
-			cfg.Workers = 1 // one upload at a time: batches are cut in stream order
+			cfg.Workers = 1 // one upload at a time: objects are cut in stream order
 			for i := range tc.msgs {
 				h.publish("acme", hourAgo, i, events, 80)
 			}
 			r := h.start(cfg)
-			if tc.reason == batch.ReasonShutdown {
+			if tc.reason == object.ReasonShutdown {
 				devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool {
 					return r.p.InflightBytes() > 0 && h.consumerPending() == 0
 				}, "messages not fetched")
@@ -72,8 +72,8 @@ func TestFlushReasons(t *testing.T) {
 			if len(ids) != tc.msgs*events || len(objs) != tc.wantObjs {
 				t.Errorf("%d objects with %d distinct events, want %d objects with %d", len(objs), len(ids), tc.wantObjs, tc.msgs*events)
 			}
-			if got := testutil.ToFloat64(cfg.Metrics.flushes.WithLabelValues(string(tc.reason))); got != float64(tc.wantObjs) {
-				t.Errorf("batches cut for %s: %v, want %d", tc.reason, got, tc.wantObjs)
+			if got := testutil.ToFloat64(cfg.Metrics.cuts.WithLabelValues(string(tc.reason))); got != float64(tc.wantObjs) {
+				t.Errorf("objects cut for %s: %v, want %d", tc.reason, got, tc.wantObjs)
 			}
 			devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool { return h.streamMsgs() == 0 },
 				"messages left unacknowledged")
@@ -98,7 +98,7 @@ func TestHourRolloverSplitsObjects(t *testing.T) {
 	h.publish("acme", edge.Add(-time.Millisecond), 1, 3, 10)
 	h.publish("acme", edge, 2, 3, 10)
 	h.publish("acme", edge.Add(-2*time.Millisecond), 3, 3, 10)
-	h.start(h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 300 * time.Millisecond}))
+	h.start(h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 300 * time.Millisecond}))
 	objs := h.waitEvents(9, 15*time.Second)
 	checkObjects(t, objs)
 	if len(objs) != 2 {
@@ -125,7 +125,7 @@ func TestHourRolloverSplitsObjects(t *testing.T) {
 func TestS3OutageKeepsEverything(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{AckWait: 3 * time.Second})
 	const bound = 256 << 10
-	cfg := h.config(batch.Limits{MaxBytes: 64 << 10, MaxEvents: 1 << 20, MaxAge: 100 * time.Millisecond})
+	cfg := h.config(object.Limits{MaxBytes: 64 << 10, MaxEvents: 1 << 20, MaxAge: 100 * time.Millisecond})
 	cfg.MaxInflightBytes = bound
 	cfg.MaxMessageBytes = 8 << 10 // the largest message this test sends
 	h.s3.down.Store(true)
@@ -170,17 +170,17 @@ func TestS3OutageKeepsEverything(t *testing.T) {
 	devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool { return h.streamMsgs() == 0 }, "backlog not drained")
 }
 
-// TestSameBatchTwiceIsOneObject: uploading a batch whose key exists with
+// TestSameObjectTwiceIsStoredOnce: uploading an object whose key exists with
 // the same metadata succeeds without a second object (the 412 path); a key
 // holding other messages is a conflict.
-func TestSameBatchTwiceIsOneObject(t *testing.T) {
+func TestSameObjectTwiceIsStoredOnce(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	sk := h.sink("zstd", 0)
-	b := batch.New(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
+	b := object.NewOpen(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
 	for i, seq := range []uint64{7, 9, 12} {
-		b.Add(batch.Item{Meta: metaAt(hourAgo, 2), Seq: seq, Body: []byte(fmt.Sprintf("{\"a\":%d}\n{\"b\":%d}\n", i, i)), Stream: h.streamTag()}, time.Now())
+		b.Add(object.Item{Meta: metaAt(hourAgo, 2), Seq: seq, Body: []byte(fmt.Sprintf("{\"a\":%d}\n{\"b\":%d}\n", i, i)), Stream: h.streamTag()}, time.Now())
 	}
-	bt := b.All(batch.ReasonShutdown)[0]
+	bt := b.All(object.ReasonShutdown)[0]
 	obj, err := sk.Encode(bt)
 	if err != nil {
 		t.Fatal(err)
@@ -194,7 +194,7 @@ func TestSameBatchTwiceIsOneObject(t *testing.T) {
 	other.Metadata = maps.Clone(obj.Metadata)
 	other.Metadata[sink.MetaSeqsHash] = "0"
 	if _, err := sk.Put(t.Context(), other); !errors.Is(err, sink.ErrConflict) {
-		t.Fatalf("put of another batch under the key: err = %v, want ErrConflict", err)
+		t.Fatalf("put of another object under the key: err = %v, want ErrConflict", err)
 	}
 	objs := h.objects()
 	if len(objs) != 1 || len(objs[0].Lines) != 6 || !strings.HasSuffix(objs[0].Key, "00000000000000000007-00000000000000000012.ndjson.zst") {
@@ -202,10 +202,10 @@ func TestSameBatchTwiceIsOneObject(t *testing.T) {
 	}
 }
 
-// TestConflictSplitsTheBatch: when the key a batch maps to already holds
+// TestConflictSplitsTheObject: when the key an object maps to already holds
 // other messages of the same stream incarnation, the pipeline splits the
-// batch and stores every event.
-func TestConflictSplitsTheBatch(t *testing.T) {
+// object and stores every event.
+func TestConflictSplitsTheObject(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	for i := range 4 {
 		h.publish("acme", hourAgo, i, 1, 10)
@@ -218,7 +218,7 @@ func TestConflictSplitsTheBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 4, MaxAge: time.Hour})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 4, MaxAge: time.Hour})
 	h.start(cfg)
 	devtest.Eventually(t, 15*time.Second, 20*time.Millisecond, func() bool { return h.streamMsgs() == 0 }, "messages not acked")
 	objs := h.objects()
@@ -256,7 +256,7 @@ func TestPoisonAndMaxDeliverGoToDLQ(t *testing.T) {
 	}
 	h.publish("acme", hourAgo, 3, 2, 10)
 
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
 	cfg.MaxDeliver = 3
 	h.start(cfg)
 	dl := h.dlq(3)
@@ -304,7 +304,7 @@ func TestLostLastDeliveryGoesToDLQ(t *testing.T) {
 	}
 	for range mb.Messages() {
 	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
 	cfg.MaxDeliver = 2
 	h.start(cfg)
 	dl := h.dlq(1)
@@ -321,7 +321,7 @@ func TestLostLastDeliveryGoesToDLQ(t *testing.T) {
 // store every event once, under unique keys.
 func TestTwoWorkersShareTheConsumer(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
-	lim := batch.Limits{MaxBytes: 16 << 10, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond}
+	lim := object.Limits{MaxBytes: 16 << 10, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond}
 	a, b := h.start(h.config(lim)), h.start(h.config(lim))
 	const msgs = 600
 	want := 0
@@ -387,16 +387,16 @@ func (h hangAfterPut) PutObject(ctx context.Context, in *s3.PutObjectInput, o ..
 	return nil, ctx.Err()
 }
 
-// TestRedeliveredBatchLandsOnce: a worker stores an object and dies before
+// TestRedeliveredObjectLandsOnce: a worker stores an object and dies before
 // acking; the next worker gets those messages again mixed with new ones. It
-// regathers the redelivered ones into the same batch, meets the stored
+// regathers the redelivered ones into the same object, meets the stored
 // object (412) and acks them, so no event is stored twice.
-func TestRedeliveredBatchLandsOnce(t *testing.T) {
+func TestRedeliveredObjectLandsOnce(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	for i := range 5 {
 		h.publish("acme", hourAgo, i, 2, 10)
 	}
-	cfgA := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 10, MaxAge: time.Hour})
+	cfgA := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 10, MaxAge: time.Hour})
 	skA, err := sink.New(hangAfterPut{h.s3}, sink.Config{Bucket: devstack.S3Bucket, Prefix: h.prefix, Compression: "gzip"})
 	if err != nil {
 		t.Fatal(err)
@@ -405,12 +405,12 @@ func TestRedeliveredBatchLandsOnce(t *testing.T) {
 	a := h.start(cfgA)
 	devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool { return len(h.objects()) == 1 }, "first worker stored nothing")
 	if err := a.stop(t); err == nil {
-		t.Fatal("the dying worker reported its batch stored")
+		t.Fatal("the dying worker reported its object stored")
 	}
 	for i := 5; i < 8; i++ {
 		h.publish("acme", hourAgo, i, 2, 10)
 	}
-	cfgB := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1000, MaxAge: 300 * time.Millisecond})
+	cfgB := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1000, MaxAge: 300 * time.Millisecond})
 	h.start(cfgB)
 	devtest.Eventually(t, 15*time.Second, 20*time.Millisecond, func() bool { return h.streamMsgs() == 0 }, "messages not acked")
 	objs := h.objects()
@@ -423,33 +423,33 @@ func TestRedeliveredBatchLandsOnce(t *testing.T) {
 	if len(ids) != 16 || len(objs) != 2 {
 		t.Errorf("%d objects with %d events, want 2 objects with 16", len(objs), len(ids))
 	}
-	if got := testutil.ToFloat64(cfgB.Metrics.flushes.WithLabelValues(string(batch.ReasonRegather))); got != 1 {
-		t.Errorf("regather batches: %v, want 1", got)
+	if got := testutil.ToFloat64(cfgB.Metrics.cuts.WithLabelValues(string(object.ReasonRegather))); got != 1 {
+		t.Errorf("regathered objects: %v, want 1", got)
 	}
 }
 
 // TestShutdownTimeoutNaksWhatIsNotStored: when S3 is down at SIGTERM, the
 // pipeline gives up ShutdownTimeout later, Naks every message it holds (the
-// batch being retried and the batches still waiting for an uploader) so
-// another worker takes them at once, and reports the batches not stored.
+// object being retried and the objects still waiting for an uploader) so
+// another worker takes them at once, and reports the objects not stored.
 func TestShutdownTimeoutNaksWhatIsNotStored(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	const msgs = 30
 	for i := range msgs {
 		h.publish([]string{"acme", "beta", "gamma"}[i%3], hourAgo, i, 1, 10)
 	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 50 * time.Millisecond})
-	cfg.Workers = 1 // one batch retried, the others wait for the uploader
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 50 * time.Millisecond})
+	cfg.Workers = 1 // one object retried, the others wait for the uploader
 	cfg.ShutdownTimeout = 300 * time.Millisecond
 	h.s3.down.Store(true)
 	r := h.start(cfg)
 	devtest.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool {
 		return testutil.ToFloat64(cfg.Metrics.uploadRetries) >= 1 && h.consumerPending() == 0 &&
-			testutil.ToFloat64(cfg.Metrics.flushes.WithLabelValues(string(batch.ReasonAge))) >= 3
-	}, "batches not cut and retried")
+			testutil.ToFloat64(cfg.Metrics.cuts.WithLabelValues(string(object.ReasonAge))) >= 3
+	}, "objects not cut and retried")
 	err := r.stop(t)
 	if err == nil || !strings.Contains(err.Error(), "not stored") {
-		t.Fatalf("Run after the shutdown timeout: %v, want batches not stored", err)
+		t.Fatalf("Run after the shutdown timeout: %v, want objects not stored", err)
 	}
 	if got := testutil.ToFloat64(cfg.Metrics.messages.WithLabelValues("retried")); got != msgs {
 		t.Errorf("messages Nak'ed: %v, want %d", got, msgs)
@@ -500,13 +500,13 @@ func TestFailedLookupPausesLookups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
 	cfg.Sink = sk
 	p := New(cfg)
 	for i, tenant := range []string{"acme", "beta", "gamma", "delta"} {
 		meta := metaAt(hourAgo, 1)
 		meta.Tenant = tenant
-		if l, ok := p.regather.landed(batch.Item{Meta: meta, Seq: uint64(i + 1), Stream: "s"}, time.Now()); l != nil || ok {
+		if l, ok := p.regather.landed(object.Item{Meta: meta, Seq: uint64(i + 1), Stream: "s"}, time.Now()); l != nil || ok {
 			t.Errorf("landed object %+v (known %v) with S3 failing", l, ok)
 		}
 	}
@@ -515,30 +515,30 @@ func TestFailedLookupPausesLookups(t *testing.T) {
 	}
 }
 
-// TestOpenBatchOutlivesAckWait: messages in a batch that stays open for
+// TestOpenObjectOutlivesAckWait: messages in an object that stays open for
 // more than twice AckWait are kept alive (InProgress), never redelivered,
-// and stored once when the batch is cut.
-func TestOpenBatchOutlivesAckWait(t *testing.T) {
+// and stored once when the object is cut.
+func TestOpenObjectOutlivesAckWait(t *testing.T) {
 	const ackWait = 2 * time.Second
 	h := newHarness(t, stream.ConsumerConfig{AckWait: ackWait})
 	const msgs = 5
 	for i := range msgs {
 		h.publish("acme", hourAgo, i, 2, 10)
 	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour})
 	cfg.KeepAlive = ackWait / 3 // as the worker sets it
 	r := h.start(cfg)
 	devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool {
 		return r.p.InflightBytes() > 0 && h.consumerPending() == 0
 	}, "messages not fetched")
-	// Holding the batch past AckWait is the point: watch the consumer all along.
+	// Holding the object open past AckWait is the point: watch the consumer all along.
 	for held := time.Now(); time.Since(held) < 2*ackWait+ackWait/2; time.Sleep(100 * time.Millisecond) {
 		info, err := h.cons.Info(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
 		if info.NumRedelivered != 0 || info.NumAckPending != msgs {
-			t.Fatalf("after %s in an open batch: %d redelivered, %d held; want 0 and %d",
+			t.Fatalf("after %s in an open object: %d redelivered, %d held; want 0 and %d",
 				time.Since(held).Round(time.Millisecond), info.NumRedelivered, info.NumAckPending, msgs)
 		}
 	}

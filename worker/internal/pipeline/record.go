@@ -11,7 +11,7 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/ledger"
 	"github.com/sluice-ingest/sluice/pkg/receipts"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // Proof of delivery: receipts and counters. A stored object's receipts and
@@ -92,13 +92,13 @@ func (r Recorded) DeadLettered(ctx context.Context, d DeadLetter) error {
 // retrying with backoff while ctx lasts (the upload keeps the messages
 // alive meanwhile). It returns false when ctx ended first: the caller must
 // not ack.
-func (p *Pipeline) recordLanded(ctx context.Context, bt *batch.Batch, key string) bool {
+func (p *Pipeline) recordLanded(ctx context.Context, bt *object.Object, key string) bool {
 	if p.cfg.Record == nil {
 		return true
 	}
 	l := Landing{Key: key, Tenant: bt.Tenant, Hour: bt.Hour, At: time.Now().UTC()}
 	seen := make(map[uint64]bool, len(bt.Items))
-	for _, it := range bt.Items { // a message delivered twice into the batch is stored once
+	for _, it := range bt.Items { // a message delivered twice into the object is stored once
 		if !seen[it.Seq] {
 			seen[it.Seq] = true
 			l.Batches = append(l.Batches, receiptBatch(it.Meta))

@@ -13,7 +13,7 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/ledger"
 	"github.com/sluice-ingest/sluice/pkg/receipts"
 	"github.com/sluice-ingest/sluice/pkg/stream"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // proof creates the receipts bucket and the counter stream as the worker
@@ -100,7 +100,7 @@ func TestNoAckWithoutReceipt(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
 	cfg.Record, cfg.DeadLetterRetry = rec, time.Second
 	h.start(cfg)
 
@@ -142,28 +142,28 @@ func (r recordThenHang) Landed(ctx context.Context, l Landing) error {
 	return ctx.Err()
 }
 
-// TestRedeliveredBatchCountsOnce: a worker stores an object, writes its
+// TestRedeliveredObjectCountsOnce: a worker stores an object, writes its
 // receipts and counts and dies before acking; the next worker regathers the
-// batch, meets the stored object and writes the same receipts again. Each
+// object, meets the stored one and writes the same receipts again. Each
 // event is counted landed once.
-func TestRedeliveredBatchCountsOnce(t *testing.T) {
+func TestRedeliveredObjectCountsOnce(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	proof := h.proof()
 	var ids []string
 	for i := range 5 {
 		ids = append(ids, h.publish("acme", hourAgo, i, 2, 10))
 	}
-	cfgA := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 10, MaxAge: time.Hour})
+	cfgA := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 10, MaxAge: time.Hour})
 	cfgA.Record, cfgA.ShutdownTimeout = recordThenHang{proof}, 200*time.Millisecond
 	a := h.start(cfgA)
 	devtest.Eventually(t, 10*time.Second, 20*time.Millisecond, func() bool { return h.counts("acme", hourAgo).Landed == 10 }, "first worker counted nothing")
 	if err := a.stop(t); err == nil {
-		t.Fatal("the dying worker reported its batch stored")
+		t.Fatal("the dying worker reported its object stored")
 	}
 	for i := 5; i < 8; i++ {
 		h.publish("acme", hourAgo, i, 2, 10)
 	}
-	cfgB := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1000, MaxAge: 300 * time.Millisecond})
+	cfgB := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1000, MaxAge: 300 * time.Millisecond})
 	cfgB.Record = proof
 	h.start(cfgB)
 	devtest.Eventually(t, 15*time.Second, 20*time.Millisecond, func() bool { return h.streamMsgs() == 0 }, "messages not acked")

@@ -10,13 +10,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-ingest/sluice/pkg/objkey"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
-// Regathering redelivered messages. A batch's key is made of its sequences
+// Regathering redelivered messages. An object's key is made of its sequences
 // and written once, so a message redelivered between "stored" and "acked"
-// is looked up among its partition's stored objects and batched only with
+// is looked up among its partition's stored objects and gathered only with
 // the other messages of the object that holds it: the upload meets that
 // object's 412 and acks without a second copy. Lookups cost S3 round trips,
 // so they run on their own goroutines, never on the fetch goroutine. What
@@ -27,7 +27,7 @@ import (
 // holder's last keep-alive ended, AckWait before the redelivery, so such a
 // listing shows it. A lookup that fails is tried again every lookupRetry,
 // the message kept alive, for up to lookupPatience (an S3 outage holds the
-// upload anyway); after that, or at shutdown, the message is batched as a
+// upload anyway); after that, or at shutdown, the message is gathered as a
 // new one, which can only add a duplicate.
 const (
 	lookupRetry    = time.Second
@@ -63,7 +63,7 @@ type regather struct {
 	lists   map[listKey]*cached[[]objkey.Key]
 	objects map[string]*cached[sink.Stored]
 
-	out chan<- []batch.Item
+	out chan<- []object.Item
 	// workers are the lookups; alive is the keep-alive, stopped by quit
 	// once the lookups are done.
 	workers, alive sync.WaitGroup
@@ -72,7 +72,7 @@ type regather struct {
 
 // queued is a message waiting for its lookup, since when.
 type queued struct {
-	it    batch.Item
+	it    object.Item
 	since time.Time
 }
 
@@ -99,7 +99,7 @@ func newRegather(s3 storedObjects, keepAlive time.Duration, warn func(string, ..
 
 // start runs the lookups, which send each message to out once it is looked
 // up.
-func (r *regather) start(out chan<- []batch.Item) {
+func (r *regather) start(out chan<- []object.Item) {
 	r.out, r.quit, r.closing = out, make(chan struct{}), false
 	for i := range lookupWorkers {
 		r.workers.Go(func() { r.work(i) })
@@ -108,7 +108,7 @@ func (r *regather) start(out chan<- []batch.Item) {
 }
 
 // add queues a redelivered message for its lookup.
-func (r *regather) add(it batch.Item) {
+func (r *regather) add(it object.Item) {
 	r.mu.Lock()
 	r.queue = append(r.queue, queued{it: it, since: time.Now()})
 	r.pending[it.Source]++
@@ -150,7 +150,7 @@ func (r *regather) work(i int) {
 		r.mu.Lock()
 		r.looking[i] = nil
 		r.mu.Unlock()
-		r.out <- []batch.Item{it} // Run keeps it alive from here
+		r.out <- []object.Item{it} // Run keeps it alive from here
 		r.mu.Lock()
 		if r.pending[it.Source]--; r.pending[it.Source] == 0 {
 			delete(r.pending, it.Source)
@@ -196,7 +196,7 @@ func (r *regather) keepWaitingAlive() {
 
 // lookUp is landed, tried again every lookupRetry while S3 fails, for up
 // to lookupPatience and not after stop began; nil after that.
-func (r *regather) lookUp(q queued) *batch.Landed {
+func (r *regather) lookUp(q queued) *object.Landed {
 	for {
 		l, ok := r.landed(q.it, q.since.Add(-r.keepAlive))
 		if ok {
@@ -216,8 +216,8 @@ func (r *regather) lookUp(q queued) *batch.Landed {
 // whose key's sequence range holds it (the smallest such range), or nil,
 // from a listing taken after listedAfter. ok is false when S3 could not
 // tell.
-func (r *regather) landed(it batch.Item, listedAfter time.Time) (*batch.Landed, bool) {
-	part := batch.PartitionOf(it.Meta, it.Stream)
+func (r *regather) landed(it object.Item, listedAfter time.Time) (*object.Landed, bool) {
+	part := object.PartitionOf(it.Meta, it.Stream)
 	prefix := objkey.PartitionPrefix("", part.Tenant, part.Hour)
 	keys, ok := lookup(r, r.lists, listKey{part.Tenant, part.Hour}, "list "+prefix, listedAfter, func(ctx context.Context) ([]objkey.Key, error) {
 		return r.s3.Stored(ctx, part.Tenant, part.Hour)
@@ -238,13 +238,13 @@ func (r *regather) landed(it batch.Item, listedAfter time.Time) (*batch.Landed, 
 		key := k.String()
 		// Objects are written once: their metadata never change.
 		st, ok := lookup(r, r.objects, key, "read the metadata of "+key, time.Time{}, func(ctx context.Context) (sink.Stored, error) {
-			return r.s3.StoredBatch(ctx, key)
+			return r.s3.StoredObject(ctx, key)
 		})
 		if !ok {
 			return nil, false
 		}
 		if st.Stream == it.Stream { // another incarnation's, or one that does not say, cannot hold it
-			return &batch.Landed{Key: key, FirstSeq: k.FirstSeq, LastSeq: k.LastSeq, Events: st.Events}, true
+			return &object.Landed{Key: key, FirstSeq: k.FirstSeq, LastSeq: k.LastSeq, Events: st.Events}, true
 		}
 	}
 	return nil, true

@@ -15,20 +15,20 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/stream"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
 // fetchItems fetches n messages without settling them and returns them as
-// batch items of the stream's incarnation, by stream sequence.
-func (h *harness) fetchItems(n int) map[uint64]batch.Item {
+// object items of the stream's incarnation, by stream sequence.
+func (h *harness) fetchItems(n int) map[uint64]object.Item {
 	h.t.Helper()
 	mb, err := h.cons.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	tag := h.streamTag()
-	items := map[uint64]batch.Item{}
+	items := map[uint64]object.Item{}
 	for m := range mb.Messages() {
 		md, err := m.Metadata()
 		if err != nil {
@@ -38,7 +38,7 @@ func (h *harness) fetchItems(n int) map[uint64]batch.Item {
 		if err != nil {
 			h.t.Fatal(err)
 		}
-		items[md.Sequence.Stream] = batch.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m, Stream: tag}
+		items[md.Sequence.Stream] = object.Item{Meta: meta, Seq: md.Sequence.Stream, Body: m.Data(), Msg: m, Stream: tag}
 	}
 	if len(items) != n {
 		h.t.Fatalf("fetched %d messages, want %d", len(items), n)
@@ -49,7 +49,7 @@ func (h *harness) fetchItems(n int) map[uint64]batch.Item {
 // TestRegatherTellsObjectsWithTheSameFirstSequence: the stored objects 10-11
 // and 10-20 share a first sequence (message 10 was delivered twice and is
 // in both). A redelivered message of 10-20 looked up first must not give
-// 10-11 its event count, nor gather 10-11's messages into its batch: 10
+// 10-11 its event count, nor gather 10-11's messages into its object: 10
 // and 11 are regathered into 10-11 again, meet it and are acked without a
 // second copy.
 func TestRegatherTellsObjectsWithTheSameFirstSequence(t *testing.T) {
@@ -59,13 +59,13 @@ func TestRegatherTellsObjectsWithTheSameFirstSequence(t *testing.T) {
 	}
 	items := h.fetchItems(20)
 	sk := h.sink("gzip", 0)
-	lim := batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour}
+	lim := object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour}
 	store := func(seqs ...uint64) {
-		b := batch.New(lim)
+		b := object.NewOpen(lim)
 		for _, seq := range seqs {
 			b.Add(items[seq], time.Now())
 		}
-		obj, err := sk.Encode(b.All(batch.ReasonShutdown)[0])
+		obj, err := sk.Encode(b.All(object.ReasonShutdown)[0])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,8 +107,8 @@ func TestRegatherTellsObjectsWithTheSameFirstSequence(t *testing.T) {
 	if ids[id(10)] != 2 || ids[id(11)] != 1 || ids[id(15)] != 2 || len(h.objects()) != 3 {
 		t.Errorf("copies of 10, 11, 15: %d, %d, %d in %d objects; want 2, 1, 2 in 3", ids[id(10)], ids[id(11)], ids[id(15)], len(h.objects()))
 	}
-	if got := testutil.ToFloat64(cfg.Metrics.flushes.WithLabelValues(string(batch.ReasonRegather))); got != 1 {
-		t.Errorf("regather batches: %v, want 1 (10-11)", got)
+	if got := testutil.ToFloat64(cfg.Metrics.cuts.WithLabelValues(string(object.ReasonRegather))); got != 1 {
+		t.Errorf("regathered objects: %v, want 1 (10-11)", got)
 	}
 	if got := h.streamMsgs(); got != 0 {
 		t.Errorf("%d messages left unacknowledged", got)
@@ -144,7 +144,7 @@ func (g *gatedList) ListObjectsV2(ctx context.Context, in *s3.ListObjectsV2Input
 
 // storeAndDie has a worker store one object per partition of the messages
 // in the stream and die before acking them; they are Nak'ed when it stops.
-func (h *harness) storeAndDie(lim batch.Limits, objects int) {
+func (h *harness) storeAndDie(lim object.Limits, objects int) {
 	h.t.Helper()
 	cfg := h.config(lim)
 	sk, err := sink.New(hangAfterPut{h.s3}, sink.Config{Bucket: devstack.S3Bucket, Prefix: h.prefix, Compression: "gzip"})
@@ -155,20 +155,20 @@ func (h *harness) storeAndDie(lim batch.Limits, objects int) {
 	dying := h.start(cfg)
 	devtest.Eventually(h.t, 10*time.Second, 20*time.Millisecond, func() bool { return len(h.objects()) == objects }, "the dying worker stored nothing")
 	if err := dying.stop(h.t); err == nil {
-		h.t.Fatal("the dying worker reported its batches stored")
+		h.t.Fatal("the dying worker reported its objects stored")
 	}
 }
 
 // TestLookupsOutliveShutdown: redelivered messages whose lookup is under
 // way when the worker is told to stop are still regathered into their
-// stored object (which they meet, so they are acked), not batched with the
+// stored object (which they meet, so they are acked), not gathered with the
 // new messages as fresh ones and stored a second time.
 func TestLookupsOutliveShutdown(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	for i := range 5 {
 		h.publish("acme", hourAgo, i, 2, 10)
 	}
-	h.storeAndDie(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 10, MaxAge: time.Hour}, 1)
+	h.storeAndDie(object.Limits{MaxBytes: 1 << 30, MaxEvents: 10, MaxAge: time.Hour}, 1)
 	for i := 5; i < 8; i++ {
 		h.publish("acme", hourAgo, i, 2, 10)
 	}
@@ -177,7 +177,7 @@ func TestLookupsOutliveShutdown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1000, MaxAge: time.Hour})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1000, MaxAge: time.Hour})
 	cfg.Sink = sk
 	r := h.start(cfg)
 	select {
@@ -228,12 +228,12 @@ func TestSlowLookupsKeepMessagesAlive(t *testing.T) {
 	for i := range msgs {
 		h.publish(tenants[i%len(tenants)], hourAgo, i, 1, 10)
 	}
-	h.storeAndDie(batch.Limits{MaxBytes: 1 << 30, MaxEvents: msgs / len(tenants), MaxAge: time.Hour}, len(tenants))
+	h.storeAndDie(object.Limits{MaxBytes: 1 << 30, MaxEvents: msgs / len(tenants), MaxAge: time.Hour}, len(tenants))
 	sk, err := sink.New(slowList{faultyS3: h.s3, delay: 1200 * time.Millisecond}, sink.Config{Bucket: devstack.S3Bucket, Prefix: h.prefix, Compression: "gzip"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1000, MaxAge: time.Hour})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1000, MaxAge: time.Hour})
 	cfg.Sink, cfg.KeepAlive = sk, ackWait/3
 	h.start(cfg)
 	devtest.Eventually(t, 30*time.Second, 20*time.Millisecond, func() bool { return h.streamMsgs() == 0 }, "messages not acked")
@@ -264,7 +264,7 @@ func storedOnce(t *testing.T, ids map[string]int) {
 // TestLookupListsAfterTheMessageCame: a listing taken before an object was
 // stored is not reused for a message redelivered more than keepAlive after
 // it, and a lookup that fails while S3 is down is tried again: both find
-// the object that holds the message, rather than batching it anew (a
+// the object that holds the message, rather than gathering it anew (a
 // second copy, and the object's landing counted under the copy's receipt).
 func TestLookupListsAfterTheMessageCame(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
@@ -272,7 +272,7 @@ func TestLookupListsAfterTheMessageCame(t *testing.T) {
 		h.publish("acme", hourAgo, i, 1, 10)
 	}
 	items := h.fetchItems(4)
-	lim := batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour}
+	lim := object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: time.Hour}
 	cfg := h.config(lim)
 	c := &outagedList{faultyS3: h.s3}
 	sk, err := sink.New(c, sink.Config{Bucket: devstack.S3Bucket, Prefix: h.prefix, Compression: "gzip"})
@@ -284,10 +284,10 @@ func TestLookupListsAfterTheMessageCame(t *testing.T) {
 	if l, ok := p.regather.landed(items[1], time.Now()); l != nil || !ok { // lists the partition: nothing stored yet
 		t.Fatalf("landed %+v, %v before anything was stored", l, ok)
 	}
-	b := batch.New(lim)
+	b := object.NewOpen(lim)
 	b.Add(items[1], time.Now())
 	b.Add(items[2], time.Now())
-	obj, err := cfg.Sink.Encode(b.All(batch.ReasonShutdown)[0])
+	obj, err := cfg.Sink.Encode(b.All(object.ReasonShutdown)[0])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/stream"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // TestReplicatedPartitionDelivers: a partition consumer with three
@@ -38,7 +38,7 @@ func TestReplicatedPartitionDelivers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
 	cfg.Consumer, cfg.Stream = nil, stream.EventsStream
 	cfg.FetchMessages = 4
 	r := h.start(cfg)

@@ -8,7 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluice-ingest/sluice/pkg/objkey"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
@@ -16,13 +16,13 @@ import (
 // *sink.Sink and a jetstream.JetStream; a test can pass anything that
 // keeps these contracts.
 
-// Store encodes batches into objects, writes them and finds those written
+// Store encodes cut objects, writes them and finds those written
 // before (sink.Sink).
 type Store interface {
-	// Encode turns a cut batch into the object to write.
-	Encode(bt *batch.Batch) (sink.Object, error)
+	// Encode turns a cut object into the bytes to write.
+	Encode(bt *object.Object) (sink.Object, error)
 	// Put writes obj once and returns its key (sink.ErrConflict when the
-	// key holds another batch).
+	// key holds another object).
 	Put(ctx context.Context, obj sink.Object) (string, error)
 	// CheckWritable tells whether this worker can write at all
 	// (writable.go).
@@ -33,7 +33,7 @@ type Store interface {
 // storedObjects is what regathering (regather.go) asks the store.
 type storedObjects interface {
 	Stored(ctx context.Context, tenant string, hour time.Time) ([]objkey.Key, error)
-	StoredBatch(ctx context.Context, key string) (sink.Stored, error)
+	StoredObject(ctx context.Context, key string) (sink.Stored, error)
 }
 
 // Streams publishes dead letters and reads the events stream's info (its

@@ -9,9 +9,9 @@ import (
 )
 
 // The consumers the pipeline reads: those of the partitions this worker
-// owns, each on its own fetch goroutine, sharing the budget, the batcher
-// and the uploaders. Acquire starts reading one; Release stops fetching,
-// cuts its open batches (reason handover) and closes its channel once every
+// owns, each on its own fetch goroutine, sharing the budget, the open
+// objects and the uploaders. Acquire starts reading one; Release stops fetching,
+// cuts its open objects (reason handover) and closes its channel once every
 // message it delivered is settled, so the next owner starts after them.
 // Acquiring a consumer whose handover is not complete takes it back.
 

@@ -11,10 +11,10 @@ import (
 
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/stream"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
-// TestReleaseHandsOverSettled: releasing a consumer cuts its open batches,
+// TestReleaseHandsOverSettled: releasing a consumer cuts its open objects,
 // and the release completes only once they are stored and acked (here
 // after an S3 outage); from then on the pipeline fetches nothing from it.
 func TestReleaseHandsOverSettled(t *testing.T) {
@@ -24,10 +24,10 @@ func TestReleaseHandsOverSettled(t *testing.T) {
 	h.s3.down.Store(true)
 	done := r.p.Release(stream.Consumer)
 	devtest.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool { return testutil.ToFloat64(cfg.Metrics.uploadRetries) >= 1 },
-		"the handed-over batch was not uploaded")
+		"the handed-over object was not uploaded")
 	select {
 	case <-done:
-		t.Fatal("release completed while its batch was not stored")
+		t.Fatal("release completed while its object was not stored")
 	default:
 	}
 	h.s3.down.Store(false)
@@ -39,8 +39,8 @@ func TestReleaseHandsOverSettled(t *testing.T) {
 	if got := testutil.ToFloat64(cfg.Metrics.messages.WithLabelValues("acked")); got != msgs {
 		t.Errorf("%v messages acked at the end of the release, want %d", got, msgs)
 	}
-	if got := testutil.ToFloat64(cfg.Metrics.flushes.WithLabelValues(string(batch.ReasonHandover))); got != 1 {
-		t.Errorf("%v batches cut for the handover, want 1", got)
+	if got := testutil.ToFloat64(cfg.Metrics.cuts.WithLabelValues(string(object.ReasonHandover))); got != 1 {
+		t.Errorf("%v objects cut for the handover, want 1", got)
 	}
 	if ids := checkObjects(t, h.objects()); len(ids) != msgs {
 		t.Errorf("%d events stored, want %d", len(ids), msgs)
@@ -68,7 +68,7 @@ func TestReleaseHandsOverSettled(t *testing.T) {
 }
 
 // TestAcquireTakesAHandoverBack: a consumer acquired again while its
-// handover waits for a batch to be stored (S3 down) is read again at once:
+// handover waits for an object to be stored (S3 down) is read again at once:
 // the handover's channel closes without waiting, and once S3 is back the
 // held messages and new ones are stored by this pipeline, each once.
 func TestAcquireTakesAHandoverBack(t *testing.T) {
@@ -78,7 +78,7 @@ func TestAcquireTakesAHandoverBack(t *testing.T) {
 	h.s3.down.Store(true)
 	done := r.p.Release(stream.Consumer)
 	devtest.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool { return testutil.ToFloat64(cfg.Metrics.uploadRetries) >= 1 },
-		"the handed-over batch was not uploaded")
+		"the handed-over object was not uploaded")
 	r.p.Acquire(stream.Consumer, h.cons)
 	select {
 	case <-done:
@@ -94,7 +94,7 @@ func TestAcquireTakesAHandoverBack(t *testing.T) {
 	devtest.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool { return r.p.InflightBytes() >= int64(msgs+5)*msgOverhead },
 		"the consumer taken back was not read")
 	h.s3.down.Store(false)
-	if err := r.stop(t); err != nil { // the shutdown flush stores what it holds
+	if err := r.stop(t); err != nil { // the shutdown cut stores what it holds
 		t.Fatal(err)
 	}
 	if ids := checkObjects(t, h.objects()); len(ids) != msgs+5 {
@@ -109,7 +109,7 @@ func TestAcquireTakesAHandoverBack(t *testing.T) {
 func TestBusyConsumerFetchesLarge(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{})
 	busy := &largestFetch{Consumer: h.cons}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 200 * time.Millisecond})
 	cfg.Consumer, cfg.MaxInflightBytes, cfg.FetchMessages = busy, 32<<20, 4096
 	r := h.start(cfg)
 	for i := range 15 {

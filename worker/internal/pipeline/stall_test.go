@@ -10,7 +10,7 @@ import (
 
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/stream"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 func TestStalled(t *testing.T) {
@@ -82,7 +82,7 @@ func TestStallWatchCountsLostDeliveries(t *testing.T) {
 	h := newHarness(t, stream.ConsumerConfig{AckWait: 3 * time.Second})
 	lossy := &lossyFetcher{Consumer: h.cons}
 	lossy.lose.Store(true)
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: 3, MaxAge: time.Hour})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: 3, MaxAge: time.Hour})
 	cfg.Consumer = nil
 	cfg.Stream = stream.EventsStream
 	r := h.start(cfg)

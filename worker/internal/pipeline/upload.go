@@ -9,16 +9,16 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
-// upload stores one cut batch and settles every message in it: acked once
+// upload stores one cut object and settles every message in it: acked once
 // stored, dead-lettered if it can never be stored, Nak'ed if ctx ended
 // first. It keeps the messages alive with InProgress while it works, and
-// releases the batch's bytes from the budget at the end. It reports whether
+// releases the object's bytes from the budget at the end. It reports whether
 // every message was stored, dead-lettered or handed back to other workers.
-func (p *Pipeline) upload(ctx context.Context, bt *batch.Batch) bool {
+func (p *Pipeline) upload(ctx context.Context, bt *object.Object) bool {
 	defer p.budget.release(held(bt))
 	defer p.holding.done(bt)
 	stop := keepAlive(bt.Items, p.cfg.KeepAlive)
@@ -28,7 +28,7 @@ func (p *Pipeline) upload(ctx context.Context, bt *batch.Batch) bool {
 
 // keepAlive sends InProgress for the messages every interval until the
 // returned func is called; that func waits for the last one to be sent.
-func keepAlive(items []batch.Item, every time.Duration) func() {
+func keepAlive(items []object.Item, every time.Duration) func() {
 	msgs := make([]jetstream.Msg, len(items))
 	for i, it := range items {
 		msgs[i] = it.Msg
@@ -55,10 +55,10 @@ func keepAlive(items []batch.Item, every time.Duration) func() {
 
 // store encodes and uploads bt, retrying with backoff and jitter, and
 // decides here what each upload error means (sink.Permanent judges retry):
-// nil acks every message; sink.ErrConflict splits the batch and stores each
+// nil acks every message; sink.ErrConflict splits the object and stores each
 // half; permanent dead-letters every message; sink.Unwritable hands them
 // back (writable.go); anything else retries until ctx ends, then Naks.
-func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive func()) bool {
+func (p *Pipeline) store(ctx context.Context, bt *object.Object, stopKeepAlive func()) bool {
 	if ctx.Err() != nil { // shutdown timeout passed while it waited: do not compress it only to give up
 		p.nakAll(bt)
 		return false
@@ -69,7 +69,7 @@ func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive fun
 	}
 	obj, err := p.cfg.Sink.Encode(bt)
 	if err != nil { // a compressor failure: retrying the same bytes cannot help
-		p.deadLetterBatch(ctx, bt, err)
+		p.deadLetterObject(ctx, bt, err)
 		return true
 	}
 	p.budget.add(int64(len(obj.Body)))
@@ -89,7 +89,7 @@ func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive fun
 			p.ack(bt, obj, key)
 			return true
 		case errors.Is(err, sink.ErrConflict) && len(bt.Items) > 1:
-			p.cfg.Log.Warn("key holds another batch; splitting", "key", key, "err", err)
+			p.cfg.Log.Warn("key holds another object; splitting", "key", key, "err", err)
 			lo, hi := bt.Split()
 			// Both halves, whatever the first did: each settles its
 			// own messages (stored, dead-lettered or Nak'ed).
@@ -97,11 +97,11 @@ func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive fun
 			hiStored := p.store(ctx, hi, func() {})
 			return loStored && hiStored
 		case errors.Is(err, sink.ErrConflict), sink.Permanent(err):
-			p.cfg.Log.Error("batch can never be stored; dead-lettering", "key", obj.Key, "err", err)
-			p.deadLetterBatch(ctx, bt, err)
+			p.cfg.Log.Error("object can never be stored; dead-lettering", "key", obj.Key, "err", err)
+			p.deadLetterObject(ctx, bt, err)
 			return true
 		}
-		if sink.Unwritable(err) { // the worker is broken, not the batch (writable.go)
+		if sink.Unwritable(err) { // the worker is broken, not the object (writable.go)
 			p.handBackRefused(ctx, bt, err, stopKeepAlive)
 			return true
 		}
@@ -123,7 +123,7 @@ func (p *Pipeline) store(ctx context.Context, bt *batch.Batch, stopKeepAlive fun
 }
 
 // ack acknowledges the messages of an object stored under key.
-func (p *Pipeline) ack(bt *batch.Batch, obj sink.Object, key string) {
+func (p *Pipeline) ack(bt *object.Object, obj sink.Object, key string) {
 	p.cfg.Metrics.objects.Inc()
 	p.cfg.Metrics.objectBytes.Observe(float64(len(obj.Body)))
 	p.cfg.Metrics.events.Add(float64(obj.Events))
@@ -143,9 +143,9 @@ func (p *Pipeline) ack(bt *batch.Batch, obj sink.Object, key string) {
 	p.cfg.Log.Debug("object stored", "key", key, "events", obj.Events, "bytes", len(obj.Body), "reason", bt.Reason)
 }
 
-func (p *Pipeline) nakAll(bt *batch.Batch) {
+func (p *Pipeline) nakAll(bt *object.Object) {
 	if p.inc.isDeleted(bt.Stream) {
-		p.cfg.Log.Warn("batch not stored; its messages' consumer (perhaps with their stream) was deleted, so there is nothing to hand them back to",
+		p.cfg.Log.Warn("object not stored; its messages' consumer (perhaps with their stream) was deleted, so there is nothing to hand them back to",
 			"messages", len(bt.Items))
 		return
 	}
@@ -155,7 +155,7 @@ func (p *Pipeline) nakAll(bt *batch.Batch) {
 	p.cfg.Metrics.messages.WithLabelValues("retried").Add(float64(len(bt.Items)))
 }
 
-func (p *Pipeline) deadLetterBatch(ctx context.Context, bt *batch.Batch, cause error) {
+func (p *Pipeline) deadLetterObject(ctx context.Context, bt *object.Object, cause error) {
 	for _, it := range bt.Items {
 		var n uint64
 		if md, err := it.Msg.Metadata(); err == nil {

@@ -17,7 +17,7 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/objkey"
 	"github.com/sluice-ingest/sluice/pkg/stream"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
@@ -36,7 +36,7 @@ func (d *downAfterPuts) PutObject(ctx context.Context, in *s3.PutObjectInput, o 
 	return d.faultyS3.PutObject(ctx, in, o...)
 }
 
-// TestSplitSettlesBothHalves: a batch whose key holds another batch is
+// TestSplitSettlesBothHalves: an object whose key holds another one is
 // split; when S3 then fails until the shutdown timeout, the messages of
 // both halves are Nak'ed, so the next worker gets every one at once (not
 // the second half only after AckWait).
@@ -53,18 +53,18 @@ func TestSplitSettlesBothHalves(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	c := &downAfterPuts{faultyS3: h.s3, ok: 1} // the batch's own put meets the 412, its halves' fail
+	c := &downAfterPuts{faultyS3: h.s3, ok: 1} // the object's own put meets the 412, its halves' fail
 	sk, err := sink.New(c, sink.Config{Bucket: devstack.S3Bucket, Prefix: h.prefix, Compression: "gzip"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := h.config(batch.Limits{MaxBytes: 1 << 30, MaxEvents: msgs, MaxAge: time.Hour})
+	cfg := h.config(object.Limits{MaxBytes: 1 << 30, MaxEvents: msgs, MaxAge: time.Hour})
 	cfg.Sink, cfg.Workers, cfg.ShutdownTimeout = sk, 1, 300*time.Millisecond
 	r := h.start(cfg)
 	devtest.Eventually(t, 10*time.Second, 10*time.Millisecond, func() bool { return testutil.ToFloat64(cfg.Metrics.uploadRetries) >= 1 },
 		"first half not retried")
 	if err := r.stop(t); err == nil || !strings.Contains(err.Error(), "not stored") {
-		t.Fatalf("Run after the shutdown timeout: %v, want batches not stored", err)
+		t.Fatalf("Run after the shutdown timeout: %v, want objects not stored", err)
 	}
 	if got := testutil.ToFloat64(cfg.Metrics.messages.WithLabelValues("retried")); got != msgs {
 		t.Errorf("messages Nak'ed: %v, want %d", got, msgs)

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
@@ -190,11 +190,11 @@ func (p *Pipeline) confirmRefused(ctx context.Context) bool {
 	return sink.Unwritable(p.cfg.Sink.CheckWritable(cctx))
 }
 
-// handBack gives a batch's messages back to the stream for another worker,
+// handBack gives an object's messages back to the stream for another worker,
 // having recorded the hand-back unless counted is set (handback.go), then
 // stopped their keep-alive (stop). The delay keeps this worker's fetch
 // under way from taking them straight back.
-func (p *Pipeline) handBack(ctx context.Context, bt *batch.Batch, counted bool, stop func()) {
+func (p *Pipeline) handBack(ctx context.Context, bt *object.Object, counted bool, stop func()) {
 	if !counted {
 		p.recordHandBacks(ctx, bt.Items)
 	}
@@ -205,22 +205,22 @@ func (p *Pipeline) handBack(ctx context.Context, bt *batch.Batch, counted bool, 
 	p.cfg.Metrics.messages.WithLabelValues("retried").Add(float64(len(bt.Items)))
 }
 
-// handBackRefused hands back the batch whose upload met err, for which
+// handBackRefused hands back the object whose upload met err, for which
 // sink.Unwritable holds. Its delivery counts towards MaxDeliver unless a
 // write check confirms that the worker cannot write at all: the refusal
 // may be about this very object.
-func (p *Pipeline) handBackRefused(ctx context.Context, bt *batch.Batch, err error, stop func()) {
+func (p *Pipeline) handBackRefused(ctx context.Context, bt *object.Object, err error, stop func()) {
 	p.cannotWrite(err)
 	p.handBack(ctx, bt, !p.confirmRefused(ctx), stop)
 }
 
-// handBackOpen hands back every open batch while the worker cannot write.
+// handBackOpen hands back every open object while the worker cannot write.
 // Run calls it at each keep-alive tick.
 func (p *Pipeline) handBackOpen() {
 	if !p.refused() {
 		return
 	}
-	for _, bt := range p.b.All(batch.ReasonShutdown) { // the reason is not counted: the batch is not cut
+	for _, bt := range p.open.All(object.ReasonShutdown) { // the reason is not counted: the object is not cut
 		p.handBack(context.Background(), bt, false, func() {})
 		p.budget.release(held(bt))
 		p.holding.done(bt)

@@ -16,7 +16,7 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack"
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/stream"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
@@ -105,7 +105,7 @@ func TestUnwritableWorkerHandsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lim := batch.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 300 * time.Millisecond}
+	lim := object.Limits{MaxBytes: 1 << 30, MaxEvents: 1 << 20, MaxAge: 300 * time.Millisecond}
 	bad := h.config(lim)
 	bad.Sink, bad.HandBackDelay = badSink, 500*time.Millisecond
 	var refusals atomic.Int64

@@ -5,10 +5,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
-// BenchmarkEncode encodes the same batch of log-like events (50,000 events
+// BenchmarkEncode encodes the same object of log-like events (50,000 events
 // in 2,000 messages, about 21 MB of NDJSON lines) in each format and
 // compression. MB/s is of NDJSON lines, the same input for every case;
 // MB/cpu-s is the same per second of this process's CPU time, which other
@@ -17,7 +17,7 @@ import (
 //
 //	cd worker && go test -run '^$' -bench Encode -benchtime 10x -count 3 ./internal/sink/
 func BenchmarkEncode(b *testing.B) {
-	b50k := logBatch(2000, 25)
+	b50k := logObject(2000, 25)
 	for _, tc := range []struct{ name, format, compression string }{
 		{"ndjson-none", FormatNDJSON, "none"}, // the work every format does: lines, digests
 		{"ndjson-gzip", FormatNDJSON, "gzip"},
@@ -40,10 +40,10 @@ func BenchmarkEncode(b *testing.B) {
 }
 
 // benchEncode runs encode, which returns the size and the event count of
-// the object it made from batch, and reports the metrics of BenchmarkEncode.
-func benchEncode(b *testing.B, batch *batch.Batch, encode func() (size, events int, err error)) {
+// the object it made from obj, and reports the metrics of BenchmarkEncode.
+func benchEncode(b *testing.B, obj *object.Object, encode func() (size, events int, err error)) {
 	lines := 0
-	for _, l := range ndjsonLines(b, batch) {
+	for _, l := range ndjsonLines(b, obj) {
 		lines += len(l) + 1
 	}
 	b.SetBytes(int64(lines))

@@ -9,7 +9,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/sluice-ingest/sluice/pkg/envelope"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // TestEncodeCoalescedMessage: the events of a coalesced message are written
@@ -20,10 +20,10 @@ func TestEncodeCoalescedMessage(t *testing.T) {
 	at1 := at0.Add(7 * time.Millisecond)
 	coalesced := envelope.Coalesce("acme", []envelope.Request{{Events: 2, ReceivedAt: at0}, {Events: 1, ReceivedAt: at1}})
 	single := envelope.Meta{Tenant: "acme", BatchID: "single", ReceivedAt: at1, EventCount: 1}
-	b := batch.New(batch.Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
-	b.Add(batch.Item{Meta: coalesced, Seq: 1, Body: []byte("{\"a\":0}\n{\"a\":1}\n{\"a\":2}\n"), Stream: testStream}, time.Now())
-	b.Add(batch.Item{Meta: single, Seq: 2, Body: []byte("{\"a\":3}\n"), Stream: testStream}, time.Now())
-	bt := b.All(batch.ReasonShutdown)[0]
+	b := object.NewOpen(object.Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
+	b.Add(object.Item{Meta: coalesced, Seq: 1, Body: []byte("{\"a\":0}\n{\"a\":1}\n{\"a\":2}\n"), Stream: testStream}, time.Now())
+	b.Add(object.Item{Meta: single, Seq: 2, Body: []byte("{\"a\":3}\n"), Stream: testStream}, time.Now())
+	bt := b.All(object.ReasonShutdown)[0]
 
 	m := coalesced.BatchID
 	want := []line{

@@ -13,7 +13,7 @@ import (
 
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/objkey"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // Object formats (Config.Format).
@@ -73,13 +73,13 @@ func formatFor(name, compression string) (format, string, error) {
 	return format{}, "", fmt.Errorf("unknown format %q (want %s or %s)", name, FormatNDJSON, FormatParquet)
 }
 
-// Encode writes a batch's events in the sink's format, in stream sequence
+// Encode writes an object's events in the sink's format, in stream sequence
 // order, so the same messages always give the same bytes. It sorts b.Items
 // by sequence, and writes a message held twice (redelivered while in the
-// batch) once. The content digest in the metadata is of the events' NDJSON
+// object) once. The content digest in the metadata is of the events' NDJSON
 // lines whatever the format and compression.
-func (s *Sink) Encode(b *batch.Batch) (Object, error) {
-	slices.SortFunc(b.Items, func(x, y batch.Item) int {
+func (s *Sink) Encode(b *object.Object) (Object, error) {
+	slices.SortFunc(b.Items, func(x, y object.Item) int {
 		switch {
 		case x.Seq < y.Seq:
 			return -1
@@ -109,11 +109,11 @@ func (s *Sink) Encode(b *batch.Batch) (Object, error) {
 			return enc.add(req, i, ev, line)
 		})
 		if err != nil {
-			return Object{}, fmt.Errorf("encode batch %d-%d: %w", b.FirstSeq, b.LastSeq, err)
+			return Object{}, fmt.Errorf("encode object %d-%d: %w", b.FirstSeq, b.LastSeq, err)
 		}
 	}
 	if err := enc.finish(); err != nil {
-		return Object{}, fmt.Errorf("finish batch %d-%d: %w", b.FirstSeq, b.LastSeq, err)
+		return Object{}, fmt.Errorf("finish object %d-%d: %w", b.FirstSeq, b.LastSeq, err)
 	}
 	key := objkey.Key{Prefix: s.cfg.Prefix, Tenant: b.Tenant, Hour: b.Hour, FirstSeq: b.FirstSeq, LastSeq: b.LastSeq, Ext: s.format.ext}
 	streamKey := key

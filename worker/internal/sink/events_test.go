@@ -6,20 +6,20 @@ import (
 	"time"
 
 	"github.com/sluice-ingest/sluice/pkg/envelope"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
-// logBatch is a batch of msgs messages of perMsg events each, from one
+// logObject is an object of msgs messages of perMsg events each, from one
 // tenant, shaped like application logs: nested objects, numbers, repeated
 // services and paths, unique trace ids, a few strings that need escaping.
-// The same arguments give the same batch.
-func logBatch(msgs, perMsg int) *batch.Batch {
+// The same arguments give the same object.
+func logObject(msgs, perMsg int) *object.Object {
 	r := rand.New(rand.NewPCG(1, uint64(msgs*perMsg)))
 	services := []string{"checkout", "cart", "search", "auth", "payments"}
 	paths := []string{"/api/v1/orders", "/api/v1/cart/items", "/api/v1/search", "/login", "/api/v1/pay"}
 	levels := []string{"info", "info", "info", "debug", "warn", "error"}
 	start := time.Date(2026, 12, 1, 19, 0, 0, 123456789, time.UTC)
-	b := batch.New(batch.Limits{MaxBytes: 1 << 40, MaxEvents: 1 << 30, MaxAge: time.Hour})
+	b := object.NewOpen(object.Limits{MaxBytes: 1 << 40, MaxEvents: 1 << 30, MaxAge: time.Hour})
 	for m := range msgs {
 		at := start.Add(time.Duration(m) * 1234567 * time.Nanosecond)
 		var body []byte
@@ -33,7 +33,7 @@ func logBatch(msgs, perMsg int) *batch.Batch {
 				r.Float64()*250, r.IntN(5000), r.Uint64(), r.Uint64(), svc, i)
 		}
 		meta := envelope.Meta{Tenant: "acme", BatchID: envelope.BatchIDFor("acme", fmt.Sprint(m)), ReceivedAt: at, EventCount: perMsg}
-		b.Add(batch.Item{Meta: meta, Seq: uint64(m + 1), Body: body, Stream: testStream}, start)
+		b.Add(object.Item{Meta: meta, Seq: uint64(m + 1), Body: body, Stream: testStream}, start)
 	}
-	return b.All(batch.ReasonShutdown)[0]
+	return b.All(object.ReasonShutdown)[0]
 }

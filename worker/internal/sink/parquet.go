@@ -16,7 +16,7 @@ import (
 
 // ParquetRow is one row of a Parquet object: the fields of an NDJSON line.
 // data is the event's JSON text in one JSON column, not typed columns
-// inferred per batch, so every object of a partition has the same schema;
+// inferred per object, so every object of a partition has the same schema;
 // received_at is microseconds since the epoch, UTC, the precision every
 // common engine reads.
 type ParquetRow struct {
@@ -28,8 +28,8 @@ type ParquetRow struct {
 
 // parquetRowGroupBytes ends a row group once its rows hold this many
 // bytes of NDJSON lines. Engines split scans by row group and skip row
-// groups by their statistics; a batch (SLUICE_BATCH_MAX_BYTES, 64 MiB by
-// default) fits in one, so each object is one row group unless the batch
+// groups by their statistics; an object (SLUICE_BATCH_MAX_BYTES, 64 MiB by
+// default) fits in one, so each object is one row group unless that
 // limit is raised past this. A variable so that tests can lower it.
 var parquetRowGroupBytes = 128 << 20
 

@@ -16,7 +16,7 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/objkey"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 func parquetSink(t *testing.T, compression string) *Sink {
@@ -30,7 +30,7 @@ func parquetSink(t *testing.T, compression string) *Sink {
 
 // ndjsonLines is what the NDJSON format writes for b: the lines a Parquet
 // object's rows must match.
-func ndjsonLines(t testing.TB, b *batch.Batch) []string {
+func ndjsonLines(t testing.TB, b *object.Object) []string {
 	t.Helper()
 	sk, err := New(&countingS3{}, Config{Bucket: "b", Compression: "none"})
 	if err != nil {
@@ -51,11 +51,11 @@ type line struct {
 	Data       json.RawMessage `json:"data"`
 }
 
-// TestParquetReadBack: every event of a batch comes back from the Parquet
+// TestParquetReadBack: every event of an object comes back from the Parquet
 // object, in order, with the id, tenant, time and event of its NDJSON line;
 // the file has the documented schema and codec.
 func TestParquetReadBack(t *testing.T) {
-	b := logBatch(40, 25)
+	b := logObject(40, 25)
 	want := ndjsonLines(t, b)
 	for _, tc := range []struct{ compression, codec string }{{"", "ZSTD"}, {"zstd", "ZSTD"}, {"gzip", "GZIP"}, {"none", "UNCOMPRESSED"}} {
 		obj, err := parquetSink(t, tc.compression).Encode(b)
@@ -103,37 +103,37 @@ func TestParquetReadBack(t *testing.T) {
 
 // TestParquetSameMessagesSameBytes: the same messages give the same bytes,
 // whatever order they arrived in, from a fresh encoder or one reused from
-// the pool after another batch; other messages give other bytes.
+// the pool after another object; other messages give other bytes.
 func TestParquetSameMessagesSameBytes(t *testing.T) {
 	sk := parquetSink(t, "")
-	encode := func(sk *Sink, b *batch.Batch) []byte {
+	encode := func(sk *Sink, b *object.Object) []byte {
 		obj, err := sk.Encode(b)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return slices.Clone(obj.Body)
 	}
-	first := encode(sk, logBatch(30, 7))
-	other := encode(sk, logBatch(31, 7)) // the pool's encoder has written another file
+	first := encode(sk, logObject(30, 7))
+	other := encode(sk, logObject(31, 7)) // the pool's encoder has written another file
 	if bytes.Equal(first, other) {
-		t.Fatal("two batches give the same bytes")
+		t.Fatal("two objects give the same bytes")
 	}
-	shuffled := logBatch(30, 7)
+	shuffled := logObject(30, 7)
 	slices.Reverse(shuffled.Items)
 	if again := encode(sk, shuffled); !bytes.Equal(again, first) {
 		t.Error("the same messages in another order, reused encoder: other bytes")
 	}
-	if fresh := encode(parquetSink(t, "zstd"), logBatch(30, 7)); !bytes.Equal(fresh, first) {
+	if fresh := encode(parquetSink(t, "zstd"), logObject(30, 7)); !bytes.Equal(fresh, first) {
 		t.Error("the same messages, fresh sink: other bytes")
 	}
 }
 
-// TestParquetRowGroups: a batch past the row group size is written in
+// TestParquetRowGroups: an object past the row group size is written in
 // several row groups, which read back as one sequence of rows.
 func TestParquetRowGroups(t *testing.T) {
 	defer func(n int) { parquetRowGroupBytes = n }(parquetRowGroupBytes)
 	parquetRowGroupBytes = 64 << 10
-	b := logBatch(200, 10)
+	b := logObject(200, 10)
 	want := ndjsonLines(t, b)
 	obj, err := parquetSink(t, "").Encode(b)
 	if err != nil {
@@ -167,10 +167,10 @@ func TestParquetRowGroups(t *testing.T) {
 // TestParquetReceivedAtIsUTCMicros: a time in another zone is stored as
 // the same instant, truncated to the microsecond.
 func TestParquetReceivedAtIsUTCMicros(t *testing.T) {
-	b := batch.New(batch.Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
+	b := object.NewOpen(object.Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
 	at := time.Date(2026, 12, 1, 21, 30, 0, 123456789, time.FixedZone("x", 2*3600))
-	b.Add(batch.Item{Meta: envelope.Meta{Tenant: "acme", BatchID: "r", ReceivedAt: at, EventCount: 1}, Seq: 1, Body: []byte(`{"a":1}` + "\n")}, at)
-	obj, err := parquetSink(t, "").Encode(b.All(batch.ReasonShutdown)[0])
+	b.Add(object.Item{Meta: envelope.Meta{Tenant: "acme", BatchID: "r", ReceivedAt: at, EventCount: 1}, Seq: 1, Body: []byte(`{"a":1}` + "\n")}, at)
+	obj, err := parquetSink(t, "").Encode(b.All(object.ReasonShutdown)[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +199,7 @@ func TestFormatRejects(t *testing.T) {
 }
 
 // TestParquetPut: a Parquet object lands under its .parquet key with its
-// content type and metadata; the same batch encoded and put again is found
+// content type and metadata; the same object encoded and put again is found
 // stored (the 412 check); the partition's listing holds it for a Parquet
 // sink and not for an NDJSON one.
 func TestParquetPut(t *testing.T) {
@@ -208,7 +208,7 @@ func TestParquetPut(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := logBatch(12, 3)
+	b := logObject(12, 3)
 	obj, err := sk.Encode(b)
 	if err != nil {
 		t.Fatal(err)
@@ -216,12 +216,12 @@ func TestParquetPut(t *testing.T) {
 	if key, err := sk.Put(t.Context(), obj); err != nil || key != obj.Key {
 		t.Fatalf("put: %s, %v", key, err)
 	}
-	again, err := sk.Encode(logBatch(12, 3))
+	again, err := sk.Encode(logObject(12, 3))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if key, err := sk.Put(t.Context(), again); err != nil || key != obj.Key {
-		t.Fatalf("put the same batch again: %s, %v", key, err)
+		t.Fatalf("put the same object again: %s, %v", key, err)
 	}
 	head, err := srv.Client().HeadObject(t.Context(), &s3.HeadObjectInput{Bucket: aws.String(devstack.S3Bucket), Key: aws.String(obj.Key)})
 	if err != nil {

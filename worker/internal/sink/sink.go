@@ -38,33 +38,33 @@ const (
 	MetaEventCount = "sluice-event-count"
 	MetaFirstSeq   = "sluice-first-seq"
 	MetaLastSeq    = "sluice-last-seq"
-	// MetaSeqsHash is the hex SHA-256 of the batch's stream sequences
-	// (sorted, 8 bytes big-endian each): two batches with the same key and
+	// MetaSeqsHash is the hex SHA-256 of the object's stream sequences
+	// (sorted, 8 bytes big-endian each): two objects with the same key and
 	// count but other messages in between differ here.
 	MetaSeqsHash = "sluice-seqs-sha256"
 	// MetaStreamCreated is the StreamTag of the stream incarnation the
-	// batch came from: a stream deleted and recreated numbers its messages
+	// object's messages came from: a stream deleted and recreated numbers its messages
 	// from 1 again, so sequences alone do not name messages.
 	MetaStreamCreated = "sluice-stream-created"
-	// MetaContentHash is the hex SHA-256 of the batch's events as
+	// MetaContentHash is the hex SHA-256 of the object's events as
 	// uncompressed NDJSON lines, whatever the format and compression: the
 	// same messages give the same digest, other messages another.
 	MetaContentHash = "sluice-content-sha256"
 )
 
-// sameBatch are the metadata that must all be present and equal for a
-// stored object to be the batch being uploaded.
-var sameBatch = []string{MetaEventCount, MetaFirstSeq, MetaLastSeq, MetaSeqsHash, MetaStreamCreated, MetaContentHash}
+// sameObject are the metadata that must all be present and equal for a
+// stored object to be the one being uploaded.
+var sameObject = []string{MetaEventCount, MetaFirstSeq, MetaLastSeq, MetaSeqsHash, MetaStreamCreated, MetaContentHash}
 
 // DefaultPartSize is the multipart threshold and part size when Config
 // leaves it zero. Objects up to this size are one PutObject.
 const DefaultPartSize = 16 << 20
 
-// ErrConflict means the batch's key already holds an object of the same
-// stream incarnation whose metadata does not match the batch: the same
-// first and last sequence, other messages in between. The caller must cut
-// the batch differently.
-var ErrConflict = errors.New("key holds a different batch")
+// ErrConflict means the object's key already holds an object of the same
+// stream incarnation whose metadata does not match: the same first and
+// last sequence, other messages in between. The caller must cut the
+// object differently.
+var ErrConflict = errors.New("key holds a different object")
 
 // Config says where and how objects are written.
 type Config struct {
@@ -84,7 +84,7 @@ type Config struct {
 	PartConcurrency int
 }
 
-// Sink encodes and uploads batches.
+// Sink encodes and uploads objects.
 type Sink struct {
 	s3     Client
 	up     *manager.Uploader
@@ -121,11 +121,11 @@ func New(client Client, cfg Config) (*Sink, error) {
 	return &Sink{s3: client, up: up, cfg: cfg, format: f}, nil
 }
 
-// Object is an encoded batch, ready to upload.
+// Object is an encoded object, ready to upload.
 type Object struct {
 	Key string
-	// StreamKey is Key with the batch's stream incarnation in it: where the
-	// batch goes when Key holds an object of another incarnation, or one
+	// StreamKey is Key with the object's stream incarnation in it: where the
+	// object goes when Key holds an object of another incarnation, or one
 	// written without the incarnation in its metadata.
 	StreamKey string
 	Body      []byte
@@ -134,10 +134,10 @@ type Object struct {
 }
 
 // Put stores obj, written once with If-None-Match: *, and returns its key.
-// On a 412 it reads the stored object's metadata: the same batch means obj
-// is stored; the same incarnation and another batch is ErrConflict; another
+// On a 412 it reads the stored object's metadata: the same messages mean obj
+// is stored; the same incarnation with other messages is ErrConflict; another
 // incarnation, or none, sends obj to obj.StreamKey, judged the same way.
-// Both keys are functions of the batch, so a retry finds its own object;
+// Both keys are functions of the messages, so a retry finds its own object;
 // large objects go up in parts. A nil error means the object is stored.
 func (s *Sink) Put(ctx context.Context, obj Object) (string, error) {
 	err := s.putOnce(ctx, obj, obj.Key)
@@ -208,12 +208,12 @@ func (s *Sink) head(ctx context.Context, key string) (map[string]string, error) 
 	return out.Metadata, nil
 }
 
-// compare returns nil when the metadata stored under key prove it is obj's
-// batch, else ErrConflict. A missing field proves nothing.
+// compare returns nil when the metadata stored under key prove it is obj,
+// else ErrConflict. A missing field proves nothing.
 func (s *Sink) compare(key string, stored map[string]string, obj Object) error {
-	for _, k := range sameBatch {
+	for _, k := range sameObject {
 		if v := stored[k]; v == "" || v != obj.Metadata[k] {
-			return fmt.Errorf("s3://%s/%s: stored %s=%q, batch has %q: %w",
+			return fmt.Errorf("s3://%s/%s: stored %s=%q, object has %q: %w",
 				s.cfg.Bucket, key, k, v, obj.Metadata[k], ErrConflict)
 		}
 	}
@@ -222,7 +222,7 @@ func (s *Sink) compare(key string, stored map[string]string, obj Object) error {
 
 // Stored lists the keys of the objects stored in a tenant's hour (in this
 // sink's format and compression), for regathering redelivered messages into
-// the batch they landed in.
+// the object they landed in.
 func (s *Sink) Stored(ctx context.Context, tenant string, hour time.Time) ([]objkey.Key, error) {
 	in := &s3.ListObjectsV2Input{
 		Bucket: aws.String(s.cfg.Bucket),
@@ -246,7 +246,7 @@ func (s *Sink) Stored(ctx context.Context, tenant string, hour time.Time) ([]obj
 	}
 }
 
-// Stored is what a stored object's metadata say about its batch.
+// Stored is what a stored object's metadata say about its messages.
 type Stored struct {
 	Events int
 	// Stream is the StreamTag of its stream incarnation; empty for an
@@ -254,9 +254,9 @@ type Stored struct {
 	Stream string
 }
 
-// StoredBatch reads a stored object's event count and stream incarnation
+// StoredObject reads a stored object's event count and stream incarnation
 // from its metadata.
-func (s *Sink) StoredBatch(ctx context.Context, key string) (Stored, error) {
+func (s *Sink) StoredObject(ctx context.Context, key string) (Stored, error) {
 	meta, err := s.head(ctx, key)
 	if err != nil {
 		return Stored{}, err
@@ -317,7 +317,7 @@ var permanentCodes = []string{"EntityTooLarge", "KeyTooLongError", "MetadataTooL
 // a retry. Only an error about the object itself is permanent; everything
 // else (network, 5xx, throttling) may heal and is retried, or is about the
 // writer, not the object (Unwritable: credentials, permissions, a missing
-// bucket), because the batch's messages must not be dropped while an
+// bucket), because the object's messages must not be dropped while an
 // operator fixes S3. ErrConflict is not permanent: the caller re-cuts.
 func Permanent(err error) bool {
 	return slices.Contains(permanentCodes, errorCode(err))

@@ -20,7 +20,7 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 	"github.com/sluice-ingest/sluice/pkg/objkey"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // countingS3 counts the multipart calls of the real client.
@@ -43,9 +43,9 @@ func (c *countingS3) CompleteMultipartUpload(ctx context.Context, in *s3.Complet
 	return c.Client.CompleteMultipartUpload(ctx, in, o...)
 }
 
-// bigBatch is a batch of incompressible events of about size bytes.
-func bigBatch(firstSeq uint64, size int) *batch.Batch {
-	b := batch.New(batch.Limits{MaxBytes: 1 << 40, MaxEvents: 1 << 30, MaxAge: time.Hour})
+// bigObject is an object of incompressible events of about size bytes.
+func bigObject(firstSeq uint64, size int) *object.Object {
+	b := object.NewOpen(object.Limits{MaxBytes: 1 << 40, MaxEvents: 1 << 30, MaxAge: time.Hour})
 	at := time.Now().UTC().Add(-time.Hour)
 	raw := make([]byte, 48<<10)
 	for i := 0; i*(100<<10) < size; i++ {
@@ -55,12 +55,12 @@ func bigBatch(firstSeq uint64, size int) *batch.Batch {
 			body = fmt.Appendf(body, "{\"r\":%q}\n", hex.EncodeToString(raw))
 		}
 		meta := envelope.Meta{Tenant: "acme", BatchID: envelope.NewBatchID(), ReceivedAt: at, EventCount: 2}
-		b.Add(batch.Item{Meta: meta, Seq: firstSeq + uint64(i), Body: body, Stream: testStream}, time.Now())
+		b.Add(object.Item{Meta: meta, Seq: firstSeq + uint64(i), Body: body, Stream: testStream}, time.Now())
 	}
-	return b.All(batch.ReasonShutdown)[0]
+	return b.All(object.ReasonShutdown)[0]
 }
 
-// testStream is the stream incarnation of the tests' batches.
+// testStream is the stream incarnation of the tests' objects.
 var testStream = objkey.StreamTag(time.Date(2026, 12, 1, 20, 0, 0, 1, time.UTC))
 
 // TestMultipartAboveThreshold: an object larger than the part size goes up
@@ -72,7 +72,7 @@ func TestMultipartAboveThreshold(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	small, err := sk.Encode(bigBatch(1, 1<<20))
+	small, err := sk.Encode(bigObject(1, 1<<20))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestMultipartAboveThreshold(t *testing.T) {
 	if c.parts.Load() != 0 {
 		t.Fatalf("a %d-byte object used %d parts", len(small.Body), c.parts.Load())
 	}
-	obj, err := sk.Encode(bigBatch(100, 12<<20))
+	obj, err := sk.Encode(bigObject(100, 12<<20))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,17 +92,17 @@ func TestMultipartAboveThreshold(t *testing.T) {
 	if c.parts.Load() < 3 {
 		t.Fatalf("a %d-byte object went up in %d parts, want 3", len(obj.Body), c.parts.Load())
 	}
-	// The same batch again: the key is taken, the metadata matches.
+	// The same object again: the key is taken, the metadata matches.
 	if _, err := sk.Put(t.Context(), obj); err != nil {
-		t.Fatalf("second multipart put of the same batch: %v", err)
+		t.Fatalf("second multipart put of the same object: %v", err)
 	}
-	// Another batch under the same key: the multipart upload is
+	// Another object under the same key: the multipart upload is
 	// conditional too, so the stored object is not replaced.
 	other := obj
 	other.Metadata = maps.Clone(obj.Metadata)
 	other.Metadata[MetaSeqsHash] = "0"
 	if _, err := sk.Put(t.Context(), other); !errors.Is(err, ErrConflict) {
-		t.Fatalf("multipart put of another batch under the key: err = %v, want ErrConflict", err)
+		t.Fatalf("multipart put of another object under the key: err = %v, want ErrConflict", err)
 	}
 	objs := devtest.MustReadObjects(t, srv.Client(), devstack.S3Bucket, "mp/")
 	if len(objs) != 2 {
@@ -130,7 +130,7 @@ func TestFailedMultipartIsAborted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	obj, err := sk.Encode(bigBatch(1, 11<<20))
+	obj, err := sk.Encode(bigObject(1, 11<<20))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,12 +200,12 @@ func TestEncodeWritesARedeliveredMessageOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := batch.New(batch.Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
+	b := object.NewOpen(object.Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
 	meta := envelope.Meta{Tenant: "acme", BatchID: "x", ReceivedAt: time.Now(), EventCount: 2}
 	for _, seq := range []uint64{5, 3, 5} {
-		b.Add(batch.Item{Meta: meta, Seq: seq, Body: []byte("{\"a\":1}\n{\"b\":2}\n")}, time.Now())
+		b.Add(object.Item{Meta: meta, Seq: seq, Body: []byte("{\"a\":1}\n{\"b\":2}\n")}, time.Now())
 	}
-	obj, err := sk.Encode(b.All(batch.ReasonShutdown)[0])
+	obj, err := sk.Encode(b.All(object.ReasonShutdown)[0])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,20 +214,20 @@ func TestEncodeWritesARedeliveredMessageOnce(t *testing.T) {
 	}
 }
 
-// smallBatch is a batch of incarnation stream holding one message of one
+// smallObject is an object of incarnation stream holding one message of one
 // event per seq, each event naming the message's request.
-func smallBatch(stream, request string, seqs ...uint64) *batch.Batch {
-	b := batch.New(batch.Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
+func smallObject(stream, request string, seqs ...uint64) *object.Object {
+	b := object.NewOpen(object.Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
 	meta := envelope.Meta{Tenant: "acme", BatchID: request, ReceivedAt: time.Date(2026, 12, 1, 19, 30, 0, 0, time.UTC), EventCount: 1}
 	for _, seq := range seqs {
-		b.Add(batch.Item{Meta: meta, Seq: seq, Body: fmt.Appendf(nil, "{\"seq\":%d}\n", seq), Stream: stream}, time.Now())
+		b.Add(object.Item{Meta: meta, Seq: seq, Body: fmt.Appendf(nil, "{\"seq\":%d}\n", seq), Stream: stream}, time.Now())
 	}
-	return b.All(batch.ReasonShutdown)[0]
+	return b.All(object.ReasonShutdown)[0]
 }
 
-// TestSameKeyOtherStreamIncarnation: a batch whose key holds an object with
+// TestSameKeyOtherStreamIncarnation: an object whose key holds an object with
 // the same sequences and count but from another stream incarnation, or
-// from before objects carried one, is not "this batch": it is stored under
+// from before objects carried one, is not "this object": it is stored under
 // its own key, which a retry finds again. Within one incarnation, other
 // content under the key is a conflict.
 func TestSameKeyOtherStreamIncarnation(t *testing.T) {
@@ -244,28 +244,28 @@ func TestSameKeyOtherStreamIncarnation(t *testing.T) {
 		}
 		return key
 	}
-	old, err := sk.Encode(smallBatch(testStream, "old", 1, 2, 3))
+	old, err := sk.Encode(smallObject(testStream, "old", 1, 2, 3))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if key := put(old); key != old.Key {
-		t.Fatalf("first batch stored under %s, want the plain key %s", key, old.Key)
+		t.Fatalf("first object stored under %s, want the plain key %s", key, old.Key)
 	}
 	recreated := objkey.StreamTag(time.Date(2026, 12, 1, 21, 0, 0, 0, time.UTC))
-	fresh, err := sk.Encode(smallBatch(recreated, "new", 1, 2, 3))
+	fresh, err := sk.Encode(smallObject(recreated, "new", 1, 2, 3))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i := range 2 { // the second put is a retry: it finds its own object
 		if key := put(fresh); key != fresh.StreamKey || key == fresh.Key {
-			t.Fatalf("put %d of the recreated stream's batch: stored under %s, want %s", i+1, key, fresh.StreamKey)
+			t.Fatalf("put %d of the recreated stream's object: stored under %s, want %s", i+1, key, fresh.StreamKey)
 		}
 	}
 	if k, err := objkey.Parse(fresh.StreamKey); err != nil || k.Stream != recreated || k.FirstSeq != 1 || k.LastSeq != 3 {
 		t.Errorf("stream key %s parses to %+v, %v", fresh.StreamKey, k, err)
 	}
 	// Same incarnation, same sequences and count, other content.
-	other, err := sk.Encode(smallBatch(recreated, "other", 1, 2, 3))
+	other, err := sk.Encode(smallObject(recreated, "other", 1, 2, 3))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func TestSameKeyOtherStreamIncarnation(t *testing.T) {
 	}
 	// An object written before objects carried incarnation and digest
 	// proves nothing, even with every older field equal.
-	legacy, err := sk.Encode(smallBatch(testStream, "legacy", 7, 8))
+	legacy, err := sk.Encode(smallObject(testStream, "legacy", 7, 8))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +287,7 @@ func TestSameKeyOtherStreamIncarnation(t *testing.T) {
 		t.Fatal(err)
 	}
 	if key := put(legacy); key != legacy.StreamKey {
-		t.Errorf("batch meeting an object without incarnation stored under %s, want %s", key, legacy.StreamKey)
+		t.Errorf("object meeting an object without incarnation stored under %s, want %s", key, legacy.StreamKey)
 	}
 	objs := devtest.MustReadObjects(t, srv.Client(), devstack.S3Bucket, "inc/")
 	byKey := map[string]devtest.Object{}
@@ -301,7 +301,7 @@ func TestSameKeyOtherStreamIncarnation(t *testing.T) {
 }
 
 // TestContentDigestIgnoresCompression: the digest is of the lines, so the
-// same batch has the same digest in every format and compression.
+// same object has the same digest in every format and compression.
 func TestContentDigestIgnoresCompression(t *testing.T) {
 	digests := map[string]bool{}
 	for _, cfg := range []Config{
@@ -313,7 +313,7 @@ func TestContentDigestIgnoresCompression(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		obj, err := sk.Encode(smallBatch(testStream, "r", 4, 5))
+		obj, err := sk.Encode(smallObject(testStream, "r", 4, 5))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -11,13 +11,13 @@ import (
 	pqzstd "github.com/parquet-go/parquet-go/compress/zstd"
 
 	"github.com/sluice-ingest/sluice/pkg/envelope"
-	"github.com/sluice-ingest/sluice/worker/internal/batch"
+	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
 // The alternative to the JSON data column, measured and not chosen: a
 // column per field of the events (nested objects' fields by their dotted
-// path), its type inferred from the batch (boolean, int64, double or
-// string; an array, or a field with two types in the batch, is kept as
+// path), its type inferred from the object (boolean, int64, double or
+// string; an array, or a field with two types in the object, is kept as
 // JSON text). It is a
 // benchmark only; see ParquetRow for why data is one JSON column.
 
@@ -60,7 +60,7 @@ func flatten(prefix string, obj map[string]any, out map[string]any) {
 }
 
 // encodeTyped writes b's events as a Parquet file with inferred columns.
-func encodeTyped(b *batch.Batch) ([]byte, int, error) {
+func encodeTyped(b *object.Object) ([]byte, int, error) {
 	type event struct {
 		m      envelope.Meta
 		index  int
@@ -178,7 +178,7 @@ func encodeTyped(b *batch.Batch) ([]byte, int, error) {
 //
 //	cd worker && go test -run '^$' -bench EncodeTyped -benchtime 10x -count 3 ./internal/sink/
 func BenchmarkEncodeTyped(b *testing.B) {
-	b50k := logBatch(2000, 25)
+	b50k := logObject(2000, 25)
 	benchEncode(b, b50k, func() (int, int, error) {
 		body, n, err := encodeTyped(b50k)
 		return len(body), n, err
@@ -188,7 +188,7 @@ func BenchmarkEncodeTyped(b *testing.B) {
 // TestEncodeTypedReadsBack keeps the benchmark honest: its file holds every
 // event, with the inferred columns.
 func TestEncodeTypedReadsBack(t *testing.T) {
-	b := logBatch(20, 5)
+	b := logObject(20, 5)
 	body, n, err := encodeTyped(b)
 	if err != nil {
 		t.Fatal(err)

@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	cs.Int(&s.httpPort, "SLUICE_DEV_HTTP_PORT", 8080, 1, "gateway ingest port")
 	cs.Int(&s.adminPort, "SLUICE_DEV_ADMIN_PORT", 9090, 1, "gateway admin port")
 	cs.Int(&s.workerAdminPort, "SLUICE_DEV_WORKER_ADMIN_PORT", 9091, 1, "worker admin port")
-	cs.Duration(&s.batchMaxAge, "SLUICE_DEV_BATCH_MAX_AGE", 3*time.Second, 10*time.Millisecond, "worker batch age")
+	cs.Duration(&s.batchMaxAge, "SLUICE_DEV_BATCH_MAX_AGE", 3*time.Second, 10*time.Millisecond, "the worker's SLUICE_BATCH_MAX_AGE: how long an object stays open")
 	cs.String(&s.binDir, "SLUICE_DEV_BIN_DIR", filepath.Dir(exe), "directory holding the gateway and worker binaries")
 	if err := cs.Parse(args, stdout); err != nil {
 		return err

@@ -1,4 +1,4 @@
-package batch
+package object
 
 import (
 	"testing"
@@ -13,10 +13,10 @@ func item(tenant string, seq uint64, at time.Time, events int, body string) Item
 	return Item{Meta: envelope.Meta{Tenant: tenant, BatchID: "b", ReceivedAt: at, EventCount: events}, Seq: seq, Body: []byte(body)}
 }
 
-func TestFlushOnEventsAndBytes(t *testing.T) {
-	b := New(Limits{MaxBytes: 10, MaxEvents: 3, MaxAge: time.Hour})
+func TestCutOnEventsAndBytes(t *testing.T) {
+	b := NewOpen(Limits{MaxBytes: 10, MaxEvents: 3, MaxAge: time.Hour})
 	if got := b.Add(item("a", 1, t0, 2, "x"), t0); got != nil {
-		t.Fatal("flushed too early")
+		t.Fatal("cut too early")
 	}
 	got := b.Add(item("a", 2, t0, 1, "x"), t0)
 	if got == nil || got.Events != 3 || got.FirstSeq != 1 || got.LastSeq != 2 {
@@ -27,19 +27,19 @@ func TestFlushOnEventsAndBytes(t *testing.T) {
 		t.Fatalf("byte limit: got %+v", got)
 	}
 	if b.Len() != 0 {
-		t.Errorf("open batches left: %d", b.Len())
+		t.Errorf("open objects left: %d", b.Len())
 	}
 }
 
 func TestPartitionsByTenantAndHour(t *testing.T) {
-	b := New(Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
+	b := NewOpen(Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
 	b.Add(item("a", 1, t0, 1, "x"), t0)
 	b.Add(item("b", 2, t0, 1, "x"), t0)
 	b.Add(item("a", 3, t0.Add(2*time.Minute), 1, "x"), t0) // next hour
 	b.Add(item("a", 4, t0.Add(30*time.Second), 1, "x"), t0)
 	all := b.All(ReasonShutdown)
 	if len(all) != 3 {
-		t.Fatalf("got %d batches, want 3", len(all))
+		t.Fatalf("got %d objects, want 3", len(all))
 	}
 	for _, bt := range all {
 		if bt.Tenant == "a" && bt.Hour.Hour() == 10 && (bt.FirstSeq != 1 || bt.LastSeq != 4) {
@@ -48,8 +48,8 @@ func TestPartitionsByTenantAndHour(t *testing.T) {
 	}
 }
 
-func TestAgeFlush(t *testing.T) {
-	b := New(Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: 5 * time.Second})
+func TestAgeCut(t *testing.T) {
+	b := NewOpen(Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: 5 * time.Second})
 	if _, ok := b.NextDue(t0); ok {
 		t.Error("NextDue with nothing open")
 	}
@@ -66,12 +66,12 @@ func TestAgeFlush(t *testing.T) {
 	}
 }
 
-func TestRegatherBatchOfALandedObject(t *testing.T) {
-	b := New(Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
+func TestRegatherALandedObject(t *testing.T) {
+	b := NewOpen(Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
 	landed := &Landed{Key: "k3-9", FirstSeq: 3, LastSeq: 9, Events: 3}
 	fresh := item("a", 10, t0, 1, "x")
 	if b.Add(fresh, t0) != nil {
-		t.Fatal("fresh message cut a batch")
+		t.Fatal("fresh message cut an object")
 	}
 	for i, seq := range []uint64{9, 3, 5} {
 		it := item("a", seq, t0, 1, "x")
@@ -81,23 +81,23 @@ func TestRegatherBatchOfALandedObject(t *testing.T) {
 			t.Fatalf("cut after %d of 3 messages", i+1)
 		}
 		if i == 2 && (got == nil || got.Reason != ReasonRegather || got.FirstSeq != 3 || got.LastSeq != 9 || len(got.Items) != 3) {
-			t.Fatalf("regather batch: %+v", got)
+			t.Fatalf("regathered object: %+v", got)
 		}
 	}
 	if b.Len() != 1 {
-		t.Errorf("open batches %d, want the fresh one", b.Len())
+		t.Errorf("open objects %d, want the fresh one", b.Len())
 	}
 }
 
-// TestRegatherBatchesOfObjectsWithTheSameFirstSequence: after a split, the
+// TestRegatherObjectsWithTheSameFirstSequence: after a split, the
 // objects 10-11 and 10-20 share a first sequence; their redelivered
-// messages are gathered apart, each batch cut when its own object is
+// messages are gathered apart, each cut when its own object is
 // whole again.
-func TestRegatherBatchesOfObjectsWithTheSameFirstSequence(t *testing.T) {
-	b := New(Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
+func TestRegatherObjectsWithTheSameFirstSequence(t *testing.T) {
+	b := NewOpen(Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
 	small := &Landed{Key: "k10-11", FirstSeq: 10, LastSeq: 11, Events: 2}
 	big := &Landed{Key: "k10-20", FirstSeq: 10, LastSeq: 20, Events: 3}
-	add := func(seq uint64, l *Landed) *Batch {
+	add := func(seq uint64, l *Landed) *Object {
 		it := item("a", seq, t0, 1, "x")
 		it.Landed = l
 		return b.Add(it, t0)
@@ -112,15 +112,15 @@ func TestRegatherBatchesOfObjectsWithTheSameFirstSequence(t *testing.T) {
 		t.Fatalf("cut %d-%d before 10-20 is whole", got.FirstSeq, got.LastSeq)
 	}
 	if got := add(20, big); got == nil || got.Regather != big.Key || len(got.Items) != 3 || got.FirstSeq != 10 || got.LastSeq != 20 {
-		t.Fatalf("10-20 regather batch: %+v", got)
+		t.Fatalf("10-20 regathered object: %+v", got)
 	}
 	if b.Len() != 1 {
-		t.Errorf("open batches %d, want 10-11's", b.Len())
+		t.Errorf("open objects %d, want 10-11's", b.Len())
 	}
 }
 
-func TestIncarnationsNeverShareABatch(t *testing.T) {
-	b := New(Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
+func TestIncarnationsNeverShareAnObject(t *testing.T) {
+	b := NewOpen(Limits{MaxBytes: 1 << 20, MaxEvents: 100, MaxAge: time.Hour})
 	for i, stream := range []string{"old", "new", "old"} {
 		it := item("a", uint64(i+1), t0, 1, "x")
 		it.Stream = stream
@@ -128,12 +128,12 @@ func TestIncarnationsNeverShareABatch(t *testing.T) {
 	}
 	all := b.All(ReasonShutdown)
 	if len(all) != 2 {
-		t.Fatalf("%d batches, want one per incarnation", len(all))
+		t.Fatalf("%d objects, want one per incarnation", len(all))
 	}
 	for _, bt := range all {
 		for _, it := range bt.Items {
 			if it.Stream != bt.Stream {
-				t.Errorf("message of %s in a batch of %s", it.Stream, bt.Stream)
+				t.Errorf("message of %s in an object of %s", it.Stream, bt.Stream)
 			}
 		}
 	}

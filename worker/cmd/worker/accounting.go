@@ -12,10 +12,10 @@ import (
 	"github.com/sluice-ingest/sluice/worker/internal/pipeline"
 )
 
-// ensureProof creates the receipts bucket and the counter stream, retrying
+// ensureAccounting creates the receipts bucket and the counter stream, retrying
 // while NATS is unreachable, and returns what records outcomes into them.
 // It returns an error only when ctx ended first.
-func ensureProof(ctx context.Context, js jetstream.JetStream, s stream.Settings, log *slog.Logger) (pipeline.Recorder, error) {
+func ensureAccounting(ctx context.Context, js jetstream.JetStream, s stream.Settings, log *slog.Logger) (pipeline.Recorder, error) {
 	var kv jetstream.KeyValue
 	err := stream.Retry(ctx, log, "ensure receipts and counters", func(ctx context.Context) error {
 		var err error

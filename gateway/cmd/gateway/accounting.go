@@ -15,9 +15,9 @@ import (
 // stream: what a gateway killed (not stopped) can leave uncounted.
 const tallyInterval = time.Second
 
-// ensureProof creates (or updates) the receipts bucket the ingest API reads
+// ensureAccounting creates (or updates) the receipts bucket the ingest API reads
 // and the counter stream the accepted counts go to.
-func ensureProof(ctx context.Context, js jetstream.JetStream, s stream.Settings) error {
+func ensureAccounting(ctx context.Context, js jetstream.JetStream, s stream.Settings) error {
 	if _, err := receipts.Ensure(ctx, js, s.ReceiptTTL, s.Replicas); err != nil {
 		return err
 	}

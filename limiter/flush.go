@@ -142,13 +142,13 @@ func (l *Limiter) enqueue(ctx context.Context, c *call, queuedAt time.Time) erro
 	}
 }
 
-// flusher takes whatever calls queued up (up to maxBatch, waiting at most
-// maxDelay for more, and for a round trip in flight: see behind) and
-// decides them in one round trip. One flusher at a time collects (it holds
+// flusher takes whatever calls queued up (up to flushMax, waiting at most
+// flushDelay for more, and for a flush in flight: see behind) and
+// decides them in one flush, one round trip. One flusher at a time collects (it holds
 // l.turn until it sends).
 func (l *Limiter) flusher() {
 	defer l.wg.Done()
-	batch := make([]*call, 0, l.cfg.maxBatch)
+	calls := make([]*call, 0, l.cfg.flushMax)
 	for {
 		select {
 		case l.turn <- struct{}{}:
@@ -157,85 +157,85 @@ func (l *Limiter) flusher() {
 		}
 		select {
 		case c := <-l.queue:
-			batch = append(batch, c)
+			calls = append(calls, c)
 		case <-l.stop:
 			<-l.turn
 			return
 		}
-		batch = l.behind(l.fill(batch))
+		calls = l.behind(l.fill(calls))
 		l.inflight.Add(1)
 		<-l.turn
-		l.flush(batch)
+		l.flush(calls)
 		if l.inflight.Add(-1) == 0 {
 			select {
 			case l.landed <- struct{}{}:
 			default: // a token is there already
 			}
 		}
-		clear(batch)
-		batch = batch[:0]
+		clear(calls)
+		calls = calls[:0]
 	}
 }
 
-// behind holds a batch that has room while another flusher's round trip is
+// behind holds a flush that has room while another flusher's round trip is
 // in flight, taking the calls that queue meanwhile, until it lands, the
-// deadline passes or the batch is full: one round trip carries what arrived
+// deadline passes or the flush is full: one round trip carries what arrived
 // during the previous one. Once Redis has failed nothing is held.
-func (l *Limiter) behind(batch []*call) []*call {
-	if len(batch) >= l.cfg.maxBatch || l.inflight.Load() == 0 || !l.br.patient() {
-		return batch
+func (l *Limiter) behind(calls []*call) []*call {
+	if len(calls) >= l.cfg.flushMax || l.inflight.Load() == 0 || !l.br.patient() {
+		return calls
 	}
 	t := time.NewTimer(l.cfg.deadline)
 	defer t.Stop()
-	for len(batch) < l.cfg.maxBatch && l.inflight.Load() > 0 {
+	for len(calls) < l.cfg.flushMax && l.inflight.Load() > 0 {
 		select {
 		case c := <-l.queue:
-			batch = append(batch, c)
+			calls = append(calls, c)
 		case <-l.landed:
 		case <-t.C:
-			return batch
+			return calls
 		case <-l.stop:
-			return batch
+			return calls
 		}
 	}
-	return batch
+	return calls
 }
 
-func (l *Limiter) fill(batch []*call) []*call {
-	for len(batch) < l.cfg.maxBatch {
+func (l *Limiter) fill(calls []*call) []*call {
+	for len(calls) < l.cfg.flushMax {
 		select {
 		case c := <-l.queue:
-			batch = append(batch, c)
+			calls = append(calls, c)
 			continue
 		default:
 		}
 		break
 	}
-	if l.cfg.maxDelay <= 0 || len(batch) >= l.cfg.maxBatch {
-		return batch
+	if l.cfg.flushDelay <= 0 || len(calls) >= l.cfg.flushMax {
+		return calls
 	}
-	t := time.NewTimer(l.cfg.maxDelay)
+	t := time.NewTimer(l.cfg.flushDelay)
 	defer t.Stop()
-	for len(batch) < l.cfg.maxBatch {
+	for len(calls) < l.cfg.flushMax {
 		select {
 		case c := <-l.queue:
-			batch = append(batch, c)
+			calls = append(calls, c)
 		case <-t.C:
-			return batch
+			return calls
 		}
 	}
-	return batch
+	return calls
 }
 
-// flush runs one batch: on a single Redis one script for all calls (each
-// call its own all-or-nothing group); on a cluster one script per slot, in
-// one pipeline. Calls whose caller gave up before they were sent are
+// flush sends calls in one round trip: on a single Redis one script for
+// all of them (each call its own all-or-nothing group); on a cluster one
+// script per slot, in one pipeline. Calls whose caller gave up before they were sent are
 // dropped, so a Redis that comes back does not consume for answers nobody
 // waits for.
-func (l *Limiter) flush(batch []*call) {
+func (l *Limiter) flush(calls []*call) {
 	now := time.Now()
-	live := batch[:0]
-	for _, c := range batch {
+	live := calls[:0]
+	for _, c := range calls {
 		if c.send(now) {
 			live = append(live, c)
 		}
@@ -259,11 +259,11 @@ func (l *Limiter) flush(batch []*call) {
 	parts := make([][]entry, len(groups))
 	invs := make([]invocation, len(groups))
 	for g, idx := range groups {
-		calls := make([]*call, len(idx))
+		group := make([]*call, len(idx))
 		for k, i := range idx {
-			calls[k] = live[i]
+			group[k] = live[i]
 		}
-		parts[g] = l.attach(aggregate(calls), now)
+		parts[g] = l.attach(aggregate(group), now)
 		invs[g].keys, invs[g].args = compose(parts[g], false)
 	}
 	for g, r := range evalAll(ctx, l.rdb, l.s.decide, invs) {
