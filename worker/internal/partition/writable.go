@@ -1,10 +1,13 @@
 package partition
 
 import (
+	"errors"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sluice-ingest/sluice/worker/internal/pipeline"
 )
 
 // Members that cannot write.
@@ -94,4 +97,38 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	reg.MustRegister(m.owned, m.withdrawals)
 	return m
+}
+
+// noteWithdrawal logs and counts this worker leaving the assignment for
+// want of S3 writes, and rejoining it. m.mu is held.
+func (m *Member) noteWithdrawal(writers []string) {
+	in := slices.Contains(writers, m.cfg.ID)
+	reason := error(nil)
+	if m.cfg.Writable != nil {
+		reason = m.cfg.Writable.Writable()
+	}
+	switch {
+	case !in && !m.withdrawn:
+		m.withdrawn, m.said = true, false
+		if errors.Is(reason, pipeline.ErrNotChecked) {
+			return // starting: it joins once its first check passes
+		}
+		m.said = true
+		if m.cfg.Metrics != nil {
+			m.cfg.Metrics.withdrawals.Inc()
+		}
+		m.cfg.Log.Warn("leaving the partition assignment: this worker cannot write to S3; the others take its partitions until a write check passes",
+			"owned", len(m.owned), "writers", len(writers), "err", reason)
+	case in && m.withdrawn:
+		m.withdrawn = false
+		if m.said {
+			m.cfg.Log.Info("rejoining the partition assignment: S3 takes this worker's writes again", "writers", len(writers))
+		}
+	}
+	unassigned := in && reason != nil && !errors.Is(reason, pipeline.ErrNotChecked)
+	if unassigned && !m.unassigned {
+		m.cfg.Log.Warn("no worker can write to S3: keeping the partitions, fetching nothing until a write check passes",
+			"members", len(m.members), "err", reason)
+	}
+	m.unassigned = unassigned
 }
