@@ -6,8 +6,8 @@ import (
 	"io"
 	"time"
 
-	"github.com/sluice-ingest/sluice/gateway/internal/body"
 	"github.com/sluice-ingest/sluice/gateway/internal/api"
+	"github.com/sluice-ingest/sluice/gateway/internal/body"
 	"github.com/sluice-ingest/sluice/gateway/internal/ratelimit"
 	"github.com/sluice-ingest/sluice/pkg/config"
 	"github.com/sluice-ingest/sluice/pkg/stream"

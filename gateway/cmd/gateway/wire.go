@@ -11,8 +11,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sluice-ingest/sluice/gateway/internal/auth"
 	"github.com/sluice-ingest/sluice/gateway/internal/api"
+	"github.com/sluice-ingest/sluice/gateway/internal/auth"
 	"github.com/sluice-ingest/sluice/gateway/internal/ratelimit"
 	"github.com/sluice-ingest/sluice/pkg/ledger"
 	"github.com/sluice-ingest/sluice/pkg/receipts"
@@ -98,9 +98,9 @@ func wire(s settings, log *slog.Logger, reg *prometheus.Registry, nc *nats.Conn,
 		// A request that costs 1 is limited before its body is decoded.
 		RateLimit:           limits,
 		RateLimitBeforeBody: !limits.WeighsEvents(),
-		Receipts:        receipts.NewReader(js),
-		Tally:           gw.tally,
-		Coalesce:        s.coalesce == "on",
+		Receipts:            receipts.NewReader(js),
+		Tally:               gw.tally,
+		Coalesce:            s.coalesce == "on",
 	})
 	gw.capDecoded = capToBroker(nc, handler, s.limits.MaxDecodedBytes, log)
 	if gw.ln, err = net.Listen("tcp", s.httpAddr); err != nil {

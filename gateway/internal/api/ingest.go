@@ -47,7 +47,7 @@ const (
 // Config wires the handler.
 type Config struct {
 	Auth      *auth.Authenticator
-	RateLimit     RateLimiter // nil admits everything
+	RateLimit RateLimiter // nil admits everything
 	Publisher Publisher
 	Limits    body.Limits
 	// RateLimitBeforeBody asks RateLimit before the body is read, with events 0, so

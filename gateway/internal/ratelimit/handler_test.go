@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sluice-ingest/sluice/gateway/internal/auth"
 	"github.com/sluice-ingest/sluice/gateway/internal/api"
+	"github.com/sluice-ingest/sluice/gateway/internal/auth"
 	"github.com/sluice-ingest/sluice/limiter/redistest"
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack/devtest"
 	"github.com/sluice-ingest/sluice/pkg/stream"
@@ -28,8 +28,8 @@ func startHandler(t *testing.T, a *Limiter) string {
 		t.Fatal(err)
 	}
 	h := api.NewHandler(api.Config{
-		Auth:            auth.NewAuthenticator(keys),
-		Publisher:       js,
+		Auth:                auth.NewAuthenticator(keys),
+		Publisher:           js,
 		RateLimit:           a,
 		RateLimitBeforeBody: !a.WeighsEvents(),
 	})

@@ -12,8 +12,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/sluice-ingest/sluice/gateway/internal/auth"
 	"github.com/sluice-ingest/sluice/gateway/internal/api"
+	"github.com/sluice-ingest/sluice/gateway/internal/auth"
 	"github.com/sluice-ingest/sluice/limiter"
 )
 

@@ -10,8 +10,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sluice-ingest/sluice/gateway/internal/auth"
 	"github.com/sluice-ingest/sluice/gateway/internal/api"
+	"github.com/sluice-ingest/sluice/gateway/internal/auth"
 	"github.com/sluice-ingest/sluice/limiter"
 	"github.com/sluice-ingest/sluice/limiter/redistest"
 	"github.com/sluice-ingest/sluice/pkg/config"
