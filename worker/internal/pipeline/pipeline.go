@@ -117,6 +117,7 @@ type Pipeline struct {
 	// writable is whether the worker can write to S3 (writable.go);
 	// refusedLog throttles the log of refused dead letters.
 	writable   writable
+	recovery   recovery // wakes the uploads waiting to retry
 	refusedLog logEvery
 	// sources are the consumers read; releases carries their handovers
 	// to Run, which completes them (releasing, busyFrom) and closes

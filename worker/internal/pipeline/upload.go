@@ -53,7 +53,8 @@ func keepAlive(items []object.Item, every time.Duration) func() {
 	return func() { once.Do(func() { close(quit); wg.Wait() }) }
 }
 
-// store encodes and uploads bt, retrying with backoff and jitter, and
+// store encodes and uploads bt, retrying with backoff and jitter (cut
+// short when another upload succeeds: recovery.go), and
 // decides here what each upload error means (sink.Permanent judges retry):
 // nil acks every message; sink.ErrConflict splits the object and stores each
 // half; permanent dead-letters every message; sink.Unwritable hands them
@@ -81,6 +82,7 @@ func (p *Pipeline) store(ctx context.Context, bt *object.Object, stopKeepAlive f
 		p.cfg.Metrics.uploadSeconds.Observe(time.Since(start).Seconds())
 		switch {
 		case err == nil:
+			p.recovery.succeeded()
 			if !p.recordLanded(ctx, bt, key) { // stopped before the receipts were written: never ack without them (record.go)
 				p.nakAll(bt)
 				return false
@@ -112,13 +114,16 @@ func (p *Pipeline) store(ctx context.Context, bt *object.Object, stopKeepAlive f
 		wait := backoff + rand.N(backoff)
 		p.cfg.Metrics.uploadRetries.Inc()
 		p.cfg.Log.Warn("upload failed; retrying", "key", obj.Key, "attempt", attempt, "in", wait, "err", err)
+		back := p.recovery.next()
 		select {
 		case <-ctx.Done():
 			p.nakAll(bt)
 			return false
 		case <-time.After(wait):
+			backoff = min(2*backoff, p.cfg.RetryMax)
+		case <-back: // another upload went through: S3 is back
+			backoff = p.cfg.RetryMin
 		}
-		backoff = min(2*backoff, p.cfg.RetryMax)
 	}
 }
 
