@@ -135,8 +135,10 @@ func TestNATSClusterKillAndRestartNode(t *testing.T) {
 	}
 	publish := func(n int) {
 		for range n {
-			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			_, err := js.Publish(pctx, "s", []byte("x"), jetstream.WithRetryAttempts(50))
+			// The killed node's clients reconnect and the stream may elect a
+			// leader first: on a loaded machine that takes more than 10 s.
+			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			_, err := js.Publish(pctx, "s", []byte("x"), jetstream.WithRetryAttempts(150))
 			cancel()
 			if err != nil {
 				t.Fatal(err)

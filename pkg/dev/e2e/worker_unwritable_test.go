@@ -73,7 +73,7 @@ func TestWorkerWithWrongCredentials(t *testing.T) {
 	if got := metric(t, "http://"+st.workerEnv["SLUICE_ADMIN_ADDR"]+"/metrics", "sluice_worker_s3_writable"); got != 1 {
 		t.Errorf("sluice_worker_s3_writable = %v on the healthy worker", got)
 	}
-	if n := strings.Count(bad.Output(), "cannot write to S3"); n != 1 {
+	if n := strings.Count(bad.Output(), `"msg":"cannot write to S3`); n != 1 {
 		t.Errorf("%d log lines about the refusal, want 1:\n%s", n, bad.Output())
 	}
 }
