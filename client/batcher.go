@@ -8,16 +8,12 @@ import (
 	"time"
 )
 
-// Batcher gathers events added one by one into batches and sends each
-// batch as one request through the client's SendRaw: every retry of a
-// batch carries the same Idempotency-Key and stays inside the duplicate
-// window, so a batch is stored once. A batch is closed and queued for
-// sending when it holds WithBatchEvents events, when one more event would
-// make its body pass WithBatchBytes, when its first event is WithBatchAge
-// old, and on Flush and Close. At most WithMaxInFlight batches are sent at
-// once; what waits is bounded by WithBufferBytes, past which Add returns
-// ErrBufferFull. It is safe for concurrent use; Close must be called to
-// stop its goroutines.
+// Batcher gathers events added one by one into batches, each sent through
+// SendRaw with one Idempotency-Key for all its retries, so it is stored once.
+// A batch is sent at WithBatchEvents events, before WithBatchBytes would be
+// passed, at WithBatchAge, and on Flush and Close; at most WithMaxInFlight at
+// once, and past WithBufferBytes waiting Add returns ErrBufferFull. It is safe
+// for concurrent use; Close must be called to stop its goroutines.
 type Batcher struct {
 	c   *Client
 	cfg batchConfig

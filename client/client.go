@@ -122,14 +122,12 @@ func (c *Client) Send(ctx context.Context, events ...any) (Result, error) {
 	return c.SendRaw(ctx, body, "application/json", newKey())
 }
 
-// SendRaw posts an already encoded JSON body with the given idempotency key,
-// retrying temporary failures (see APIError.Temporary) and transport errors
-// up to the retry count: after the answer's Retry-After when it has one,
-// else after a jittered exponential backoff; every wait is capped by the
-// maximum backoff. Every attempt starts and ends inside the duplicate
-// window (see WithDuplicateWindow); an error returned because no attempt
-// was left in it wraps ErrRetryWindow, one returned because ctx ended
-// wraps ctx's error.
+// SendRaw posts an encoded JSON body with the given idempotency key, retrying
+// temporary failures (APIError.Temporary) and transport errors up to the retry
+// count, after Retry-After or a jittered exponential backoff, each wait capped
+// by the maximum backoff. Every attempt stays inside the duplicate window
+// (WithDuplicateWindow): an error for want of time in it wraps ErrRetryWindow,
+// one because ctx ended wraps ctx's error.
 func (c *Client) SendRaw(ctx context.Context, body []byte, contentType, idempotencyKey string) (Result, error) {
 	deadline := time.Now().Add(c.window - c.window/10)
 	actx, cancel := context.WithDeadline(ctx, deadline)

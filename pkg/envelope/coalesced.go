@@ -11,13 +11,12 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/stream"
 )
 
-// A coalesced message holds the events of several requests of one tenant,
-// one after the other in its body (docs/stream.md). Its headers are Sluice-Tenant,
-// Sluice-Message-Id (its id M, a random batch id) and Sluice-Requests, one
-// "<events>@<received_at>" per request in body order; request i's batch id
-// is "M-<i>" (RequestBatchID). It carries no Sluice-Batch-Id: a reader
-// that does not know Sluice-Requests finds it invalid rather than storing
-// its events under one batch id. One request is never coalesced.
+// A coalesced message holds the events of several requests (never one) of one
+// tenant, one after the other (docs/stream.md): headers Sluice-Tenant,
+// Sluice-Message-Id (its id M) and Sluice-Requests, "<events>@<received_at>"
+// per request; request i's batch id is "M-<i>" (RequestBatchID). It has no
+// Sluice-Batch-Id, so a reader unaware of Sluice-Requests refuses it
+// (docs/decisions.md, A coalesced message carries no Sluice-Batch-Id).
 
 // MaxRequests is the most requests a coalesced message may hold.
 const MaxRequests = 256

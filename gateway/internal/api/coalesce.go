@@ -14,16 +14,12 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/envelope"
 )
 
-// Group commit: the requests of one subject (tenant) that are ready to
-// publish while that subject already has PublishesPerSubject publishes
-// waiting for their PubAck wait, and go out together as one coalesced
-// message (envelope.Coalesce) when one of those publishes completes. A
-// request that finds fewer in flight is published at once, alone, in
-// today's format: no timer, nothing added when the gateway is idle. Every
-// waiter is answered from the PubAck of the message holding its events:
-// 202 with its own batch id (envelope.RequestBatchID), or the error of
-// that publish. Fewer messages is what the broker and the workers save:
-// storing, acknowledging, delivering and removing are per message.
+// Group commit: while a tenant has PublishesPerSubject publishes awaiting a
+// PubAck, its ready requests wait and go out as one coalesced message
+// (envelope.Coalesce) when one completes, as the broker and workers work per
+// message; with fewer in flight a request goes at once, alone. Each waiter
+// gets 202 with its batch id (envelope.RequestBatchID) or the publish's error
+// (docs/decisions.md, Coalescing concurrent requests of a tenant into one message).
 
 // Bounds of a coalesced message.
 const (

@@ -248,13 +248,11 @@ func (h *Handler) commit(w http.ResponseWriter, r *http.Request, in intake, body
 			return envelope.Meta{}, nil, err
 		}
 	}
-	// Received now, with the whole body read and decoded and the request
-	// admitted, right before it is published (or joins its tenant's
-	// coalescing group, which splits by this hour): not when the request
-	// began, so a slow body never dates its events up to the read timeout
-	// before they were all here, and the stamp-to-store delay the manifest's
-	// cut allows for (SLUICE_MANIFEST_GRACE, worker/internal/manifest) is
-	// the coalescing wait and the publish alone.
+	// ReceivedAt is stamped here, the body read and decoded and the request
+	// admitted, right before the publish (or the tenant's coalescing group,
+	// split by this hour): a slow body never dates its events early, and the
+	// delay from stamp to store that SLUICE_MANIFEST_GRACE allows for
+	// (worker/internal/manifest) is the coalescing wait and the publish alone.
 	meta := envelope.Meta{Tenant: in.key.Tenant, ReceivedAt: h.cfg.Now().UTC(), EventCount: events}
 	subject := stream.EventsSubject(in.key.Tenant)
 	var (

@@ -29,13 +29,12 @@ type brokerError struct{ err error }
 func (e *brokerError) Error() string { return e.err.Error() }
 func (e *brokerError) Unwrap() error { return e.err }
 
-// publish sends msg and waits for its own PubAck, at most PublishTimeout:
-// the Publisher's own ack timeout (WithPublishAsyncTimeout, set to
-// PublishTimeout) fails the future then, so the wait needs no timer of its
-// own. Many requests publish at once over the one connection; none waits
-// for another's acknowledgement. The client's retry on "no responders" is
-// off (h.pubOpts): it would send msg.Data again after the handler may have
-// given up and reused the buffer; the HTTP client retries on the 503.
+// publish sends msg and waits for its own PubAck, at most PublishTimeout: the
+// Publisher's ack timeout (WithPublishAsyncTimeout) fails the future then, so
+// the wait needs no timer. Requests publish at once on one connection, none
+// waiting for another's PubAck. The client's retry on "no responders" is off
+// (h.pubOpts): it would resend msg.Data after the handler may have reused the
+// buffer; the HTTP client retries on the 503 instead.
 func (h *Handler) publish(ctx context.Context, msg *nats.Msg) (*jetstream.PubAck, error) {
 	m := h.cfg.Metrics
 	m.inflightPublishes.Inc()

@@ -82,20 +82,11 @@ func (m *mapper) reset(lim body.Limits, acct *account) {
 		scope: jsonOut{b: m.scope.b[:0], limit: limit, acct: acct}}
 }
 
-// mapRequest maps every record of the request. Each event is the record
-// in OTLP JSON (lowerCamelCase names, 64-bit integers as strings, ids as
-// hex, enums as numbers, fields at their default left out), in the order
-//
-//	timeUnixNano observedTimeUnixNano severityNumber severityText body
-//	attributes droppedAttributesCount flags traceId spanId eventName
-//
-// followed by "resource" (the Resource's attributes and
-// droppedAttributesCount, and the ResourceLogs' schemaUrl) and "scope"
-// (the InstrumentationScope's name, version, attributes and
-// droppedAttributesCount, and the ScopeLogs' schemaUrl), each left out
-// when empty. A field sent twice counts once, the last one, as protobuf
-// does for scalars (protobuf would merge two copies of a message field;
-// no encoder sends them).
+// mapRequest maps every record of the request: each event is the record in
+// OTLP JSON, its fields in a fixed order, then "resource" and "scope", each
+// left out when empty (docs/api.md, OTLP mapping). A field sent twice counts
+// once, the last one, as protobuf does for scalars (protobuf would merge two
+// copies of a message field; no encoder sends them).
 func (m *mapper) mapRequest(b []byte) error {
 	f := walk(b)
 	for f.next() {

@@ -41,20 +41,12 @@ const (
 	sentinelPort = "26379"
 )
 
-// parseRedisURL reads SLUICE_REDIS_URL:
-//
-//	redis://[user:password@]host[:port][/db][?option=value&...]      one server
-//	rediss://...                                                     the same over TLS
-//	redis://[user:password@]host1:port1,host2:port2[?...]           Redis Cluster (the addresses are seeds)
-//	redis+cluster://[user:password@]host[:port][,host[:port]...][?...]  Redis Cluster, even with one seed
-//	redis+sentinel://[user:password@]host1[:26379][,host2...]/<master>[/db][?...]  Sentinel
-//
-// rediss+cluster:// and rediss+sentinel:// are the TLS forms. The user and
-// password are those of the Redis servers (for Sentinel: of the master and
-// replicas; the Sentinels' own are the options sentinel_username and
-// sentinel_password). Other options are go-redis's URL options
-// (dial_timeout, pool_size, ...). Errors never repeat the URL, which may
-// hold a password.
+// parseRedisURL reads SLUICE_REDIS_URL (docs/scaling.md, Redis URL): redis://
+// for one server or, with several addresses, Redis Cluster seeds;
+// redis+cluster:// and redis+sentinel://<hosts>/<master>; rediss for TLS. The
+// user and password are the Redis servers'; the Sentinels' are the options
+// sentinel_username and sentinel_password, other options go-redis's. Errors
+// never repeat the URL, which may hold a password.
 func parseRedisURL(raw string) (redisConfig, error) {
 	scheme, rest, ok := strings.Cut(raw, "://")
 	if !ok {

@@ -11,30 +11,12 @@ import (
 	"github.com/sluice-ingest/sluice/worker/internal/pipeline"
 )
 
-// Members that cannot write.
-//
-// A worker that cannot write to S3 hands its messages back and fetches
-// nothing until a write check passes. Were it still assigned partitions,
-// their messages would wait for it. So each member's value in the bucket
-// says whether it can write ("writable <time>" or "unwritable <time>", the
-// time of the heartbeat), the member puts its key again as soon as that
-// changes, and partitions are shared out over the members that can write
-// (Writers). A worker that cannot write thus leaves the assignment: it
-// hands its partitions over (having handed their messages back) and the
-// others take them; it rejoins once a write check passes. A worker not
-// checked yet counts as unable to write, so a worker started with bad
-// credentials never takes a partition from one that can write.
-//
-// If no member can write (the credentials are wrong on every worker),
-// every member counts, as before: each keeps its partitions and fetches
-// nothing while it cannot write, so the messages wait in the stream, and
-// the first worker whose check passes takes every partition. Nothing is
-// delivered meanwhile, so nothing nears SLUICE_MAX_DELIVER.
-//
-// A value that is neither (a worker of an earlier version, which puts the
-// time alone) counts as writable. Such a worker shares out partitions over
-// every key, so while both versions run, the partitions it assigns to a
-// member that cannot write wait for that member, as they did before.
+// Members that cannot write to S3 leave the assignment, so no partition waits
+// for a worker that hands its messages back: a member's value says "writable
+// <time>" or "unwritable <time>", put again as soon as it changes, and the
+// partitions go to the writers (Writers). A member not checked yet cannot
+// write; when none can, every member counts; a value of the time alone can
+// (docs/decisions.md, A worker that cannot write leaves the partition assignment).
 
 // Writability is whether this worker can write (the pipeline's).
 type Writability interface {

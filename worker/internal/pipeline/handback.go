@@ -13,28 +13,12 @@ import (
 	"github.com/sluice-ingest/sluice/worker/internal/object"
 )
 
-// Hand-backs do not count towards MaxDeliver.
-//
-// The server counts every delivery of a message (NumDelivered) and cannot
-// be told to take one back. A worker that cannot write hands its messages
-// back (writable.go): those deliveries say nothing about the messages, and
-// counted, a few outages would send good messages to the dead-letter
-// stream. So a worker records each such hand-back in the KV bucket
-// SLUICE_HANDBACKS before it Naks the message, one key per message and
-// delivery, and a message that reaches MaxDeliver by the server's count is
-// dead-lettered only if it still does once its recorded hand-backs are
-// taken off. The bucket is written only by a worker that cannot write and
-// read only for a message at MaxDeliver: the path of every other message
-// costs nothing.
-//
-// The object whose upload met the refusal is recorded only if a write check
-// run at once confirms that the worker cannot write at all: a refusal of
-// that one object (a bucket policy denying one tenant's prefix) would
-// otherwise hand it back forever instead of dead-lettering it. Every other
-// message handed back was never tried, and is always recorded. A record
-// that cannot be written, or read, costs what it cost before: one counted
-// delivery, or (read) a wait of DeadLetterRetry before the message is tried
-// again, never a dead letter.
+// Hand-backs do not count towards MaxDeliver: the server counts every
+// delivery, so a worker that cannot write records each hand-back in
+// SLUICE_HANDBACKS before its Nak, and a message at MaxDeliver is
+// dead-lettered only if it still is with its recorded hand-backs taken off.
+// The object that met the refusal is recorded only once a write check confirms
+// it (docs/decisions.md, Hand-backs do not count towards MaxDeliver).
 
 // HandBackTTL is how long a hand-back is remembered: longer than any
 // outage an operator lets run, so a message handed back during one is not

@@ -14,21 +14,19 @@ import (
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
-// Regathering redelivered messages. An object's key is made of its sequences
-// and written once, so a message redelivered between "stored" and "acked"
-// is looked up among its partition's stored objects and gathered only with
-// the other messages of the object that holds it: the upload meets that
-// object's 412 and acks without a second copy. Lookups cost S3 round trips,
-// so they run on their own goroutines, never on the fetch goroutine. What
-// this does not cover is in docs/guarantees.md.
+// Regathering redelivered messages: an object's key is its sequences, written
+// once, so a message redelivered between "stored" and "acked" is gathered only
+// with the other messages of the stored object that holds it, and the upload
+// meets that object's 412 and acks without a second copy. Lookups cost S3
+// round trips, so they run off the fetch goroutine (docs/decisions.md,
+// Redelivered messages are regathered into the object that holds them).
 
 // A listing is reused for a message queued at most keepAlive after it was
-// taken: the object that holds a redelivered message was stored before its
-// holder's last keep-alive ended, AckWait before the redelivery, so such a
-// listing shows it. A lookup that fails is tried again every lookupRetry,
-// the message kept alive, for up to lookupPatience (an S3 outage holds the
-// upload anyway); after that, or at shutdown, the message is gathered as a
-// new one, which can only add a duplicate.
+// taken: the object holding a redelivered message was stored before its
+// holder's last keep-alive ended, AckWait before the redelivery. A failed
+// lookup is retried every lookupRetry, the message kept alive, for up to
+// lookupPatience (an S3 outage holds the upload anyway); then, or at shutdown,
+// the message is gathered as new, which can only add a duplicate.
 const (
 	lookupRetry    = time.Second
 	lookupPatience = 30 * time.Second

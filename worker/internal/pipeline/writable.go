@@ -10,14 +10,12 @@ import (
 	"github.com/sluice-ingest/sluice/worker/internal/sink"
 )
 
-// A worker that cannot write (sink.Unwritable: credentials, permission,
-// bucket, region) while other replicas may: retrying would hold its
-// messages forever. It marks itself unwritable (/readyz 503,
-// sluice_worker_s3_writable 0, a log line a minute), tells its membership,
-// which leaves the partition assignment, hands back every message it holds
-// (recorded, so not counted towards MaxDeliver: handback.go), fetches
-// nothing, and checks every RetryMax on its own goroutine whether it can
-// write again, the first time before any fetch.
+// A worker that cannot write (sink.Unwritable) while other replicas may does
+// not retry, which would hold its messages forever: it marks itself unwritable
+// (/readyz 503, sluice_worker_s3_writable 0, a log line a minute), leaves the
+// assignment, hands back its messages (handback.go), fetches nothing, and
+// checks every RetryMax, first before any fetch, whether it can write again
+// (docs/decisions.md, A worker that cannot write hands its messages back).
 
 // ErrNotChecked is Writable's answer before the first write check.
 var ErrNotChecked = errors.New("S3 write access not checked yet")
@@ -137,13 +135,12 @@ func (p *Pipeline) waitWritable(ctx context.Context) bool {
 	}
 }
 
-// checkWrites runs the write checks until ctx ends: one at once, then,
-// while the worker can write, none; after a refusal, one every RetryMax
-// (the first RetryMax after it) until one passes, so that even a check
-// that passes while uploads are refused costs each message at most one
-// delivery per RetryMax. A check that fails in a way that may heal (S3
-// unreachable, 5xx) lets fetching go on: uploads then retry as in any S3
-// outage. It returns a func that waits for it to return.
+// checkWrites runs the write checks until ctx ends: one at once, none while
+// the worker can write, and after a refusal one every RetryMax until one
+// passes, so even a check passing while uploads are refused costs a message at
+// most one delivery per RetryMax. A check failing in a way that may heal (S3
+// unreachable, 5xx) lets fetching go on: uploads retry as in any S3 outage. It
+// returns a func that waits for it to return.
 func (p *Pipeline) checkWrites(ctx context.Context) (wait func()) {
 	done := make(chan struct{})
 	go func() {

@@ -1,16 +1,9 @@
-// Command sluice-bench is the end-to-end benchmark (`make bench-e2e`). It
-// starts the real servers (nats-server, redis-server, versitygw) and the
-// real gateway and worker binaries as separate processes on 127.0.0.1,
-// drives them with closed-loop and constant-rate loads, and prints one
-// table: requests/s, events/s, latency, CPU per request and peak memory of
-// each process, side by side with the ceiling (net/http + encoding/json +
-// 202, no I/O) and with the design Sluice replaces (one PutObject per
-// payload, answering before anything is stored). It writes the table
-// (markdown) and a bar chart (SVG) to -out-dir, and stops everything it
-// started when it ends or on Ctrl-C.
-//
-// The subcommands `nats`, `ceiling` and `seed` are the servers it starts
-// from its own executable.
+// Command sluice-bench is the end-to-end benchmark (`make bench-e2e`): it runs
+// nats-server, redis-server, versitygw and the gateway and worker binaries as
+// processes on 127.0.0.1, drives them with closed-loop and constant-rate loads
+// beside the ceiling and the seed design (docs/benchmarks.md), and writes one
+// table (markdown) and bar chart (SVG) to -out-dir. It stops all it started on
+// exit or Ctrl-C; its subcommands nats, ceiling and seed are servers it runs.
 package main
 
 import (

@@ -18,20 +18,12 @@ import (
 	"github.com/sluice-ingest/sluice/pkg/dev/devstack"
 )
 
-// runSeed is `sluice-bench seed`: the design Sluice replaces, rebuilt as
-// the article "Handling 1 million requests per minute with Go" describes it,
-// to be measured on the same machine against the same versitygw. The handler
-// decodes a collection `{"version","token","data":[...]}`, puts one job per
-// payload on a buffered channel (MAX_QUEUE), and answers 200 at once; a
-// dispatcher hands each job to the next free worker of a MAX_WORKERS pool
-// (each worker offers its own job channel on a channel of channels), and a
-// worker stores its payload with one PutObject. Nothing is durable before
-// the answer: whatever is queued when the process stops is lost.
-//
-// One change from the article, so it cannot exhaust this machine's memory:
-// its dispatcher started a goroutine per job to wait for a free worker, so
-// the queue never filled and goroutines grew without bound; here the
-// dispatcher waits itself, so a full queue blocks the handler.
+// runSeed is `sluice-bench seed`: the design Sluice replaces, measured on the
+// same machine against the same versitygw (docs/benchmarks.md, End to end).
+// The handler puts one job per payload on a buffered channel (MAX_QUEUE) and
+// answers 200 at once; a dispatcher hands each job to a free worker of a
+// MAX_WORKERS pool, which stores it with one PutObject, so what is queued at a
+// stop is lost. The dispatcher waits for a worker, so a full queue blocks.
 func runSeed(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("sluice-bench seed", flag.ContinueOnError)
 	fs.SetOutput(stderr)

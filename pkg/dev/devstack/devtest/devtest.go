@@ -87,11 +87,10 @@ var (
 
 // Binary builds a main package of the workspace (e.g.
 // "github.com/sluice-ingest/sluice/gateway/cmd/gateway") once per test
-// process and returns the executable's path. Executables live in
-// .bin/test/race or .bin/test/plain under the repository root, one per
-// package, so test runs reuse them instead of each leaving a directory of
-// binaries in the system temp dir. Each build is renamed into place, so a
-// process running the previous one (another test binary's) is undisturbed.
+// process and returns its path: .bin/test/race or .bin/test/plain under the
+// repository root, one per package, so runs reuse them instead of leaving
+// binaries in the temp dir. Each build is renamed into place, so a process
+// running the previous one is undisturbed.
 func Binary(t testing.TB, pkg string) string {
 	t.Helper()
 	return build(t, pkg, raceEnabled)

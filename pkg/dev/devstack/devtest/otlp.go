@@ -14,13 +14,12 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 )
 
-// ExportLogs sends log records to url as an application instrumented with
-// the OpenTelemetry SDK would: a logger provider with resource
-// service.name "checkout", its batch processor (batch records per export,
-// flushed once emit returns) and the OTLP/HTTP exporter (protobuf, gzip)
-// authenticated with the API key; opts add exporter options (such as
-// WithRetry). emit writes the records through lp. It returns the errors
-// the SDK reported, joined.
+// ExportLogs sends log records to url as an application using the
+// OpenTelemetry SDK would: a logger provider with service.name "checkout", its
+// batch processor (batch records per export, flushed once emit returns) and
+// the OTLP/HTTP exporter (protobuf, gzip) with the API key; opts add exporter
+// options (such as WithRetry). emit writes the records through lp. It returns
+// the errors the SDK reported, joined.
 func ExportLogs(t testing.TB, url, key string, batch int, emit func(ctx context.Context, lp *sdklog.LoggerProvider), opts ...otlploghttp.Option) error {
 	t.Helper()
 	var mu sync.Mutex
