@@ -146,6 +146,16 @@ func TestNATSClusterKillAndRestartNode(t *testing.T) {
 		}
 	}
 	publish(10)
+	// Every replica holds the first messages before a node dies: a
+	// follower still catching up does not stand for leader.
+	devtest.Eventually(t, 20*time.Second, 50*time.Millisecond, func() bool {
+		for _, n := range c.Nodes() {
+			if localMsgs(t, n) != 10 {
+				return false
+			}
+		}
+		return true
+	}, "the replicas never all held the first 10 messages")
 	node := c.Nodes()[0]
 	node.Kill()
 	publish(10)
