@@ -63,7 +63,7 @@ func TestWaitHTTP(t *testing.T) {
 	if err := WaitHTTP(t.Context(), srv.URL, time.Millisecond, exited); !errors.Is(err, ErrExited) {
 		t.Errorf("process exited: err %v, want ErrExited", err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 	defer cancel()
 	err := WaitHTTP(ctx, srv.URL, time.Millisecond, nil)
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "503") {

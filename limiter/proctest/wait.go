@@ -16,17 +16,22 @@ var ErrExited = errors.New("the process exited")
 // Poll calls try every interval until it returns nil, exited is closed
 // (ErrExited) or ctx ends (ctx's error, with try's last one). A nil exited
 // means no process to watch.
+// A try cut short by ctx ending does not count as the last one.
 func Poll(ctx context.Context, interval time.Duration, exited <-chan struct{}, try func(context.Context) error) error {
+	var last error
 	for {
 		err := try(ctx)
 		if err == nil {
 			return nil
 		}
+		if last == nil || ctx.Err() == nil {
+			last = err
+		}
 		select {
 		case <-exited:
 			return ErrExited
 		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
+			return fmt.Errorf("%w (last: %v)", ctx.Err(), last)
 		case <-time.After(interval): // polling a condition
 		}
 	}
