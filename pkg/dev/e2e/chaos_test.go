@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -542,7 +541,7 @@ func ownership(log string) string {
 func (cl *soakCluster) dumpWorkers(t *testing.T) {
 	for _, w := range cl.workers {
 		var lines []string
-		if body, err := get(strings.TrimSuffix(w.ready, "/readyz") + "/metrics"); err != nil {
+		if body, err := page(strings.TrimSuffix(w.ready, "/readyz") + "/metrics"); err != nil {
 			lines = append(lines, err.Error())
 		} else {
 			for l := range strings.SplitSeq(body, "\n") {
@@ -555,14 +554,4 @@ func (cl *soakCluster) dumpWorkers(t *testing.T) {
 		t.Logf("--- %s metrics:\n  %s", w.Name, strings.Join(lines, "\n  "))
 		w.Signal(syscall.SIGQUIT)
 	}
-}
-
-func get(url string) (string, error) {
-	resp, err := http.Get(url)
-	if err != nil {
-		return "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return string(b), err
 }

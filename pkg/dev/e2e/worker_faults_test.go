@@ -1,9 +1,9 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -242,23 +242,33 @@ func TestWorkerS3Down(t *testing.T) {
 // metric reads one sample from a Prometheus text page.
 func metric(t *testing.T, url, name string) float64 {
 	t.Helper()
+	v, ok := sample(scrape(t, url), name)
+	if !ok {
+		t.Fatalf("metric %s not found at %s", name, url)
+	}
+	return v
+}
+
+// page is the text page at url.
+func page(url string) (string, error) {
 	resp, err := http.Get(url)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}
+
+// sample is the value of the sample name on a Prometheus text page.
+func sample(text, name string) (float64, bool) {
+	for line := range strings.SplitSeq(text, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("%s: %v", name, err)
-			}
-			return f
+			return f, err == nil
 		}
 	}
-	t.Fatalf("metric %s not found at %s", name, url)
-	return 0
+	return 0, false
 }
 
 // TestWorkerDrainsOnSIGTERM: batches far from any limit are stored and

@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"bufio"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,18 +70,12 @@ func runTenantsLoad(t *testing.T, ingest string, tenants []string, max int, stop
 
 // gauge is a metric of the worker at admin, or -1 while it has none.
 func gauge(admin, name string) float64 {
-	resp, err := http.Get("http://" + admin + "/metrics")
+	text, err := page("http://" + admin + "/metrics")
 	if err != nil {
 		return -1
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			if f, err := strconv.ParseFloat(v, 64); err == nil {
-				return f
-			}
-		}
+	if v, ok := sample(text, name); ok {
+		return v
 	}
 	return -1
 }
