@@ -1,11 +1,15 @@
 package configtest
 
 import (
+	"errors"
+	"io"
 	"os"
 	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/sluice-ingest/sluice/pkg/config"
 )
 
 var (
@@ -44,6 +48,17 @@ func Documented(md string, headings ...string) (names []string, missing string) 
 		}
 	}
 	return names, ""
+}
+
+// Help is what help prints, given -h as args and no environment; it fails
+// t unless help answers config.ErrHelp.
+func Help(t testing.TB, help func(args []string, getenv func(string) string, stdout io.Writer) error) string {
+	t.Helper()
+	var usage strings.Builder
+	if err := help([]string{"-h"}, func(string) string { return "" }, &usage); !errors.Is(err, config.ErrHelp) {
+		t.Fatalf("-h: %v", err)
+	}
+	return usage.String()
 }
 
 // Check fails t naming every variable usage declares and the doc's tables

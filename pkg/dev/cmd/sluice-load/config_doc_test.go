@@ -1,20 +1,17 @@
 package main
 
 import (
-	"errors"
-	"strings"
+	"io"
 	"testing"
 
-	"github.com/sluice-ingest/sluice/pkg/config"
 	"github.com/sluice-ingest/sluice/pkg/config/configtest"
 )
 
 // TestConfigurationDoc holds docs/configuration.md to the settings
 // sluice-load declares.
 func TestConfigurationDoc(t *testing.T) {
-	var usage strings.Builder
-	if err := run(t.Context(), []string{"-h"}, func(string) string { return "" }, &usage); !errors.Is(err, config.ErrHelp) {
-		t.Fatalf("-h: %v", err)
-	}
-	configtest.Check(t, usage.String(), "../../../../docs/configuration.md", "sluice-load")
+	usage := configtest.Help(t, func(args []string, getenv func(string) string, stdout io.Writer) error {
+		return run(t.Context(), args, getenv, stdout)
+	})
+	configtest.Check(t, usage, "../../../../docs/configuration.md", "sluice-load")
 }
